@@ -1,0 +1,230 @@
+"""Discrete attention over the frames of a sequence.
+
+A score per frame, a probability mapping π over the valid frames, a weighted sum of frames:
+
+    s_ℓ = vᵀ tanh(W h_ℓ + b)          (additive scorer, Bahdanau-style)
+    p   = π(s)  over the valid frames   (softmax, entmax-α, sparsemax)
+    c   = Σ_ℓ p_ℓ h_ℓ
+
+π is the α-entmax mapping (Peters, Niculae & Martins 2019):
+``α-entmax(s) = argmax_{p ∈ Δ} pᵀs + H^T_α(p)``, whose solution is
+``p_ℓ = [(α−1) s_ℓ − τ]₊^{1/(α−1)}`` with τ chosen so that Σ p_ℓ = 1.
+α = 1 is softmax, α = 2 is sparsemax; α > 1 gives exact zeros.
+
+Padding: frames past a clip's length get exactly zero weight, so a clip's pooled output does not
+depend on what it is batched with; a row with no valid frame yields all-zero weights (never NaN:
+entmax returns NaN for rows that are entirely −inf, entmax issue #19).
+"""
+
+import math
+
+import torch
+from entmax import entmax15, entmax_bisect, sparsemax
+from torch import nn
+
+#: discrete mappings by name → α (``entmax`` takes α from ``attn_alpha``)
+DISCRETE_MAPPINGS = {
+    "softmax": 1.0,
+    "entmax1333": 4.0 / 3.0,
+    "entmax15": 1.5,
+    "sparsemax": 2.0,
+    "entmax": None,
+}
+
+
+def resolve_discrete_alpha(mapping, alpha=None):
+    """Return α for a discrete mapping name (``entmax`` needs ``alpha`` ≥ 1).
+
+    Example:
+        >>> resolve_discrete_alpha("entmax1333")
+        1.3333333333333333
+        >>> resolve_discrete_alpha("entmax", 1.7)
+        1.7
+    """
+    if mapping not in DISCRETE_MAPPINGS:
+        raise ValueError(
+            f"unknown discrete attention mapping {mapping!r}; valid: "
+            f"{', '.join(DISCRETE_MAPPINGS)} (use 'entmax' with --attn_alpha A for any α ≥ 1)"
+        )
+    fixed = DISCRETE_MAPPINGS[mapping]
+    if fixed is not None:
+        if alpha is not None and not math.isclose(float(alpha), fixed, rel_tol=1e-9):
+            raise ValueError(
+                f"--attn_alpha={alpha} contradicts --attn_max_activation={mapping} "
+                f"(α = {fixed:.4g}); use --attn_max_activation entmax --attn_alpha {alpha}"
+            )
+        return fixed
+    if alpha is None:
+        raise ValueError("--attn_max_activation entmax needs --attn_alpha A (A ≥ 1, e.g. 1.7)")
+    alpha = float(alpha)
+    if not math.isfinite(alpha) or alpha < 1.0:
+        raise ValueError(f"--attn_alpha must be a finite number ≥ 1, got {alpha}")
+    return alpha
+
+
+def lengths_to_mask(lengths, max_len, device=None):
+    """Boolean mask [B, L] (True = valid frame) from SpeechBrain relative lengths.
+
+    Relative lengths in (0, 1] are scaled by ``max_len`` and rounded; every row keeps at least one
+    frame unless its relative length is exactly 0. ``None`` means all frames are valid.
+
+    Example:
+        >>> lengths_to_mask(torch.tensor([1.0, 0.5]), 4).tolist()
+        [[True, True, True, True], [True, True, False, False]]
+    """
+    if lengths is None:
+        return torch.ones(1, max_len, dtype=torch.bool, device=device)
+    lengths = torch.as_tensor(lengths, device=device)
+    abs_len = torch.round(lengths.float() * max_len).long()
+    abs_len = torch.where(lengths > 0, abs_len.clamp(min=1), abs_len).clamp(max=max_len)
+    return torch.arange(max_len, device=lengths.device)[None, :] < abs_len[:, None]
+
+
+def masked_attention(scores, mask=None, mapping="softmax", alpha=None):
+    """Map scores [B, L] to attention weights over the valid frames.
+
+    Arguments
+    ---------
+    scores : torch.Tensor
+        [B, L] real scores.
+    mask : torch.Tensor or None
+        [B, L] bool, True where the frame is valid. Masked frames get weight exactly 0.
+    mapping : str
+        A name of :data:`DISCRETE_MAPPINGS`.
+    alpha : float or None
+        α for ``mapping="entmax"``.
+
+    Returns
+    -------
+    torch.Tensor
+        [B, L] weights; each row sums to 1 over its valid frames, all-zero for an empty row.
+
+    Example:
+        >>> s = torch.tensor([[2.0, 1.0, -1.0, 5.0]])
+        >>> m = torch.tensor([[True, True, True, False]])
+        >>> masked_attention(s, m, "sparsemax").tolist()
+        [[1.0, 0.0, 0.0, 0.0]]
+    """
+    alpha = resolve_discrete_alpha(mapping, alpha)
+    if mask is None:
+        mask = torch.ones_like(scores, dtype=torch.bool)
+    mask = mask.expand_as(scores)
+    work = scores if scores.dtype in (torch.float32, torch.float64) else scores.float()
+    # Masked frames get a finite score 1e4 below the row's smallest valid score: exact zeros for
+    # every mapping (softmax underflows to 0; for entmax (α−1)·gap > 1 puts them below τ) without
+    # the NaN that entmax gives on rows of −inf. A row with no valid frame is scored 0 everywhere
+    # and its weights are zeroed below.
+    has_valid = mask.any(dim=-1, keepdim=True)
+    big = torch.finfo(work.dtype).max
+    row_min = work.detach().masked_fill(~mask, big).amin(dim=-1, keepdim=True)
+    fill = torch.where(has_valid, row_min - 1e4, torch.zeros_like(row_min))
+    work = torch.where(mask, work, fill).masked_fill(~has_valid, 0.0)
+    if alpha == 1.0:
+        weights = torch.softmax(work, dim=-1)
+    elif alpha == 2.0:
+        weights = sparsemax(work, dim=-1)
+    elif alpha == 1.5:
+        weights = entmax15(work, dim=-1)
+    else:
+        weights = entmax_bisect(work, alpha=alpha, dim=-1)
+    weights = weights * mask.to(weights.dtype)
+    return weights.to(scores.dtype)
+
+
+class AdditiveScorer(nn.Module):
+    """Additive scorer ``s_ℓ = vᵀ tanh(W h_ℓ + b) · scale``.
+
+    Arguments
+    ---------
+    input_dim : int
+        Size of each frame h_ℓ.
+    attention_dim : int or None
+        Size of the hidden layer W (default: ``input_dim``).
+    scale : float
+        Multiplies the scores (a temperature; 1 = none).
+
+    Example:
+        >>> scorer = AdditiveScorer(8)
+        >>> scorer(torch.randn(2, 5, 8)).shape
+        torch.Size([2, 5])
+    """
+
+    def __init__(self, input_dim, attention_dim=None, scale=1.0):
+        super().__init__()
+        attention_dim = attention_dim or input_dim
+        self.proj = nn.Linear(input_dim, attention_dim)
+        self.v = nn.Linear(attention_dim, 1, bias=False)
+        self.scale = float(scale)
+
+    def forward(self, x):
+        """x [B, L, D] → scores [B, L]."""
+        return self.v(torch.tanh(self.proj(x))).squeeze(-1) * self.scale
+
+
+class DiscreteAttentionPooling(nn.Module):
+    """Attention pooling over time with a discrete mapping (softmax, entmax-α, sparsemax).
+
+    Arguments
+    ---------
+    input_dim : int
+        Frame size D.
+    mapping : str
+        softmax | entmax1333 | entmax15 | sparsemax | entmax (with ``alpha``).
+    alpha : float or None
+        α for ``mapping="entmax"``.
+    attention_dim : int or None
+        Hidden size of the additive scorer.
+
+    Example:
+        >>> pool = DiscreteAttentionPooling(8, "entmax15")
+        >>> ctx, info = pool(torch.randn(2, 5, 8), torch.tensor([1.0, 0.6]))
+        >>> ctx.shape, info["weights"].shape
+        (torch.Size([2, 8]), torch.Size([2, 5]))
+        >>> info["weights"][1, 3:].tolist()
+        [0.0, 0.0]
+    """
+
+    domain = "discrete"
+
+    def __init__(self, input_dim, mapping="softmax", alpha=None, attention_dim=None):
+        super().__init__()
+        self.mapping = mapping
+        self.alpha = resolve_discrete_alpha(mapping, alpha)
+        self.scorer = AdditiveScorer(input_dim, attention_dim)
+
+    def forward(self, x, lengths=None):
+        """x [B, L, D], relative lengths [B] → (context [B, D], {"weights": [B, L], "alpha"})."""
+        mask = lengths_to_mask(lengths, x.shape[1], device=x.device)
+        scores = self.scorer(x)
+        weights = masked_attention(scores, mask, self.mapping, self.alpha)
+        context = torch.bmm(weights.unsqueeze(1).to(x.dtype), x).squeeze(1)
+        info = {
+            "weights": weights,
+            "alpha": torch.tensor(self.alpha),
+            "mask": mask.expand_as(weights),
+        }
+        return context, info
+
+    def extra_repr(self):
+        return f"mapping={self.mapping}, alpha={self.alpha:.4g}"
+
+
+class MeanPooling(nn.Module):
+    """Mean over the valid frames (no attention); ``info["weights"]`` is uniform on them.
+
+    Example:
+        >>> x = torch.tensor([[[1.0], [3.0], [100.0]]])
+        >>> MeanPooling()(x, torch.tensor([2 / 3]))[0].tolist()
+        [[2.0]]
+    """
+
+    domain = "mean"
+
+    def __init__(self, input_dim=None):
+        super().__init__()
+
+    def forward(self, x, lengths=None):
+        mask = lengths_to_mask(lengths, x.shape[1], device=x.device).expand(x.shape[0], -1)
+        w = mask.to(x.dtype)
+        w = w / w.sum(dim=1, keepdim=True).clamp(min=1)
+        return torch.bmm(w.unsqueeze(1), x).squeeze(1), {"weights": w, "mask": mask}

@@ -1,0 +1,141 @@
+"""One single-label classification Brain for every single-label recipe.
+
+Stages: features (``modules.compute_features``, e.g. Fbank) → normalisation
+(``modules.mean_var_norm``) → ``modules.model(feats, lens)`` returning ``(log-probs [B, C], info)``
+→ NLL loss. Validation and test accumulate predictions to report accuracy, error, per-class
+accuracy and the confusion matrix; the checkpoint with the lowest valid error is kept, and the test
+stage (run on that checkpoint) leaves its statistics in ``brain.test_stats``.
+
+The hparams the Brain reads: ``epoch_counter``, ``train_logger``, ``checkpointer`` (optional),
+``lr_annealing`` (optional: a per-batch scheduler with ``on_batch_end(optimizer)``),
+``class_names`` (optional list, for readable logs).
+"""
+
+import logging
+import time
+
+import numpy as np
+import speechbrain as sb
+import torch
+import torch.nn.functional as F
+
+from audioattn_sb.features import frame_lengths
+
+logger = logging.getLogger(__name__)
+
+
+def confusion_matrix(targets, predictions, n_classes):
+    """Counts ``M[i, j]`` of clips of class i predicted as j.
+
+    Example:
+        >>> confusion_matrix([0, 1, 1], [0, 1, 0], 2).tolist()
+        [[1, 0], [1, 1]]
+    """
+    m = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(m, (np.asarray(targets, dtype=np.int64), np.asarray(predictions, dtype=np.int64)), 1)
+    return m
+
+
+def classification_stats(targets, predictions, n_classes, class_names=None):
+    """Accuracy, error, per-class accuracy (recall) and the confusion matrix.
+
+    A class with no clip in the split gets ``None`` as its accuracy.
+
+    Example:
+        >>> s = classification_stats([0, 1, 1, 2], [0, 1, 0, 2], 3)
+        >>> s["accuracy"], s["error"], s["per_class_accuracy"]
+        (0.75, 0.25, {'0': 1.0, '1': 0.5, '2': 1.0})
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    if targets.size == 0:
+        raise ValueError("no clip was evaluated: the split is empty")
+    m = confusion_matrix(targets, predictions, n_classes)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
+    support = m.sum(axis=1)
+    per_class = {
+        names[i]: (float(m[i, i] / support[i]) if support[i] else None) for i in range(n_classes)
+    }
+    accuracy = float(np.trace(m) / m.sum())
+    return {
+        "accuracy": accuracy,
+        "error": 1.0 - accuracy,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": m.tolist(),
+        "n_clips": int(m.sum()),
+    }
+
+
+class ClassificationBrain(sb.Brain):
+    """Single-label clip classification with attention pooling (NLL loss)."""
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        wavs, lens = batch.sig
+        feats = self.modules.compute_features(wavs)
+        lens = frame_lengths(lens, wavs.shape[1], feats.shape[1], self.hparams.hop_samples)
+        feats = self.modules.mean_var_norm(feats, lens)
+        log_probs, info = self.modules.model(feats, lens)
+        self.last_attention = info
+        return log_probs
+
+    def compute_objectives(self, predictions, batch, stage):
+        targets = batch.label.to(predictions.device)
+        loss = F.nll_loss(predictions.float(), targets)
+        if stage != sb.Stage.TRAIN:
+            self._targets.append(targets.detach().cpu())
+            self._preds.append(predictions.detach().argmax(dim=-1).cpu())
+        return loss
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        sched = getattr(self.hparams, "lr_annealing", None)
+        if should_step and sched is not None:
+            sched.on_batch_end(self.optimizer)
+
+    def on_stage_start(self, stage, epoch=None):
+        self._targets, self._preds = [], []
+        self._stage_t0 = time.perf_counter()
+
+    def _stats(self, stage_loss):
+        n_classes = int(getattr(self.hparams, "n_classes"))
+        stats = classification_stats(
+            torch.cat(self._targets).numpy(),
+            torch.cat(self._preds).numpy(),
+            n_classes,
+            getattr(self.hparams, "class_names", None),
+        )
+        stats["loss"] = float(stage_loss)
+        return stats
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            seconds = time.perf_counter() - self._stage_t0
+            if not hasattr(self, "epoch_seconds"):
+                self.epoch_seconds = []
+            self.epoch_seconds.append(seconds)
+            self.train_stats = {"loss": float(stage_loss), "epoch_seconds": round(seconds, 3)}
+            return
+        stats = self._stats(stage_loss)
+        short = {"loss": stats["loss"], "error": stats["error"], "accuracy": stats["accuracy"]}
+        if stage == sb.Stage.VALID:
+            self.valid_stats = stats
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": lr},
+                train_stats=getattr(self, "train_stats", None),
+                valid_stats=short,
+            )
+            logger.info("valid per-class accuracy: %s", stats["per_class_accuracy"])
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(
+                    meta={"error": stats["error"], "epoch": epoch}, min_keys=["error"]
+                )
+        elif stage == sb.Stage.TEST:
+            self.test_stats = stats
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=short,
+            )
+            logger.info("test per-class accuracy: %s", stats["per_class_accuracy"])
+            logger.info("test confusion matrix (rows = true class):\n%s",
+                        np.array(stats["confusion_matrix"]))

@@ -1,0 +1,124 @@
+"""Logic of ``recipes/run_folds.py``: every test fold × attention variant, then the table.
+
+Each run is a separate ``recipes/train.py`` process (fresh seed state and memory per run).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from audioattn_sb.folds import aggregate, collect_results, fold_split, parse_variant, write_table
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(REPO, "recipes", "train.py")
+
+
+def build_commands(hparams, data_folder, num_folds, folds, variants, extra, python=sys.executable):
+    """Commands and output folders for each (fold, variant), in run order.
+
+    Example:
+        >>> cmds = build_commands("hparams/urbansound8k_acrnn.yaml", "d", 5, [2],
+        ...                       ["discrete:sparsemax"], [])
+        >>> cmds[0]["args"][3:6]
+        ['--train_fold_nums=[1, 4, 5]', '--valid_fold_nums=[3]', '--test_fold_nums=[2]']
+        >>> cmds[0]["output_folder"]
+        'results/urbansound8k_acrnn/discrete-sparsemax/test2_valid3/seed0'
+    """
+    from speechbrain.utils.run_opts import RunOptions
+
+    from audioattn_sb.recipe import default_output_folder, peek_hparams
+
+    if any(a.startswith("--output_folder") for a in extra):
+        raise ValueError("--output_folder cannot be shared by all runs; use --results_root")
+    out = []
+    for k in folds:
+        train, valid, test = fold_split(k, num_folds)
+        for spec in variants:
+            domain, act, alpha = parse_variant(spec)
+            args = [
+                python, TRAIN, hparams,
+                f"--train_fold_nums={train}", f"--valid_fold_nums={valid}",
+                f"--test_fold_nums={test}", f"--data_folder={data_folder}",
+                f"--attn_domain={domain}", f"--attn_max_activation={act}",
+            ]
+            if alpha is not None:
+                args.append(f"--attn_alpha={alpha}")
+            args += list(extra)
+            _, _, overrides = RunOptions.from_command_line_args(args[2:])
+            values = peek_hparams(hparams, overrides)
+            out.append({"fold": k, "variant": spec, "args": args,
+                        "output_folder": default_output_folder(values)})
+    return out
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    extra = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    p = argparse.ArgumentParser(
+        description=sys.modules["__main__"].__doc__ or __doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("hparams")
+    p.add_argument("--data_folder", required=True)
+    p.add_argument("--num_folds", type=int, default=10)
+    p.add_argument("--folds", type=int, nargs="+", help="test folds to run (default: all)")
+    p.add_argument("--variants", nargs="+", default=["discrete:softmax"],
+                   help="domain:max_activation[:alpha] ... (default: discrete:softmax)")
+    p.add_argument("--results_root", default="results")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (each its own process)")
+    p.add_argument("--dry_run", action="store_true", help="print the commands only")
+    args = p.parse_args(argv)
+    extra = extra + [f"--results_root={args.results_root}"]
+    folds = args.folds or list(range(1, args.num_folds + 1))
+    try:
+        cmds = build_commands(args.hparams, args.data_folder, args.num_folds, folds,
+                              args.variants, extra)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    todo = [c for c in cmds if not os.path.exists(os.path.join(c["output_folder"], "results.json"))]
+    print(f"{len(cmds)} runs ({len(folds)} folds × {len(args.variants)} variants); "
+          f"{len(cmds) - len(todo)} already done, {len(todo)} to run")
+    if args.dry_run:
+        for c in todo:
+            print(" ".join(repr(a) if " " in a else a for a in c["args"]))
+        return 0
+    from tqdm import tqdm
+
+    failed = []
+    running = []
+    bar = tqdm(total=len(todo), desc="runs", unit="run")
+    queue = list(todo)
+    while queue or running:
+        while queue and len(running) < max(1, args.jobs):
+            c = queue.pop(0)
+            os.makedirs(c["output_folder"], exist_ok=True)
+            log = open(os.path.join(c["output_folder"], "run_folds_stdout.txt"), "w")
+            running.append((c, subprocess.Popen(c["args"], stdout=log, stderr=subprocess.STDOUT), log))
+        for item in list(running):
+            c, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                bar.update(1)
+                if proc.returncode != 0:
+                    failed.append(c)
+                    tqdm.write(f"FAILED (exit {proc.returncode}): fold {c['fold']} {c['variant']}; "
+                               f"see {c['output_folder']}/run_folds_stdout.txt")
+        time.sleep(0.2)
+    bar.close()
+    done = [os.path.join(c["output_folder"], "results.json") for c in cmds]
+    done = [d for d in done if os.path.exists(d)]
+    print(f"runs: {len(cmds)} total, {len(todo) - len(failed)} ran now, {len(failed)} failed, "
+          f"{len(done)} with results")
+    if done:
+        rows = aggregate(collect_results(done))
+        exp_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(done[0]))))
+        paths = write_table(rows, os.path.join(exp_root, "folds_table"))
+        print(f"table: {', '.join(paths)}")
+    return 1 if failed else 0

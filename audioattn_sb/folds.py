@@ -1,0 +1,201 @@
+"""Cross-validation over predefined folds, and the table of mean ± std over folds.
+
+Protocol (UrbanSound8K's authors: use the predefined folds, never reshuffle, report mean ± std):
+for test fold k of n, the validation fold is the next one, ``k mod n + 1`` (fold 10 validates on
+fold 1), and the other n − 2 folds train. The checkpoint is selected on the validation fold only;
+the test fold is seen once, at the end.
+"""
+
+import csv
+import glob
+import io
+import json
+import logging
+import math
+import os
+import statistics
+from collections import OrderedDict
+
+from audioattn_sb.utils import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+
+def fold_split(test_fold, num_folds=10):
+    """(train folds, valid folds, test folds) for test fold k: valid = k mod n + 1.
+
+    Example:
+        >>> fold_split(1)
+        ([3, 4, 5, 6, 7, 8, 9, 10], [2], [1])
+        >>> fold_split(5, num_folds=5)
+        ([2, 3, 4], [1], [5])
+    """
+    if num_folds < 3:
+        raise ValueError(f"need at least 3 folds (train, valid, test), got {num_folds}")
+    if not 1 <= test_fold <= num_folds:
+        raise ValueError(f"test fold {test_fold} is outside 1..{num_folds}")
+    valid = test_fold % num_folds + 1
+    train = [f for f in range(1, num_folds + 1) if f not in (test_fold, valid)]
+    return train, [valid], [test_fold]
+
+
+def parse_variant(spec):
+    """``domain:max_activation[:alpha]`` → (domain, max_activation, alpha or None).
+
+    Example:
+        >>> parse_variant("discrete:entmax:1.7")
+        ('discrete', 'entmax', 1.7)
+        >>> parse_variant("continuous:biweight")
+        ('continuous', 'biweight', None)
+    """
+    parts = [p.strip() for p in spec.strip().strip(",").split(":")]
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ValueError(
+            f"bad attention variant {spec!r}: write domain:max_activation[:alpha], "
+            "e.g. discrete:sparsemax or discrete:entmax:1.7"
+        )
+    alpha = float(parts[2]) if len(parts) == 3 else None
+    return parts[0], parts[1], alpha
+
+
+def _std(values):
+    return statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
+def collect_results(paths):
+    """Load results.json files from files, folders (searched recursively) or glob patterns."""
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            files += glob.glob(os.path.join(p, "**", "results.json"), recursive=True)
+        elif any(ch in p for ch in "*?["):
+            files += glob.glob(p, recursive=True)
+        elif os.path.isfile(p):
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder of results")
+    runs = []
+    for f in sorted(set(files)):
+        try:
+            with open(f, encoding="utf-8") as fin:
+                r = json.load(fin)
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{f}: not a readable results.json ({err}); delete or rerun it") from err
+        for key in ("test_accuracy", "folds", "attention"):
+            if key not in r:
+                raise ValueError(f"{f}: results.json lacks {key!r}; was it written by train.py?")
+        r["_path"] = f
+        runs.append(r)
+    if not runs:
+        raise ValueError(f"no results.json found under {', '.join(paths)}")
+    return runs
+
+
+def aggregate(runs):
+    """Group runs by (experiment, attention, epochs) → rows of mean ± std over test folds.
+
+    Each row: configuration, number of runs, test folds, accuracy mean/std (sample std, ddof=1),
+    error mean, mean wall time per training epoch. Two runs of the same configuration on the same
+    test fold (e.g. two seeds) are both counted and flagged in ``duplicate_folds``.
+
+    Example:
+        >>> runs = [{"experiment_name": "e", "attention": {"tag": "discrete-softmax"},
+        ...          "number_of_epochs": 2, "folds": {"test": [k]}, "test_accuracy": a,
+        ...          "test_error": 1 - a, "train_epoch_seconds": [1.0]}
+        ...         for k, a in [(1, 0.5), (2, 0.7)]]
+        >>> row = aggregate(runs)[0]
+        >>> row["accuracy_mean"], round(row["accuracy_std"], 4), row["test_folds"]
+        (0.6, 0.1414, '1 2')
+    """
+    groups = OrderedDict()
+    for r in runs:
+        key = (r.get("experiment_name"), r["attention"]["tag"], r.get("number_of_epochs"))
+        groups.setdefault(key, []).append(r)
+    rows = []
+    for (exp, tag, epochs), rs in groups.items():
+        accs = [float(r["test_accuracy"]) for r in rs]
+        folds = [k for r in rs for k in r["folds"]["test"]]
+        epoch_s = [s for r in rs for s in r.get("train_epoch_seconds", [])]
+        dup = sorted({k for k in folds if folds.count(k) > 1})
+        rows.append({
+            "experiment": exp,
+            "attention": tag,
+            "epochs": epochs,
+            "n_runs": len(rs),
+            "test_folds": " ".join(str(k) for k in sorted(folds)),
+            "duplicate_folds": " ".join(str(k) for k in dup),
+            "accuracy_mean": statistics.fmean(accs),
+            "accuracy_std": _std(accs),
+            "accuracy_min": min(accs),
+            "accuracy_max": max(accs),
+            "error_mean": statistics.fmean(float(r["test_error"]) for r in rs),
+            "epoch_seconds_mean": statistics.fmean(epoch_s) if epoch_s else float("nan"),
+            "accuracies": accs,
+        })
+    return rows
+
+
+CSV_COLUMNS = ["experiment", "attention", "epochs", "n_runs", "test_folds", "duplicate_folds",
+               "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "error_mean",
+               "epoch_seconds_mean"]
+
+
+def rows_to_csv(rows):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _pm(mean, std):
+    return f"{mean:.3f} ± {std:.3f}" if not math.isnan(std) else f"{mean:.3f}"
+
+
+def rows_to_markdown(rows):
+    lines = ["| experiment | attention | epochs | folds | accuracy (mean ± std) | s / epoch |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        sec = "" if math.isnan(r["epoch_seconds_mean"]) else f"{r['epoch_seconds_mean']:.2f}"
+        lines.append(
+            f"| {r['experiment']} | {r['attention']} | {r['epochs']} | {r['test_folds']} | "
+            f"{_pm(r['accuracy_mean'], r['accuracy_std'])} | {sec} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def box_plot(rows, path, title="Test accuracy over folds"):
+    """One box per configuration, the fold accuracies as dots; written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(rows) + 2), 4.0), dpi=100)
+    data = [r["accuracies"] for r in rows]
+    labels = [r["attention"] if len({x["experiment"] for x in rows}) == 1
+              else f"{r['experiment']}\n{r['attention']}" for r in rows]
+    ax.boxplot(data, showmeans=True)
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize=8)
+    for i, accs in enumerate(data, start=1):
+        ax.scatter([i] * len(accs), accs, s=12, color="tab:blue", alpha=0.7, zorder=3)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, "." + os.path.basename(path) + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_table(rows, out_prefix):
+    """Write ``<prefix>.csv``, ``<prefix>.md`` and ``<prefix>.png``; returns the three paths."""
+    paths = (out_prefix + ".csv", out_prefix + ".md", out_prefix + ".png")
+    atomic_write_text(paths[0], rows_to_csv(rows))
+    atomic_write_text(paths[1], rows_to_markdown(rows))
+    box_plot(rows, paths[2])
+    return paths

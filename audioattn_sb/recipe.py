@@ -1,0 +1,269 @@
+"""The shared training entry point behind ``recipes/train.py``.
+
+    python recipes/train.py hparams/urbansound8k_acrnn.yaml \\
+        --data_folder=data/UrbanSound8K \\
+        --train_fold_nums=[3, 4, 5, 6, 7, 8, 9, 10] --valid_fold_nums=[2] --test_fold_nums=[1] \\
+        --attn_domain discrete --attn_max_activation entmax1333 --number_of_epochs=2
+
+Arguments are SpeechBrain's (``speechbrain.parse_arguments``): the hparams file, run options
+(``--device``, ``--precision``, ``--debug``, ``--ckpt_interval_minutes`` …) and any ``--key=value``
+or ``--key value`` override of the yaml. One run: prepare the folds' manifests in the run's own
+output folder, train, keep the checkpoint with the lowest valid error, test on it, and write
+``<output_folder>/results.json``.
+
+``output_folder: auto`` (the shipped yamls) becomes
+``results/<experiment_name>/<attention tag>/test<k>_valid<j>/seed<s>`` so that runs of different
+folds and attention variants never share a folder.
+"""
+
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+
+import speechbrain as sb
+import torch
+import yaml
+from hyperpyyaml import load_hyperpyyaml
+
+from audioattn_sb.attention import attention_tag
+from audioattn_sb.utils import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+
+class _PeekLoader(yaml.SafeLoader):
+    """A YAML loader that reads plain values and ignores HyperPyYAML tags (``!new:`` …)."""
+
+
+_PeekLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def peek_hparams(hparams_file, overrides=""):
+    """Plain (untagged) values of an hparams file after overrides, without building anything.
+
+    Example:
+        >>> import tempfile
+        >>> f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        >>> _ = f.write("seed: 0\\nmodel: !new:torch.nn.Linear [2, 2]\\n"); f.close()
+        >>> peek_hparams(f.name, "seed: 3")
+        {'seed': 3, 'model': None}
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        values = yaml.load(fin, Loader=_PeekLoader) or {}
+    if overrides:
+        extra = yaml.load(overrides, Loader=_PeekLoader) if isinstance(overrides, str) else overrides
+        values.update(extra or {})
+    return values
+
+
+def _fold_str(folds):
+    return "-".join(str(int(f)) for f in folds)
+
+
+def default_output_folder(values):
+    """``results/<experiment>/<attention>/test<k>_valid<j>/seed<s>`` from hparams values.
+
+    Example:
+        >>> default_output_folder({"experiment_name": "us8k_acrnn", "attn_domain": "discrete",
+        ...     "attn_max_activation": "softmax", "test_fold_nums": [1], "valid_fold_nums": [2],
+        ...     "seed": 0})
+        'results/us8k_acrnn/discrete-softmax/test1_valid2/seed0'
+    """
+    tag = attention_tag(values["attn_domain"], values["attn_max_activation"],
+                        values.get("attn_alpha"))
+    folds = ""
+    if values.get("test_fold_nums") is not None:
+        folds = f"test{_fold_str(values['test_fold_nums'])}"
+        if values.get("valid_fold_nums") is not None:
+            folds += f"_valid{_fold_str(values['valid_fold_nums'])}"
+        folds += "/"
+    root = values.get("results_root", "results")
+    return f"{root}/{values['experiment_name']}/{tag}/{folds}seed{values['seed']}"
+
+
+def _prepare(hparams):
+    """Run the dataset's prepare function; returns (manifest paths, class names)."""
+    dataset = hparams.get("dataset", "urbansound8k")
+    if dataset == "urbansound8k":
+        from audioattn_sb.data.urbansound8k import load_class_names, prepare_urbansound8k
+
+        kwargs = dict(
+            data_folder=hparams["data_folder"],
+            save_folder=hparams["output_folder"],
+            train_fold_nums=hparams["train_fold_nums"],
+            valid_fold_nums=hparams["valid_fold_nums"],
+            test_fold_nums=hparams["test_fold_nums"],
+            cache_folder=hparams.get("cache_folder"),
+            sample_rate=hparams["sample_rate"],
+            allow_valid_test_overlap=hparams.get("allow_valid_test_overlap", False),
+            skip_bad_files=hparams.get("skip_bad_files", False),
+        )
+        sb.utils.distributed.run_on_main(prepare_urbansound8k, kwargs=kwargs)
+        manifests = prepare_urbansound8k(**{**kwargs, "progress": False})
+        return manifests, load_class_names(hparams["data_folder"])
+    raise ValueError(f"unknown dataset {dataset!r} in the hparams file; valid: urbansound8k")
+
+
+def build_single_label_datasets(manifests):
+    """SpeechBrain datasets yielding ``sig`` (16 kHz float32 audio) and ``label`` (class index)."""
+    import soundfile as sf
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        data, _ = sf.read(wav, dtype="float32", always_2d=False)
+        return torch.from_numpy(data)
+
+    @sb.utils.data_pipeline.takes("classID")
+    @sb.utils.data_pipeline.provides("label")
+    def label_pipeline(class_id):
+        return torch.tensor(int(class_id), dtype=torch.long)
+
+    datasets = {}
+    for split, path in manifests.items():
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_json(
+            path, dynamic_items=[audio_pipeline, label_pipeline],
+            output_keys=["id", "sig", "label"],
+        )
+    return datasets
+
+
+def _set_lr_schedule(hparams, n_train):
+    """Express the cyclic LR half-cycle in epochs (``lr_step_epochs``) when it is set."""
+    sched = hparams.get("lr_annealing")
+    step_epochs = hparams.get("lr_step_epochs")
+    if sched is None or step_epochs is None or not hasattr(sched, "step_size"):
+        return
+    batch_size = hparams["dataloader_options"]["batch_size"]
+    steps = max(1, math.ceil(n_train / batch_size))
+    sched.step_size = max(1, int(round(step_epochs * steps)))
+    logger.info("cyclic LR: half cycle = %s epochs = %d steps", step_epochs, sched.step_size)
+
+
+def _versions():
+    import numpy
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "speechbrain": sb.__version__,
+        "numpy": numpy.__version__,
+        "audioattn_sb": __import__("audioattn_sb").__version__,
+    }
+
+
+def run(argv=None):
+    """Train and test one configuration; returns the results dict written to results.json."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    values = peek_hparams(hparams_file, overrides)
+
+    # fail before any work on a bad fold protocol or attention name
+    if values.get("dataset", "urbansound8k") == "urbansound8k":
+        from audioattn_sb.data.urbansound8k import check_folds
+
+        check_folds(values["train_fold_nums"], values["valid_fold_nums"],
+                    values["test_fold_nums"], values.get("allow_valid_test_overlap", False))
+    if str(values.get("output_folder", "auto")) == "auto":
+        out = default_output_folder(values)
+        overrides = (overrides + "\n" if overrides else "") + f"output_folder: {out}"
+
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    manifests, class_names = _prepare(hparams)
+    if len(class_names) != hparams["n_classes"]:
+        raise ValueError(
+            f"{hparams['data_folder']} has {len(class_names)} classes but the hparams say "
+            f"n_classes: {hparams['n_classes']}; pass --n_classes={len(class_names)}"
+        )
+    hparams["class_names"] = class_names
+    datasets = build_single_label_datasets(manifests)
+    _set_lr_schedule(hparams, len(datasets["train"]))
+
+    brain_cls = hparams.get("brain_class")
+    if brain_cls is None:
+        from audioattn_sb.brains.classification import ClassificationBrain as brain_cls
+    brain = brain_cls(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    t_start = time.time()
+    train_loader_opts = hparams["dataloader_options"]
+    test_loader_opts = hparams.get("test_dataloader_options", train_loader_opts)
+    brain.fit(
+        brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=train_loader_opts,
+        valid_loader_kwargs=test_loader_opts,
+    )
+    train_seconds = time.time() - t_start
+    brain.evaluate(datasets["test"], min_key="error", test_loader_kwargs=test_loader_opts)
+    test = brain.test_stats
+    n_params = sum(p.numel() for p in hparams["model"].parameters())
+    results = {
+        "experiment_name": hparams.get("experiment_name"),
+        "hparams_file": os.path.abspath(hparams_file),
+        "overrides": overrides,
+        "overrides_dict": yaml.load(overrides, Loader=_PeekLoader) if overrides else {},
+        "command": " ".join([os.path.basename(sys.argv[0]) if argv is None else "train.py"]
+                            + argv),
+        "data_folder": str(hparams["data_folder"]),
+        "folds": {
+            "train": list(hparams["train_fold_nums"]),
+            "valid": list(hparams["valid_fold_nums"]),
+            "test": list(hparams["test_fold_nums"]),
+        },
+        "attention": {
+            "domain": hparams["attn_domain"],
+            "max_activation": hparams["attn_max_activation"],
+            "alpha": float(getattr(hparams["model"].pooling, "alpha", float("nan"))),
+            "tag": attention_tag(hparams["attn_domain"], hparams["attn_max_activation"],
+                                 hparams.get("attn_alpha")),
+        },
+        "seed": hparams["seed"],
+        "number_of_epochs": hparams["number_of_epochs"],
+        "epochs_completed": int(hparams["epoch_counter"].current),
+        "checkpoint_selected_by": "min valid error",
+        "n_parameters": int(n_params),
+        "n_clips": {k: len(v) for k, v in datasets.items()},
+        "train_seconds_this_process": round(train_seconds, 3),
+        "train_epoch_seconds": [round(t, 3) for t in getattr(brain, "epoch_seconds", [])],
+        "class_names": class_names,
+        "test_accuracy": test["accuracy"],
+        "test_error": test["error"],
+        "test_loss": test["loss"],
+        "test_per_class_accuracy": test["per_class_accuracy"],
+        "test_confusion_matrix": test["confusion_matrix"],
+        "valid_error_last_epoch": getattr(brain, "valid_stats", {}).get("error"),
+        "versions": _versions(),
+    }
+    path = os.path.join(hparams["output_folder"], "results.json")
+    if sb.utils.distributed.if_main_process():
+        atomic_write_text(path, json.dumps(results, indent=2) + "\n")
+        logger.info("results written to %s (test accuracy %.4f)", path, test["accuracy"])
+        print(f"test accuracy {test['accuracy']:.4f}  error {test['error']:.4f}  -> {path}")
+    return results
+
+
+def main(argv=None):
+    """Command-line entry point: errors a user can fix are printed without a traceback."""
+    try:
+        run(argv)
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("AUDIOATTN_TRACEBACK"):
+            raise
+        print(f"error: {err}\n(set AUDIOATTN_TRACEBACK=1 to see the traceback)", file=sys.stderr)
+        sys.exit(2)
