@@ -1,0 +1,131 @@
+"""Fold protocol, variant parsing, aggregation table (vs numpy), fold-loop commands."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from audioattn_sb.fold_runner import build_commands
+from audioattn_sb.folds import aggregate, collect_results, fold_split, parse_variant, write_table
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("n", [5, 10])
+def test_fold_split_is_a_partition_with_distinct_valid_and_test(n):
+    valids = []
+    for k in range(1, n + 1):
+        train, valid, test = fold_split(k, n)
+        assert sorted(train + valid + test) == list(range(1, n + 1))
+        assert test == [k] and valid != test
+        valids.append(valid[0])
+    # every fold validates exactly once
+    assert sorted(valids) == list(range(1, n + 1))
+
+
+def test_fold_split_rejects_bad_input():
+    with pytest.raises(ValueError, match="outside"):
+        fold_split(11, 10)
+    with pytest.raises(ValueError, match="at least 3"):
+        fold_split(1, 2)
+
+
+def test_parse_variant_accepts_predecessor_trailing_comma_and_rejects_garbage():
+    assert parse_variant("discrete:softmax,") == ("discrete", "softmax", None)
+    with pytest.raises(ValueError, match="domain:max_activation"):
+        parse_variant("softmax")
+    with pytest.raises(ValueError):
+        parse_variant("discrete:entmax:abc")
+
+
+def _fake_run(root, tag, fold, acc, epochs=20, seed=0):
+    d = os.path.join(root, "exp", tag, f"test{fold}_valid{fold % 5 + 1}", f"seed{seed}")
+    os.makedirs(d, exist_ok=True)
+    r = {"experiment_name": "exp", "attention": {"tag": tag}, "number_of_epochs": epochs,
+         "folds": {"train": [], "valid": [fold % 5 + 1], "test": [fold]},
+         "test_accuracy": acc, "test_error": 1 - acc, "train_epoch_seconds": [1.5, 2.5]}
+    with open(os.path.join(d, "results.json"), "w") as f:
+        json.dump(r, f)
+    return d
+
+
+def test_aggregate_matches_numpy_and_writes_csv_md_png(tmp_path):
+    rng = np.random.default_rng(0)
+    accs = {"discrete-softmax": rng.uniform(0.5, 0.9, 5), "discrete-sparsemax": rng.uniform(0.5, 0.9, 5)}
+    for tag, values in accs.items():
+        for k, a in enumerate(values, start=1):
+            _fake_run(str(tmp_path), tag, k, float(a))
+    rows = aggregate(collect_results([str(tmp_path)]))
+    assert len(rows) == 2
+    for row in rows:
+        vals = accs[row["attention"]]
+        assert row["accuracy_mean"] == pytest.approx(vals.mean(), abs=1e-12)
+        assert row["accuracy_std"] == pytest.approx(vals.std(ddof=1), abs=1e-12)
+        assert row["test_folds"] == "1 2 3 4 5" and row["n_runs"] == 5
+        assert row["epoch_seconds_mean"] == pytest.approx(2.0)
+        assert row["duplicate_folds"] == ""
+    csv_path, md_path, png_path = write_table(rows, str(tmp_path / "table"))
+    with open(csv_path) as f:
+        table = list(csv.DictReader(f))
+    assert [r["attention"] for r in table] == [r["attention"] for r in rows]
+    assert float(table[0]["accuracy_mean"]) == pytest.approx(rows[0]["accuracy_mean"], abs=1e-6)
+    md = open(md_path).read()
+    assert f"{rows[0]['accuracy_mean']:.3f} ± {rows[0]['accuracy_std']:.3f}" in md
+    with open(png_path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    assert width >= 400 and height == 400
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp") or ".tmp." in p]
+
+
+def test_aggregate_flags_two_runs_on_the_same_fold(tmp_path):
+    _fake_run(str(tmp_path), "discrete-softmax", 1, 0.5, seed=0)
+    _fake_run(str(tmp_path), "discrete-softmax", 1, 0.7, seed=1)
+    (row,) = aggregate(collect_results([str(tmp_path)]))
+    assert row["duplicate_folds"] == "1" and row["n_runs"] == 2
+
+
+def test_collect_results_errors_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match="no results.json"):
+        collect_results([str(tmp_path)])
+    bad = tmp_path / "x" / "results.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=str(bad)):
+        collect_results([str(tmp_path)])
+    with pytest.raises(FileNotFoundError):
+        collect_results([str(tmp_path / "missing")])
+
+
+def test_aggregate_cli(tmp_path):
+    for k, a in enumerate([0.6, 0.8], start=1):
+        _fake_run(str(tmp_path), "continuous-biweight", k, a)
+    out = tmp_path / "t"
+    p = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "aggregate_folds.py"),
+                        str(tmp_path), "--out", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "0.700 ± 0.141" in p.stdout
+    assert (tmp_path / "t.png").stat().st_size > 1000
+    p = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "aggregate_folds.py"),
+                        str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert p.returncode == 2 and "error:" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_fold_loop_commands_never_validate_on_test_and_have_distinct_outputs():
+    hp = os.path.join(REPO, "hparams", "urbansound8k_acrnn.yaml")
+    cmds = build_commands(hp, "data/x", 10, list(range(1, 11)),
+                          ["discrete:softmax", "discrete:entmax:1.7", "continuous:biweight"], [])
+    assert len(cmds) == 30
+    assert len({c["output_folder"] for c in cmds}) == 30
+    for c in cmds:
+        args = c["args"]
+        valid = next(a for a in args if a.startswith("--valid_fold_nums="))
+        test = next(a for a in args if a.startswith("--test_fold_nums="))
+        assert valid.split("=")[1] != test.split("=")[1]
+    with pytest.raises(ValueError, match="output_folder"):
+        build_commands(hp, "d", 10, [1], ["discrete:softmax"], ["--output_folder=x"])
