@@ -121,7 +121,7 @@ def build_single_label_datasets(manifests):
     @sb.utils.data_pipeline.takes("classID")
     @sb.utils.data_pipeline.provides("label")
     def label_pipeline(class_id):
-        return torch.tensor(int(class_id), dtype=torch.long)
+        return torch.tensor([int(class_id)], dtype=torch.long)
 
     datasets = {}
     for split, path in manifests.items():
@@ -210,6 +210,7 @@ def run(argv=None):
         valid_loader_kwargs=test_loader_opts,
     )
     train_seconds = time.time() - t_start
+    epochs_completed = int(hparams["epoch_counter"].current)
     brain.evaluate(datasets["test"], min_key="error", test_loader_kwargs=test_loader_opts)
     test = brain.test_stats
     n_params = sum(p.numel() for p in hparams["model"].parameters())
@@ -235,8 +236,9 @@ def run(argv=None):
         },
         "seed": hparams["seed"],
         "number_of_epochs": hparams["number_of_epochs"],
-        "epochs_completed": int(hparams["epoch_counter"].current),
+        "epochs_completed": epochs_completed,
         "checkpoint_selected_by": "min valid error",
+        "best_epoch": int(hparams["epoch_counter"].current),
         "n_parameters": int(n_params),
         "n_clips": {k: len(v) for k, v in datasets.items()},
         "train_seconds_this_process": round(train_seconds, 3),

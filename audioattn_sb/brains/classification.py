@@ -80,7 +80,7 @@ class ClassificationBrain(sb.Brain):
         return log_probs
 
     def compute_objectives(self, predictions, batch, stage):
-        targets = batch.label.to(predictions.device)
+        targets = batch.label.data.reshape(-1).to(predictions.device)
         loss = F.nll_loss(predictions.float(), targets)
         if stage != sb.Stage.TRAIN:
             self._targets.append(targets.detach().cpu())
