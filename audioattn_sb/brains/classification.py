@@ -71,13 +71,23 @@ class ClassificationBrain(sb.Brain):
 
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
-        wavs, lens = batch.sig
-        feats = self.modules.compute_features(wavs)
-        lens = frame_lengths(lens, wavs.shape[1], feats.shape[1], self.hparams.hop_samples)
+        feats, lens = self.compute_features(batch)
         feats = self.modules.mean_var_norm(feats, lens)
         log_probs, info = self.modules.model(feats, lens)
         self.last_attention = info
         return log_probs
+
+    def compute_features(self, batch):
+        """(features [B, T, F], relative frame lengths [B]) of a batch.
+
+        Batches carry either ``feats`` (computed once per clip by the recipe's feature cache) or
+        ``sig`` (waveforms; features computed here, lengths counted exactly per clip).
+        """
+        if getattr(self.hparams, "feature_cache", False):
+            return batch.feats
+        wavs, lens = batch.sig
+        feats = self.modules.compute_features(wavs)
+        return feats, frame_lengths(lens, wavs.shape[1], feats.shape[1], self.hparams.hop_samples)
 
     def compute_objectives(self, predictions, batch, stage):
         targets = batch.label.data.reshape(-1).to(predictions.device)

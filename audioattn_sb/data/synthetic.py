@@ -45,6 +45,8 @@ import os
 import shutil
 import sys
 
+import struct
+
 import numpy as np
 import soundfile as sf
 
@@ -293,6 +295,31 @@ def _durations(rng, n):
     return [out[i] for i in rng.permutation(n)]
 
 
+def _zero_peak_timestamp(path):
+    """Zero the timestamp libsndfile puts in the PEAK chunk of float WAVs (for identical bytes)."""
+    with open(path, "r+b") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        size = os.fstat(f.fileno()).st_size
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            cid, n = struct.unpack("<4sI", f.read(8))
+            if cid == b"PEAK":
+                f.seek(pos + 8 + 4)  # after the version field
+                f.write(b"\0\0\0\0")
+                return
+            pos += 8 + n + (n & 1)
+
+
+def write_wav(path, data, sr, subtype):
+    """``soundfile.write`` as WAV, made byte-deterministic (no PEAK-chunk timestamp)."""
+    sf.write(path, data, sr, subtype=subtype, format="WAV")
+    if subtype in ("FLOAT", "DOUBLE"):
+        _zero_peak_timestamp(path)
+
+
 def _fmt(x):
     return repr(round(float(x), 6))
 
@@ -393,7 +420,7 @@ def make_demo_urbansound8k(out_dir, clips_per_class_per_fold=3, seed=0, folds=tu
         folder = os.path.join(out_dir, "audio", f"fold{fold}")
         os.makedirs(folder, exist_ok=True)
         data = wave[:, 0] if channels[i] == 1 else wave
-        sf.write(os.path.join(folder, name), data, sr, subtype=subtypes[i], format="WAV")
+        write_wav(os.path.join(folder, name), data, sr, subtypes[i])
         start = (j % 2) * MAX_DURATION + crng.uniform(0, 20)
         rows.append([name, fid, _fmt(start), _fmt(start + n_samp / sr), int(crng.integers(1, 3)),
                      fold, cid, CLASS_NAMES[cid]])
