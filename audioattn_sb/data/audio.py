@@ -43,7 +43,7 @@ two datasets sharing a cache folder stay correct but keep overwriting each other
 import json
 import os
 import struct
-import tempfile
+import uuid
 
 import numpy as np
 import soundfile as sf
@@ -165,7 +165,7 @@ def to_mono(wave):
     if wave.ndim == 1:
         return wave
     if wave.ndim != 2:
-        raise ValueError(f"expected a [channels, samples] or [samples] array, got shape {wave.shape}")
+        raise ValueError(f"expected a [channels, samples] or [samples] array, got {wave.shape}")
     return wave.mean(axis=0, dtype=np.float64).astype(wave.dtype if wave.dtype.kind == "f"
                                                       else np.float32)
 
@@ -193,12 +193,15 @@ def resample(wave, orig_sr, new_sr):
     return out.numpy().astype(np.float32, copy=False)
 
 
+def _temp_name(path):
+    """A unique temporary name next to ``path`` (same folder, so ``os.replace`` is atomic)."""
+    folder, base = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{base}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+
+
 def _atomic_write_wav(path, data, sample_rate, subtype=CACHE_SUBTYPE):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    os.close(fd)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = _temp_name(path)  # created by libsndfile with the usual 0666 & ~umask permissions
     try:
         sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
         os.replace(tmp, path)
@@ -209,10 +212,9 @@ def _atomic_write_wav(path, data, sample_rate, subtype=CACHE_SUBTYPE):
 
 
 def _atomic_write_json(path, obj):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    tmp = _temp_name(path)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
@@ -253,8 +255,8 @@ def cache_resampled(src_path, cache_path, sample_rate=16000):
 
     Returns the sidecar info (see the module docstring) plus ``"path"`` (absolute path of the
     cached file) and ``"reused"`` (True when a valid cached file was found and the source was not
-    read). Raises :class:`AudioReadError` / :class:`NonFiniteAudioError` for a bad source (nothing is
-    written then), ``FileNotFoundError`` when the source does not exist.
+    read). Raises :class:`AudioReadError` / :class:`NonFiniteAudioError` for a bad source
+    (nothing is written then), ``FileNotFoundError`` when the source does not exist.
 
     Example:
         >>> import tempfile, os, numpy as np, soundfile as sf

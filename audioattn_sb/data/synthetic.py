@@ -5,7 +5,7 @@
 writes ``OUT/audio/fold1..fold10/<fsID>-<classID>-<occurrence>-<slice>.wav``,
 ``OUT/metadata/UrbanSound8K.csv`` (``slice_file_name,fsID,start,end,salience,fold,classID,class``,
 rows sorted by file name like the real csv) and ``OUT/demo_info.json`` (the generator's options).
-Default: 10 folds x 10 classes x 3 = 300 clips (about 45 MB, a few seconds). Same options, same
+Default: 10 folds x 10 classes x 3 = 300 clips (about 110 MB, ~3 s). Same options, same
 bytes. A rerun with the same options into a complete demo folder does nothing (so a 16 kHz cache
 made from it stays valid); ``--force`` regenerates. A folder holding something other than this
 demo is never overwritten.
@@ -19,8 +19,8 @@ onset, occupying 25-80 % of the clip (all of a clip under 0.5 s), at a random le
     2 click_train   short decaying clicks repeated at 4-25 Hz
     3 noise_bursts  50-150 ms white-noise bursts separated by gaps
     4 pink_noise    continuous pink (1/f) noise
-    5 chirp_up      exponential sweep upwards (300-600 Hz → 2-3.4 kHz)
-    6 chirp_down    the same sweep downwards
+    5 chirp_up      repeated fast (0.1-0.4 s) exponential sweeps up, 300-600 Hz → 2-3.4 kHz
+    6 chirp_down    the same sweeps downwards
     7 am_tone       800-2500 Hz tone, amplitude-modulated at 4-12 Hz
     8 bark          1-4 bursts of a 300-600 Hz pulse train through two formant resonators
     9 thump         1-4 decaying low sines (60-150 Hz, falling pitch) with a noise attack
@@ -55,11 +55,11 @@ GENERATOR_VERSION = 1
 CSV_HEADER = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
 
 SAMPLE_RATES = (8000, 11025, 16000, 22050, 44100, 48000, 96000)
-SAMPLE_RATE_WEIGHTS = (0.04, 0.06, 0.08, 0.12, 0.45, 0.20, 0.05)
+SAMPLE_RATE_WEIGHTS = (0.06, 0.08, 0.20, 0.23, 0.31, 0.10, 0.02)
 SUBTYPES = ("PCM_U8", "PCM_16", "PCM_24", "FLOAT", "DOUBLE")
-SUBTYPE_WEIGHTS = (0.05, 0.60, 0.25, 0.06, 0.04)
+SUBTYPE_WEIGHTS = (0.05, 0.70, 0.19, 0.05, 0.01)
 CHANNELS = (1, 2)
-CHANNEL_WEIGHTS = (0.3, 0.7)
+CHANNEL_WEIGHTS = (0.5, 0.5)
 SHORT_DURATIONS = (0.05, 0.3)  # always present, like UrbanSound8K's shortest clips
 MAX_DURATION = 4.0
 NOISE_FMAX = 8000.0  # noise is band-limited so that its 16 kHz version is rate-independent
@@ -162,12 +162,18 @@ def synth_pink_noise(rng, n, sr):
 
 
 def _sweep(rng, n, sr, upwards):
+    """Repeated fast exponential sweeps (0.1-0.4 s each, short gaps), all up or all down."""
     f_lo = rng.uniform(300, 600)
     f_hi = min(rng.uniform(2000, 3400), _max_freq(sr))
-    t = np.arange(n) / max(n - 1, 1)
-    f = f_lo * (f_hi / f_lo) ** (t if upwards else 1 - t)
-    phase = 2 * np.pi * np.cumsum(f) / sr
-    return _normalize(np.sin(phase))
+    x = np.zeros(n)
+    pos = 0
+    while pos < n:
+        length = min(n - pos, max(2, int(rng.uniform(0.1, 0.4) * sr)))
+        t = np.arange(length) / max(length - 1, 1)
+        f = f_lo * (f_hi / f_lo) ** (t if upwards else 1 - t)
+        x[pos:pos + length] = _fade(np.sin(2 * np.pi * np.cumsum(f) / sr), sr, 3.0)
+        pos += length + int(rng.uniform(0.02, 0.15) * sr)
+    return _normalize(x)
 
 
 def synth_chirp_up(rng, n, sr):

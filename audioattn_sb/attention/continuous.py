@@ -1,0 +1,254 @@
+r"""Continuous attention pooling over time with a 1-D β-Gaussian density (REFERENCE §3).
+
+A clip of L frames h_1..h_L is mapped to [0, 1] (frame ℓ at t_ℓ = (2ℓ−1)/(2L)). An encoder
+predicts a density p(t; μ, σ², α) on the real line, the frames are turned into a value function
+V(t) ≈ B ψ(t) by ridge regression onto N Gaussian RBFs ψ (:mod:`.value_function`), and the
+context is its expectation
+
+    c = E_p[V(t)] = B E_p[ψ(t)] = B r,        r = expected_basis(μ, σ², basis, α),
+
+computed as c = Σ_ℓ w_ℓ h_ℓ with the effective frame weights w = G_L r (G_L the ridge matrix).
+With ``fuse_discrete`` the discrete context Σ_ℓ p_ℓ h_ℓ of the encoder's softmax attention is
+added, as in the predecessor (``attn_fuse_disc_and_cont: True``).
+
+Encoders
+--------
+``moments`` (the predecessor's): a softmax attention with the scaled additive scorer
+s_ℓ = vᵀ tanh(W h_ℓ + b)/√D over the valid frames gives μ = Σ p_ℓ t_ℓ and
+v = Σ p_ℓ (t_ℓ − μ)² (clamped below at ``var_floor``); σ² is chosen so that the continuous
+density has variance v (σ² = v for the Gaussian, σ² = (a/R_α)^{α+1} with a = √(v(3α−1)/(α−1))
+otherwise).
+
+``direct``: from the masked mean h̄ of the frames, μ = sigmoid(w_μᵀ h̄ + b_μ) and
+σ² = softplus(w_σᵀ h̄ + b_σ) + σ²_min, with σ²_min the σ² of variance ``var_floor``.
+
+Padding: positions use each clip's own length, padded frames are zeroed, get no discrete weight
+and no value-function weight, so a clip's output does not depend on its batch.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from audioattn_sb.attention import beta_gaussian as bg
+from audioattn_sb.attention.discrete import AdditiveScorer, masked_attention
+from audioattn_sb.attention.value_function import RidgeValueFunction, gaussian_basis
+
+ENCODERS = ("moments", "direct")
+
+
+def absolute_lengths(lengths, max_len, batch, device=None):
+    """Integer frame counts from SpeechBrain relative lengths: round(length·L), clamped to [1, L].
+
+    Example:
+        >>> absolute_lengths(torch.tensor([1.0, 0.5, 0.01]), 10, 3).tolist()
+        [10, 5, 1]
+    """
+    if lengths is None:
+        return torch.full((batch,), max_len, dtype=torch.long, device=device)
+    lengths = torch.as_tensor(lengths, device=device).reshape(-1)
+    if lengths.numel() != batch:
+        raise ValueError(f"expected {batch} relative lengths, got {lengths.numel()}")
+    return torch.round(lengths.double() * max_len).long().clamp(1, max_len)
+
+
+def _resolve_family(family, alpha):
+    """(family, α) from the constructor arguments, with clear errors."""
+    if family not in bg.FAMILY_ALPHA:
+        raise ValueError(
+            f"unknown continuous attention family {family!r}; valid: "
+            f"{', '.join(bg.FAMILY_ALPHA)} ('entmax' takes any alpha > 1)"
+        )
+    fixed = bg.FAMILY_ALPHA[family]
+    if fixed is None:  # entmax
+        if alpha is None:
+            raise ValueError("family 'entmax' needs alpha > 1")
+        try:
+            value = float(alpha)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"alpha must be a number, got {alpha!r}") from err
+        if not math.isfinite(value) or value <= 1.0:
+            raise ValueError(
+                f"family 'entmax' needs a finite alpha > 1, got {alpha} "
+                "(use family='gaussian' for alpha = 1)"
+            )
+        return family, bg.check_alpha(value)
+    if alpha is not None:
+        try:
+            value = float(alpha)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"alpha must be a number, got {alpha!r}") from err
+        if not math.isfinite(value) or abs(value - fixed) > 1e-9:
+            raise ValueError(
+                f"alpha={alpha} contradicts family {family!r} (α = {fixed:.6g}); pass "
+                f"alpha={fixed:.6g} or None, or family='entmax' for another α"
+            )
+    return family, fixed
+
+
+class ContinuousAttentionPooling(nn.Module):
+    """Continuous (β-Gaussian) attention pooling: x [B, L, D] → context [B, D].
+
+    Arguments
+    ---------
+    input_dim : int
+        Frame size D.
+    alpha : float or None
+        α of the density; must match ``family`` (None = the family's α).
+    family : str
+        gaussian | softmax (α = 1), triweight (4/3), biweight (3/2), sparsemax (2), entmax (any
+        α > 1 given by ``alpha``).
+    num_centres : int
+        RBF centres per width, linspace(0, 1).
+    basis_sigmas : tuple of float
+        RBF standard deviations; N = num_centres · len(basis_sigmas).
+    ridge_penalty : float
+        λ of the value-function regression.
+    encoder : str
+        ``moments`` or ``direct`` (module docstring).
+    fuse_discrete : bool
+        Add the discrete context Σ p_ℓ h_ℓ (builds the scorer even for ``direct``).
+    attention_dim : int or None
+        Hidden size of the additive scorer (default D).
+    cache_bytes : int
+        Byte budget of the ridge-matrix cache.
+    pad_grid : bool
+        Pad the regression grid with zero frames (see :mod:`.value_function`; default False).
+    var_floor : float
+        Lower bound of the density's variance (in units of the clip length squared).
+
+    Example:
+        >>> pool = ContinuousAttentionPooling(8, alpha=2.0, family="sparsemax", num_centres=8)
+        >>> ctx, info = pool(torch.randn(2, 6, 8), torch.tensor([1.0, 0.5]))
+        >>> ctx.shape, info["weights"].shape, sorted(k for k in info if k != "weights")[:4]
+        (torch.Size([2, 8]), torch.Size([2, 6]), ['alpha', 'cont_weights', 'mask', 'mu'])
+        >>> info["weights"][1, 3:].tolist()
+        [0.0, 0.0, 0.0]
+    """
+
+    domain = "continuous"
+
+    def __init__(
+        self,
+        input_dim,
+        alpha=1.0,
+        family="gaussian",
+        num_centres=64,
+        basis_sigmas=(0.1, 0.5),
+        ridge_penalty=0.1,
+        encoder="moments",
+        fuse_discrete=True,
+        attention_dim=None,
+        cache_bytes=50_000_000,
+        pad_grid=False,
+        var_floor=1e-4,
+    ):
+        super().__init__()
+        if int(input_dim) < 1:
+            raise ValueError(f"input_dim must be ≥ 1, got {input_dim}")
+        if encoder not in ENCODERS:
+            raise ValueError(
+                f"unknown continuous encoder {encoder!r}; valid: {', '.join(ENCODERS)}"
+            )
+        var_floor = float(var_floor)
+        if not math.isfinite(var_floor) or var_floor <= 0:
+            raise ValueError(f"var_floor must be > 0, got {var_floor}")
+        self.family, self.alpha = _resolve_family(family, alpha)
+        self.input_dim = int(input_dim)
+        self.encoder = encoder
+        self.fuse_discrete = bool(fuse_discrete)
+        self.var_floor = var_floor
+        floor = bg.sigma_sq_from_variance(torch.tensor(var_floor, dtype=torch.float64), self.alpha)
+        self.sigma_sq_floor = float(floor)
+        centres, sigmas = gaussian_basis(num_centres, basis_sigmas, dtype=torch.float64)
+        self.num_basis = centres.numel()
+        # plain attributes, not buffers: Module.to(dtype) must not round the basis to fp16/bf16
+        self.value_function = RidgeValueFunction(centres, sigmas, ridge_penalty, pad=pad_grid,
+                                                 cache_bytes=cache_bytes)
+        self._basis = {}
+        self.scorer = None
+        if encoder == "moments" or self.fuse_discrete:
+            self.scorer = AdditiveScorer(self.input_dim, attention_dim,
+                                         scale=1.0 / math.sqrt(self.input_dim))
+        self.param_head = nn.Linear(self.input_dim, 2) if encoder == "direct" else None
+
+    # --------------------------------------------------------------------------------------
+    def basis(self, device):
+        """(centres, sigmas) float64 (float32 on MPS) on ``device``."""
+        key = str(device)
+        if key not in self._basis:
+            dtype = torch.float32 if torch.device(device).type == "mps" else torch.float64
+            self._basis[key] = (self.value_function.centres.to(device=device, dtype=dtype),
+                                self.value_function.sigmas.to(device=device, dtype=dtype))
+        return self._basis[key]
+
+    def density_params(self, x, mask, abs_len, weights):
+        """(μ, σ², variance) [B] in float32 (float64 for float64 inputs)."""
+        work = torch.float64 if x.dtype == torch.float64 else torch.float32
+        if self.encoder == "moments":
+            batch, max_len = mask.shape
+            idx = torch.arange(1, max_len + 1, device=x.device, dtype=work)
+            pos = (2.0 * idx - 1.0)[None, :] / (2.0 * abs_len.to(work)[:, None])
+            pos = pos * mask  # padded positions (weight 0) kept finite and irrelevant
+            p = weights.to(work)
+            mu = (p * pos).sum(-1)
+            var = (p * (pos - mu[:, None]) ** 2).sum(-1).clamp_min(self.var_floor)
+            sigma_sq = bg.sigma_sq_from_variance(var, self.alpha)
+        else:
+            m = mask.to(x.dtype).unsqueeze(-1)
+            pooled = (x * m).sum(1) / abs_len.to(x.dtype)[:, None]
+            raw = self.param_head(pooled).to(work)
+            mu = torch.sigmoid(raw[:, 0])
+            sigma_sq = nn.functional.softplus(raw[:, 1]) + self.sigma_sq_floor
+            var = bg.variance_from_sigma_sq(sigma_sq, self.alpha)
+        return mu, sigma_sq, var
+
+    def forward(self, x, lengths=None):
+        """x [B, L, D], relative lengths [B] in (0, 1] → (context [B, D], info dict).
+
+        info: ``mu``, ``var``, ``sigma_sq``, ``support`` (width 2a, +inf for the Gaussian) [B];
+        ``alpha`` (scalar); ``cont_weights`` [B, L] (effective frame weights G_L r of the
+        continuous part); ``mask`` [B, L]; ``weights`` [B, L] (discrete weights, 0 on padding)
+        when the discrete scorer exists.
+        """
+        if x.dim() != 3:
+            raise ValueError(f"expected x of shape [B, L, D], got {tuple(x.shape)}")
+        batch, max_len, _ = x.shape
+        abs_len = absolute_lengths(lengths, max_len, batch, device=x.device)
+        mask = torch.arange(max_len, device=x.device)[None, :] < abs_len[:, None]
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+
+        weights = None
+        if self.scorer is not None:
+            weights = masked_attention(self.scorer(x), mask, "softmax")
+        mu, sigma_sq, var = self.density_params(x, mask, abs_len, weights)
+
+        centres, sigmas = self.basis(x.device)
+        with torch.autocast(device_type=x.device.type, enabled=False):  # float32/64 here
+            r = bg.expected_basis(mu, sigma_sq, centres, sigmas, self.alpha)  # [B, N]
+            cont_weights = self.value_function.frame_weights(r, abs_len, max_len)  # [B, L]
+        context = torch.bmm(cont_weights.unsqueeze(1).to(x.dtype), x).squeeze(1)
+        if self.fuse_discrete:
+            context = context + torch.bmm(weights.unsqueeze(1).to(x.dtype), x).squeeze(1)
+
+        info = {
+            "mu": mu,
+            "var": var,
+            "sigma_sq": sigma_sq,
+            "support": bg.support_width(sigma_sq, self.alpha),
+            "alpha": torch.tensor(self.alpha, device=x.device),
+            "cont_weights": cont_weights,
+            "mask": mask,
+        }
+        if weights is not None:
+            info["weights"] = weights
+        return context, info
+
+    def extra_repr(self):
+        return (f"family={self.family}, alpha={self.alpha:.4g}, encoder={self.encoder}, "
+                f"basis={self.num_basis}, fuse_discrete={self.fuse_discrete}, "
+                f"{self.value_function!r}")
+
+
+__all__ = ["ContinuousAttentionPooling", "ENCODERS", "absolute_lengths"]

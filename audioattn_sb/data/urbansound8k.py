@@ -1,0 +1,473 @@
+"""UrbanSound8K preparation: validated fold split, 16 kHz mono cache, SpeechBrain JSON manifests.
+
+    from audioattn_sb.data.urbansound8k import prepare_urbansound8k
+    paths = prepare_urbansound8k("data/UrbanSound8K", "results/run1",
+                                 train_fold_nums=[3, 4, 5, 6, 7, 8, 9, 10],
+                                 valid_fold_nums=[2], test_fold_nums=[1],
+                                 cache_folder="data/us8k_cache_16k")
+
+Layout read: ``<data_folder>/metadata/UrbanSound8K.csv`` (``slice_file_name,fsID,start,end,
+salience,fold,classID,class``) and ``<data_folder>/audio/fold<k>/<slice_file_name>``.
+
+What it does
+------------
+1. :func:`check_folds`: fold numbers are ints in 1..10, each list non-empty, train disjoint from
+   valid and test. Valid overlapping test (the predecessor's and SpeechBrain's recipe protocol:
+   the checkpoint is chosen on test data) is an error unless ``allow_valid_test_overlap=True``,
+   which logs a loud warning.
+2. Every csv row is validated: ``fold`` an int in 1..10, ``classID`` an int, ``class`` non-empty
+   and always the same for the same ``classID`` (and vice versa; the majority wins, the
+   disagreeing rows are reported), ``slice_file_name`` unique. Then, for the rows of the chosen
+   folds only, the audio file must exist and be readable with finite samples (an all-zero clip is
+   fine). Any problem is a :class:`PrepareError` naming the csv line and file and saying what to
+   do; with ``skip_bad_files=True`` the row is skipped, counted, logged and listed in
+   ``<save_folder>/prepare_report.json``. A split left empty is always an error.
+3. Each clip is resampled ONCE to ``sample_rate`` mono float32 into ``cache_folder``
+   (default ``<data_folder>/audioattn_cache_16k``) as ``<cache>/fold<k>/<stem>.wav`` with a
+   ``.wav.json`` sidecar keyed on the source's path, size and mtime: see
+   :mod:`audioattn_sb.data.audio`. A changed source is redone; several runs may share the cache.
+4. Writes ``train.json``, ``valid.json``, ``test.json`` into ``save_folder`` (atomically)::
+
+       {"100032-0-0-0": {"wav": "/abs/cache/fold1/100032-0-0-0.wav", "duration": 4.0,
+                         "fold": 1, "classID": 0, "class_string": "dog",
+                         "source": "audio/fold1/100032-0-0-0.wav"}, ...}
+
+   plus ``prepare_options.json`` (the options, the csv's size/mtime and a fingerprint of the
+   chosen source files' size/mtime) and ``prepare_report.json`` (counts, skipped rows). A rerun
+   whose options and fingerprint match, with the manifests and cached files present, reuses them
+   without touching any audio.
+"""
+
+import csv
+import hashlib
+import json
+import logging
+import operator
+import os
+import tempfile
+from collections import Counter, OrderedDict
+
+from audioattn_sb.data import audio
+from audioattn_sb.utils import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+NUM_FOLDS = 10
+CSV_RELPATH = os.path.join("metadata", "UrbanSound8K.csv")
+REQUIRED_COLUMNS = ("slice_file_name", "fold", "classID", "class")
+SPLITS = ("train", "valid", "test")
+OPTIONS_FILE = "prepare_options.json"
+REPORT_FILE = "prepare_report.json"
+PREPARE_VERSION = 1
+
+
+class PrepareError(ValueError):
+    """Bad dataset or options for preparation (the message says what to do)."""
+
+
+# --------------------------------------------------------------------------- folds
+def _as_fold_list(value, name):
+    if value is None:
+        raise ValueError(f"{name} is missing: give a list of fold numbers in 1..{NUM_FOLDS}")
+    items = [value] if not isinstance(value, (list, tuple, set)) else list(value)
+    folds = []
+    for v in items:
+        if isinstance(v, bool):
+            raise ValueError(f"{name}: {v!r} is not a fold number (ints 1..{NUM_FOLDS})")
+        try:
+            f = operator.index(v)
+        except TypeError:
+            raise ValueError(
+                f"{name}: {v!r} is not a fold number; write e.g. {name}=[1, 2] "
+                f"(ints 1..{NUM_FOLDS})") from None
+        if not 1 <= f <= NUM_FOLDS:
+            raise ValueError(f"{name}: fold {f} is outside 1..{NUM_FOLDS}")
+        if f in folds:
+            raise ValueError(f"{name}: fold {f} is listed twice")
+        folds.append(f)
+    if not folds:
+        raise ValueError(f"{name} is empty: give at least one fold number in 1..{NUM_FOLDS}")
+    return folds
+
+
+def check_folds(train, valid, test, allow_valid_test_overlap=False):
+    """Validate the fold lists; returns them as ``(train, valid, test)`` lists of ints.
+
+    Train must be disjoint from valid and from test. Valid overlapping test (e.g. valid == test,
+    the predecessor's and SpeechBrain's recipe protocol) selects the checkpoint on test data and
+    biases the test figure: a ``ValueError`` unless ``allow_valid_test_overlap=True``, which logs
+    a loud warning instead.
+
+    Example:
+        >>> check_folds([3, 4, 5, 6, 7, 8, 9, 10], [2], [1])
+        ([3, 4, 5, 6, 7, 8, 9, 10], [2], [1])
+        >>> check_folds([2, 3], [1], [1])
+        Traceback (most recent call last):
+        ...
+        ValueError: valid folds [1] and test folds [1] overlap (fold 1): ...
+    """
+    train = _as_fold_list(train, "train_fold_nums")
+    valid = _as_fold_list(valid, "valid_fold_nums")
+    test = _as_fold_list(test, "test_fold_nums")
+    for name, other in (("valid", valid), ("test", test)):
+        common = sorted(set(train) & set(other))
+        if common:
+            raise ValueError(
+                f"train folds {train} and {name} folds {other} share fold(s) {common}: a clip "
+                f"must never be both trained on and {'validated' if name == 'valid' else 'tested'}"
+                f" on; remove {common} from train_fold_nums or from {name}_fold_nums")
+    common = sorted(set(valid) & set(test))
+    if common:
+        which = ", ".join(str(f) for f in common)
+        if not allow_valid_test_overlap:
+            raise ValueError(
+                f"valid folds {valid} and test folds {test} overlap (fold {which}): the "
+                "checkpoint would be selected on test data, so the test accuracy would be "
+                "optimistically biased (the predecessor's and SpeechBrain's recipe protocol). "
+                "Use a different valid fold (the usual choice: test k, valid k mod 10 + 1, see "
+                "audioattn_sb.folds.fold_split), or pass allow_valid_test_overlap=True "
+                "(--allow_valid_test_overlap=True) to reproduce that biased protocol knowingly.")
+        for line in (
+            "=" * 78,
+            f"WARNING: VALID AND TEST FOLDS OVERLAP (fold {which}; allow_valid_test_overlap=True).",
+            "The checkpoint will be SELECTED ON TEST DATA: the test accuracy of this run is",
+            "optimistically BIASED and not comparable with unbiased UrbanSound8K results.",
+            "This reproduces the predecessor's / SpeechBrain recipe protocol; use it only to",
+            "replicate their figures. Unbiased: test k, valid k mod 10 + 1 (folds.fold_split).",
+            "=" * 78,
+        ):
+            logger.warning(line)
+    return train, valid, test
+
+
+# --------------------------------------------------------------------------- metadata
+def _csv_path(data_folder):
+    path = os.path.join(data_folder, CSV_RELPATH)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path}: no UrbanSound8K metadata there. data_folder must hold metadata/"
+            "UrbanSound8K.csv and audio/fold1..fold10/ (the extracted UrbanSound8K archive); for "
+            "a small synthetic copy run: python recipes/make_demo_data.py --out data/demo_us8k")
+    return path
+
+
+def _read_rows(data_folder):
+    """All csv rows as dicts with their csv line number under ``"_line"``."""
+    path = _csv_path(data_folder)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise PrepareError(
+                f"{path}: missing column(s) {missing}; the header must be "
+                "slice_file_name,fsID,start,end,salience,fold,classID,class")
+        rows = []
+        for row in reader:
+            row["_line"] = reader.line_num
+            rows.append(row)
+    return rows
+
+
+def _parse_int(value):
+    s = (value or "").strip()
+    try:
+        return int(s)
+    except ValueError:
+        f = float(s)  # "3.0" is accepted; "3.5" / "abc" are not
+        if f.is_integer():
+            return int(f)
+        raise
+
+
+def _class_maps(parsed):
+    """Majority class name per classID and majority classID per name, from parsed rows."""
+    names_by_id, ids_by_name = OrderedDict(), OrderedDict()
+    for r in parsed:
+        names_by_id.setdefault(r["classID"], Counter())[r["class"]] += 1
+        ids_by_name.setdefault(r["class"], Counter())[r["classID"]] += 1
+    name_of = {cid: c.most_common(1)[0][0] for cid, c in names_by_id.items()}
+    id_of = {name: c.most_common(1)[0][0] for name, c in ids_by_name.items()}
+    return name_of, id_of, names_by_id, ids_by_name
+
+
+def _validate_rows(rows):
+    """Parse and check every csv row: (good rows, problems). Each problem: line, file, reason."""
+    parsed, problems, seen = [], [], {}
+    for row in rows:
+        line = row["_line"]
+        name = (row.get("slice_file_name") or "").strip()
+        fold_s, cid_s = row.get("fold"), row.get("classID")
+        cls = (row.get("class") or "").strip()
+        reason = None
+        if not name:
+            reason = "slice_file_name is empty"
+        else:
+            try:
+                fold = _parse_int(fold_s)
+            except (TypeError, ValueError):
+                fold, reason = None, f"fold {fold_s!r} is not an integer"
+            if reason is None and not 1 <= fold <= NUM_FOLDS:
+                reason = f"fold {fold} is outside 1..{NUM_FOLDS}"
+            if reason is None:
+                try:
+                    cid = _parse_int(cid_s)
+                except (TypeError, ValueError):
+                    reason = f"classID {cid_s!r} is not an integer"
+            if reason is None and cid < 0:
+                reason = f"classID {cid} is negative"
+            if reason is None and not cls:
+                reason = "class is empty"
+            if reason is None and name in seen:
+                reason = f"{name} is listed twice (first on line {seen[name]})"
+        if reason is not None:
+            problems.append({"line": line, "file": name, "fold": (fold_s or "").strip(),
+                             "reason": reason})
+            continue
+        seen[name] = line
+        parsed.append({"line": line, "file": name, "fold": fold, "classID": cid, "class": cls})
+
+    name_of, id_of, names_by_id, ids_by_name = _class_maps(parsed)
+    good = []
+    for r in parsed:
+        reason = None
+        if r["class"] != name_of[r["classID"]]:
+            n = names_by_id[r["classID"]][name_of[r["classID"]]]
+            reason = (f"classID {r['classID']} is class {r['class']!r} here but "
+                      f"{name_of[r['classID']]!r} in {n} other row(s)")
+        elif r["classID"] != id_of[r["class"]]:
+            n = ids_by_name[r["class"]][id_of[r["class"]]]
+            reason = (f"class {r['class']!r} has classID {r['classID']} here but "
+                      f"{id_of[r['class']]} in {n} other row(s)")
+        if reason is not None:
+            problems.append({"line": r["line"], "file": r["file"], "fold": r["fold"],
+                             "reason": reason})
+        else:
+            good.append(r)
+    problems.sort(key=lambda p: p["line"])
+    return good, problems
+
+
+def _problem_text(csv_path, p):
+    return (f"{csv_path} line {p['line']} ({p['file'] or 'no file name'}): {p['reason']}; "
+            f"fix or delete line {p['line']}, or pass skip_bad_files=True "
+            "(--skip_bad_files=True) to skip it and list it in prepare_report.json")
+
+
+def load_class_names(data_folder):
+    """Class names ordered by classID (``[name of 0, name of 1, …]``) from the csv.
+
+    The majority name of each classID is used (prepare reports disagreeing rows). classIDs must
+    be 0..K-1 without gaps.
+
+    Example (the demo data):
+        >>> import tempfile
+        >>> from audioattn_sb.data.synthetic import make_demo_urbansound8k
+        >>> d = tempfile.mkdtemp()
+        >>> _ = make_demo_urbansound8k(d, clips_per_class_per_fold=1, folds=[1])
+        >>> load_class_names(d)[:3]
+        ['siren', 'hum', 'click_train']
+    """
+    good, _ = _validate_rows(_read_rows(data_folder))
+    name_of, _, _, _ = _class_maps(good)
+    if not name_of:
+        raise PrepareError(f"{_csv_path(data_folder)}: no valid rows, so no class names")
+    ids = sorted(name_of)
+    if ids != list(range(len(ids))):
+        raise PrepareError(
+            f"{_csv_path(data_folder)}: classIDs must be 0..K-1 without gaps, found {ids}; "
+            "renumber the classID column")
+    return [name_of[i] for i in ids]
+
+
+# --------------------------------------------------------------------------- preparation
+def _default_cache_folder(data_folder, sample_rate):
+    tag = f"{sample_rate // 1000}k" if sample_rate % 1000 == 0 else f"{sample_rate}hz"
+    return os.path.join(data_folder, f"audioattn_cache_{tag}")
+
+
+def _ensure_writable(folder, what, hint):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write_test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise PrepareError(f"cannot write the {what} {folder} ({err}); {hint}") from err
+
+
+def _file_fingerprint(data_folder, rows):
+    h = hashlib.sha1()
+    for r in sorted(rows, key=lambda r: r["file"]):
+        src = os.path.join(data_folder, "audio", f"fold{r['fold']}", r["file"])
+        try:
+            st = os.stat(src)
+            key = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            key = "missing"
+        h.update(f"{r['fold']}/{r['file']}={key}|{r['classID']}|{r['class']}\n".encode())
+    return h.hexdigest()
+
+
+def _load_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _reusable(save_folder, options):
+    """Manifest paths if save_folder holds manifests prepared with exactly these options."""
+    old = _load_json(os.path.join(save_folder, OPTIONS_FILE))
+    if old is None:
+        return None
+    if old != options:
+        changed = sorted(k for k in set(old) | set(options) if old.get(k) != options.get(k))
+        logger.info("%s: preparation options or sources changed (%s); preparing again",
+                    save_folder, ", ".join(changed))
+        return None
+    paths, counts = {}, {}
+    for split in SPLITS:
+        path = os.path.join(save_folder, f"{split}.json")
+        data = _load_json(path)
+        if not isinstance(data, dict) or not data:
+            return None
+        if not all(isinstance(e, dict) and os.path.isfile(str(e.get("wav")))
+                   for e in data.values()):
+            logger.info("%s: some cached audio of %s.json is gone; preparing again",
+                        save_folder, split)
+            return None
+        paths[split], counts[split] = path, len(data)
+    logger.info("manifests in %s are up to date (train %d / valid %d / test %d); reusing them",
+                save_folder, counts["train"], counts["valid"], counts["test"])
+    return paths
+
+
+def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_nums,
+                         test_fold_nums, cache_folder=None, sample_rate=16000,
+                         allow_valid_test_overlap=False, skip_bad_files=False, progress=True):
+    """Validate, cache at ``sample_rate`` mono, and write train/valid/test JSON manifests.
+
+    See the module docstring for every check and file. Returns
+    ``{"train": <save_folder>/train.json, "valid": …, "test": …}``.
+    Raises ``ValueError`` for bad fold lists, :class:`PrepareError` (a ``ValueError``) for a bad
+    row, file or empty split, ``FileNotFoundError`` when the csv is missing.
+    """
+    train, valid, test = check_folds(train_fold_nums, valid_fold_nums, test_fold_nums,
+                                     allow_valid_test_overlap)
+    sample_rate = int(sample_rate)
+    data_folder = os.path.abspath(os.fspath(data_folder))
+    save_folder = os.path.abspath(os.fspath(save_folder))
+    cache_folder = os.path.abspath(os.fspath(cache_folder)) if cache_folder else \
+        _default_cache_folder(data_folder, sample_rate)
+    csv_path = _csv_path(data_folder)
+    fold_split = {}
+    for split, folds in (("train", train), ("valid", valid), ("test", test)):
+        for f in folds:
+            fold_split.setdefault(f, []).append(split)
+
+    rows = _read_rows(data_folder)
+    good, problems = _validate_rows(rows)
+    if problems and not skip_bad_files:
+        shown = [_problem_text(csv_path, p) for p in problems[:10]]
+        more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise PrepareError("\n".join(shown) + more)
+    chosen = [r for r in good if r["fold"] in fold_split]
+    present = sorted({r["fold"] for r in good})
+    for split, folds in (("train", train), ("valid", valid), ("test", test)):
+        if not any(r["fold"] in folds for r in chosen):
+            raise PrepareError(
+                f"the {split} split (folds {folds}) is empty: {csv_path} has no valid rows in "
+                f"those folds (folds present: {present}); choose {split}_fold_nums among them")
+
+    st = os.stat(csv_path)
+    options = {
+        "version": PREPARE_VERSION,
+        "data_folder": data_folder,
+        "cache_folder": cache_folder,
+        "train_fold_nums": train, "valid_fold_nums": valid, "test_fold_nums": test,
+        "sample_rate": sample_rate,
+        "allow_valid_test_overlap": bool(allow_valid_test_overlap),
+        "skip_bad_files": bool(skip_bad_files),
+        "csv": {"size": st.st_size, "mtime_ns": st.st_mtime_ns},
+        "sources_fingerprint": _file_fingerprint(data_folder, chosen),
+    }
+    reused = _reusable(save_folder, options)
+    if reused is not None:
+        return reused
+
+    _ensure_writable(save_folder, "save folder", "choose another output folder")
+    _ensure_writable(cache_folder, "cache folder",
+                     "pass a writable cache_folder=DIR (--cache_folder=DIR); the dataset "
+                     "folder may be read-only")
+    try:  # the old options no longer describe what is being written
+        os.remove(os.path.join(save_folder, OPTIONS_FILE))
+    except FileNotFoundError:
+        pass
+
+    from tqdm import tqdm
+
+    skipped = list(problems)
+    manifests = {s: {} for s in SPLITS}
+    n_resampled = n_reused = 0
+    for r in tqdm(chosen, desc="prepare UrbanSound8K", unit="clip", disable=not progress,
+                  dynamic_ncols=True):
+        src = os.path.join(data_folder, "audio", f"fold{r['fold']}", r["file"])
+        stem = os.path.splitext(r["file"])[0]
+        cache_path = os.path.join(cache_folder, f"fold{r['fold']}", stem + ".wav")
+        reason = None
+        if not os.path.isfile(src):
+            reason = f"audio file missing: {src}"
+        else:
+            try:
+                info = audio.cache_resampled(src, cache_path, sample_rate)
+            except audio.NonFiniteAudioError as err:
+                reason = f"NaN/infinite samples: {err}"
+            except audio.AudioReadError as err:
+                reason = f"unreadable audio: {err}"
+        if reason is not None:
+            p = {"line": r["line"], "file": r["file"], "fold": r["fold"], "reason": reason}
+            if not skip_bad_files:
+                raise PrepareError(_problem_text(csv_path, p))
+            logger.warning("skipping %s", _problem_text(csv_path, p))
+            skipped.append(p)
+            continue
+        if info["reused"]:
+            n_reused += 1
+        else:
+            n_resampled += 1
+        entry = {
+            "wav": info["path"],
+            "duration": float(info["duration"]),
+            "fold": r["fold"],
+            "classID": r["classID"],
+            "class_string": r["class"],
+            "source": os.path.relpath(src, data_folder),
+        }
+        for split in fold_split[r["fold"]]:
+            manifests[split][stem] = entry
+
+    counts = {s: len(manifests[s]) for s in SPLITS}
+    summary = (f"prepared {len(set().union(*manifests.values()))} clips (train {counts['train']}"
+               f" / valid {counts['valid']} / test {counts['test']}), resampled {n_resampled}, "
+               f"reused from cache {n_reused}, skipped {len(skipped)}")
+    report = {"summary": summary, "counts": counts, "resampled": n_resampled,
+              "reused_from_cache": n_reused, "n_skipped": len(skipped), "skipped": skipped,
+              "options": options}
+    atomic_write_text(os.path.join(save_folder, REPORT_FILE), json.dumps(report, indent=2) + "\n")
+    for split, folds in (("train", train), ("valid", valid), ("test", test)):
+        if not manifests[split]:
+            raise PrepareError(
+                f"the {split} split (folds {folds}) is empty: all its rows were skipped as bad; "
+                f"see {os.path.join(save_folder, REPORT_FILE)}")
+
+    paths = {}
+    for split in SPLITS:
+        paths[split] = os.path.join(save_folder, f"{split}.json")
+        atomic_write_text(paths[split], json.dumps(manifests[split], indent=2) + "\n")
+    atomic_write_text(os.path.join(save_folder, OPTIONS_FILE),
+                      json.dumps(options, indent=2) + "\n")
+    logger.info(summary)
+    if progress and not logger.isEnabledFor(logging.INFO):
+        print(summary)
+    return paths

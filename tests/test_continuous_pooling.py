@@ -1,0 +1,200 @@
+"""ContinuousAttentionPooling: shapes, info, padding invariance, gradients, dtypes, errors."""
+
+import math
+
+import pytest
+import torch
+
+from audioattn_sb.attention import beta_gaussian as bg
+from audioattn_sb.attention.continuous import ContinuousAttentionPooling, absolute_lengths
+from audioattn_sb.attention.value_function import frame_positions
+
+CONFIGS = [("gaussian", 1.0), ("softmax", 1.0), ("triweight", 4 / 3), ("biweight", 1.5),
+           ("sparsemax", 2.0), ("entmax", 1.7), ("entmax", 2.5)]
+D = 12
+
+
+def _pool(family, alpha, **kw):
+    torch.manual_seed(0)
+    kw.setdefault("num_centres", 16)
+    return ContinuousAttentionPooling(D, alpha=alpha, family=family, **kw).double()
+
+
+@pytest.mark.parametrize("encoder", ["moments", "direct"])
+@pytest.mark.parametrize("family,alpha", CONFIGS)
+def test_shapes_and_info(family, alpha, encoder):
+    pool = _pool(family, alpha, encoder=encoder)
+    x = torch.randn(3, 9, D, dtype=torch.float64)
+    ctx, info = pool(x, torch.tensor([1.0, 5 / 9, 1 / 9], dtype=torch.float64))
+    assert ctx.shape == (3, D) and torch.isfinite(ctx).all()
+    for key in ("mu", "var", "sigma_sq", "support"):
+        assert info[key].shape == (3,), key
+    assert info["alpha"].dim() == 0 and info["alpha"].item() == pytest.approx(alpha)
+    assert info["weights"].shape == (3, 9)
+    assert (info["weights"][1, 5:] == 0).all() and (info["weights"][2, 1:] == 0).all()
+    torch.testing.assert_close(info["weights"].sum(-1), torch.ones(3, dtype=torch.float64))
+    assert (info["cont_weights"][1, 5:] == 0).all()
+    assert (info["sigma_sq"] > 0).all() and (info["var"] > 0).all()
+    torch.testing.assert_close(info["var"], bg.variance_from_sigma_sq(info["sigma_sq"], alpha))
+    if alpha == 1.0:
+        assert torch.isinf(info["support"]).all()
+    else:
+        torch.testing.assert_close(info["support"], bg.support_width(info["sigma_sq"], alpha))
+
+
+@pytest.mark.parametrize("family,alpha", CONFIGS)
+def test_moments_encoder_matches_discrete_attention(family, alpha):
+    """μ = Σ p_ℓ t_ℓ, v = Σ p_ℓ (t_ℓ − μ)² over each clip's own mid-point positions."""
+    pool = _pool(family, alpha)
+    x = torch.randn(2, 10, D, dtype=torch.float64)
+    _, info = pool(x, torch.tensor([1.0, 0.7], dtype=torch.float64))
+    for b, length in enumerate((10, 7)):
+        t = frame_positions(length, torch.float64)
+        p = info["weights"][b, :length]
+        mu = (p * t).sum()
+        var = (p * (t - mu) ** 2).sum().clamp_min(pool.var_floor)
+        assert info["mu"][b].item() == pytest.approx(mu.item(), rel=1e-12)
+        assert info["var"][b].item() == pytest.approx(var.item(), rel=1e-10)
+
+
+def test_uniform_attention_gives_uniform_moments():
+    pool = _pool("sparsemax", 2.0)
+    with torch.no_grad():
+        pool.scorer.v.weight.zero_()  # constant scores → uniform p
+    _, info = pool(torch.randn(1, 101, D, dtype=torch.float64))
+    assert info["mu"].item() == pytest.approx(0.5, abs=1e-12)
+    assert info["var"].item() == pytest.approx((101**2 - 1) / (12 * 101**2), rel=1e-10)
+    # sparsemax with that variance: a = √(5v)
+    assert info["support"].item() == pytest.approx(2 * math.sqrt(5 * info["var"].item()), rel=1e-10)
+
+
+@pytest.mark.parametrize("family,alpha", [("gaussian", 1.0), ("sparsemax", 2.0), ("entmax", 1.7)])
+def test_constant_frames_give_their_value(family, alpha):
+    """A narrow density inside the clip over constant frames reads the constant (no fusion)."""
+    pool = _pool(family, alpha, encoder="direct", fuse_discrete=False, num_centres=64)
+    assert pool.scorer is None
+    target_s2 = bg.sigma_sq_from_variance(torch.tensor(0.01**2, dtype=torch.float64), alpha)
+    with torch.no_grad():
+        pool.param_head.weight.zero_()
+        pool.param_head.bias.copy_(torch.tensor([0.0, math.log(math.expm1(target_s2.item()))]))
+    x = torch.full((2, 401, D), 2.5, dtype=torch.float64)
+    ctx, info = pool(x, torch.tensor([1.0, 0.5], dtype=torch.float64))
+    assert "weights" not in info
+    torch.testing.assert_close(info["mu"], torch.full((2,), 0.5, dtype=torch.float64))
+    torch.testing.assert_close(ctx, torch.full_like(ctx, 2.5), rtol=1e-2, atol=0)
+
+
+@pytest.mark.parametrize("encoder", ["moments", "direct"])
+@pytest.mark.parametrize("family,alpha", CONFIGS)
+def test_padding_invariance(family, alpha, encoder):
+    pool = _pool(family, alpha, encoder=encoder).float()
+    torch.manual_seed(1)
+    short = torch.randn(1, 23, D)
+    longer = torch.randn(1, 57, D)
+    alone, info_alone = pool(short)
+    batch = torch.cat([torch.cat([short, 1e3 * torch.randn(1, 34, D)], 1), longer])  # garbage pad
+    both, info_both = pool(batch, torch.tensor([23 / 57, 1.0]))
+    torch.testing.assert_close(both[0], alone[0], rtol=1e-5, atol=1e-5)
+    for key in ("mu", "sigma_sq"):
+        torch.testing.assert_close(info_both[key][0], info_alone[key][0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(info_both["weights"][0, :23], info_alone["weights"][0],
+                               rtol=1e-5, atol=1e-7)
+    assert (info_both["weights"][0, 23:] == 0).all()
+
+
+@pytest.mark.parametrize("encoder", ["moments", "direct"])
+@pytest.mark.parametrize("family,alpha", CONFIGS)
+def test_gradients_finite_and_reach_parameters(family, alpha, encoder):
+    pool = _pool(family, alpha, encoder=encoder).float()
+    x = torch.randn(3, 40, D, requires_grad=True)
+    ctx, info = pool(x, torch.tensor([1.0, 0.5, 0.025]))
+    (ctx.square().sum() + info["mu"].sum() + info["sigma_sq"].sum()).backward()
+    assert torch.isfinite(x.grad).all()
+    assert (x.grad[1, 20:] == 0).all()  # padding gets no gradient
+    for name, param in pool.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
+        assert param.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("family,alpha", [("gaussian", 1.0), ("triweight", 4 / 3),
+                                          ("sparsemax", 2.0), ("entmax", 1.7)])
+def test_mixed_lengths_one_and_3000(family, alpha):
+    pool = _pool(family, alpha, num_centres=64)
+    pool = pool.float()
+    x = torch.randn(2, 3000, D, requires_grad=True)
+    ctx, info = pool(x, torch.tensor([1 / 3000, 1.0]))
+    assert torch.isfinite(ctx).all()
+    ctx.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    # a single frame: the density sits at t = 1/2 and the context is (a multiple of) that frame
+    assert info["mu"][0].item() == pytest.approx(0.5)
+    assert info["weights"][0, 0].item() == pytest.approx(1.0)
+    single, _ = pool(x[:1, :1].detach())
+    torch.testing.assert_close(ctx[0].detach(), single[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision(dtype):
+    pool = _pool("sparsemax", 2.0).float()
+    x = torch.randn(2, 30, D)
+    # autocast on CPU (bf16) with float32 weights
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ctx, info = pool(x, torch.tensor([1.0, 0.4]))
+    assert torch.isfinite(ctx).all() and torch.isfinite(info["mu"]).all()
+    # the whole module cast to the half type: outputs keep the input dtype
+    half = _pool("entmax", 1.7).to(dtype)
+    ctx, info = half(x.to(dtype), torch.tensor([1.0, 0.4]))
+    assert ctx.dtype == dtype and torch.isfinite(ctx).all()
+    assert torch.isfinite(info["sigma_sq"]).all()
+    # the basis is not rounded to the half type
+    assert half.basis(torch.device("cpu"))[0].dtype == torch.float64
+
+
+def test_extreme_scores_no_nan():
+    pool = _pool("sparsemax", 2.0).float()
+    x = torch.randn(2, 50, D) * 1e4  # saturated scorer → one-hot attention, variance floor
+    x.requires_grad_(True)
+    ctx, info = pool(x)
+    ctx.sum().backward()
+    assert torch.isfinite(ctx).all() and torch.isfinite(x.grad).all()
+    assert (info["var"] >= pool.var_floor * (1 - 1e-6)).all()
+
+
+def test_absolute_lengths():
+    assert absolute_lengths(None, 7, 2).tolist() == [7, 7]
+    assert absolute_lengths(torch.tensor([1.0, 0.5, 1e-6, 0.0]), 10, 4).tolist() == [10, 5, 1, 1]
+    with pytest.raises(ValueError):
+        absolute_lengths(torch.tensor([1.0]), 10, 2)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(family="sparsemax"),                  # default alpha = 1.0 with a non-Gaussian family
+    dict(family="sparsemax", alpha=1.5),
+    dict(family="entmax", alpha=1.0),
+    dict(family="entmax", alpha=0.5),
+    dict(family="entmax", alpha=None),
+    dict(family="entmax", alpha=float("nan")),
+    dict(family="gaussian", alpha=1.5),
+    dict(family="laplace"),
+    dict(encoder="lstm"),
+    dict(ridge_penalty=0.0),
+    dict(num_centres=0),
+    dict(basis_sigmas=(0.1, 0.0)),
+    dict(var_floor=0.0),
+])
+def test_bad_config(kwargs):
+    with pytest.raises(ValueError):
+        ContinuousAttentionPooling(8, **kwargs)
+
+
+def test_factory_builds_continuous():
+    from audioattn_sb.attention import build_pooling
+
+    pool = build_pooling("continuous", "biweight", 16, continuous={"num_centres": 8})
+    assert isinstance(pool, ContinuousAttentionPooling) and pool.alpha == 1.5
+    pool = build_pooling("continuous", "entmax", 16, alpha=1.7, attention_dim=5,
+                         continuous={"encoder": "direct"})
+    assert pool.alpha == 1.7 and pool.encoder == "direct" and pool.scorer.proj.out_features == 5
+    ctx, _ = pool(torch.randn(2, 8, 16), torch.tensor([1.0, 0.5]))
+    assert ctx.shape == (2, 16)
+    assert ContinuousAttentionPooling(8, alpha=None, family="triweight").alpha == 4 / 3
