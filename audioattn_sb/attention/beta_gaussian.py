@@ -565,26 +565,77 @@ def _quadrature_integrals(u0, h, m, prefactors, centred=None, num_nodes=QUAD_NOD
     return results
 
 
+def _full_support_integrals(u0, h, m, prefactors, centred=None, num_nodes=QUAD_NODES):
+    """The same W[P] by one fixed Gauss–Jacobi rule on the whole support [−1, 1].
+
+    The nodes x_q and weights w_q of the weight (1−u²)^m do not depend on the element, so each
+    prefactor is a fixed vector P(x_q) w_q and W = [N(x_q; u0, h²)]_{E×Q} @ (P w). Accurate when
+    the Gaussian factor is smooth on the support (:func:`_integrals` checks it) and m ≤ 40.
+    Centred prefactors are integrated against N(u) − N(0), as in :func:`_quadrature_integrals`.
+    """
+    centred = centred or [False] * len(prefactors)
+    xs, ws, _, _ = _node_table(float(m), num_nodes, m != 0.0, u0.dtype, u0.device)
+    x, w = xs[3], ws[3]  # row 3: the weight (1−x²)^m (Legendre when m = 0)
+    u0_, h_ = u0[:, None], h[:, None]
+    z = (x[None, :] - u0_) / h_
+    log_g = -0.5 * z * z
+    g_shift = log_g.amax(dim=-1, keepdim=True)
+    gauss = torch.exp(log_g - g_shift)  # ≥ e^{−32} by the smoothness condition
+    scale = torch.exp(g_shift.squeeze(-1)) / (h * math.sqrt(2.0 * math.pi))
+    diff = None
+    results = []
+    for coeffs, centre in zip(prefactors, centred):
+        poly = torch.full_like(x, float(coeffs[-1]))
+        for c in reversed(coeffs[:-1]):
+            poly = poly * x + float(c)
+        if centre and diff is None:
+            z0_sq = (u0_ / h_) ** 2
+            g = 0.5 * (z0_sq - z * z)
+            e0 = _exp_rel((-0.5 * z0_sq - g_shift).clamp_max(50.0))
+            diff = torch.where(g.abs() <= 1.0, e0 * torch.expm1(g.clamp(-1.0, 1.0)), gauss - e0)
+        values = diff if centre else gauss
+        results.append((values @ (poly * w)) * scale)
+    return results
+
+
 def _integrals(u0, h, m, prefactors, centred, closed, num_nodes):
-    """Dispatch per element: closed form where well conditioned (if allowed), else quadrature."""
+    """Dispatch per element to the cheapest accurate method.
+
+    1. closed form (if allowed) where it is well conditioned: h ≤ 1 and |u0| ≤ 1 + 2h;
+    2. a fixed Gauss–Jacobi rule on the whole support where the Gaussian factor is smooth
+       there: its log varies by D = ((|u0|+1)² − max(|u0|−1, 0)²)/(2h²) ≤ 32 over [−1, 1], so
+       the remaining integrand e^{bu−cu²}·poly (|b|, c ≤ 16) is resolved to machine precision
+       by ``num_nodes`` (48) nodes; no window search (only when the rule absorbs the weight
+       (1−u²)^m, i.e. m ≤ 40);
+    3. windowed Gauss–Jacobi (bisection for the window) for the rest: narrow Gaussians and
+       basis centres far outside the support.
+    """
     flat_u0, flat_h = u0.reshape(-1), h.reshape(-1)
+    far = flat_u0.abs()
+    near = (far - 1.0).clamp_min(0.0)
+    smooth = ((far + 1.0) ** 2 - near * near) <= 64.0 * flat_h * flat_h
+    if m > _JACOBI_MAX:  # Legendre nodes: the weight (1−u²)^m itself is too narrow for them
+        smooth = torch.zeros_like(smooth)
+    groups = []
     if closed:
         use_cf = (flat_h <= 1.0) & (flat_u0.abs() <= 1.0 + 2.0 * flat_h)
-        out = [torch.zeros_like(flat_u0) for _ in prefactors]
-        if bool(use_cf.any()):
-            idx = use_cf.nonzero().squeeze(-1)
-            vals = _closed_form_integrals(flat_u0[idx], flat_h[idx], int(m), prefactors)
-            for o, v in zip(out, vals):
-                o[idx] = v
-        rest = ~use_cf
-        if bool(rest.any()):
-            idx = rest.nonzero().squeeze(-1)
-            vals = _quadrature_integrals(flat_u0[idx], flat_h[idx], m, prefactors, centred,
-                                         num_nodes)
-            for o, v in zip(out, vals):
-                o[idx] = v
+        groups.append((use_cf, lambda a, b: _closed_form_integrals(a, b, int(m), prefactors)))
+        smooth = smooth & ~use_cf
+        rest = ~(use_cf | smooth)
     else:
-        out = _quadrature_integrals(flat_u0, flat_h, m, prefactors, centred, num_nodes)
+        rest = ~smooth
+    groups.append((smooth, lambda a, b: _full_support_integrals(a, b, m, prefactors, centred,
+                                                                num_nodes)))
+    groups.append((rest, lambda a, b: _quadrature_integrals(a, b, m, prefactors, centred,
+                                                            num_nodes)))
+    out = [torch.zeros_like(flat_u0) for _ in prefactors]
+    for select, method in groups:
+        if bool(select.all()):
+            return [v.reshape(u0.shape) for v in method(flat_u0, flat_h)]
+        if bool(select.any()):
+            idx = select.nonzero().squeeze(-1)
+            for o, v in zip(out, method(flat_u0[idx], flat_h[idx])):
+                o[idx] = v
     return [o.reshape(u0.shape) for o in out]
 
 
