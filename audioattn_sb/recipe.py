@@ -14,6 +14,12 @@ output folder, train, keep the checkpoint with the lowest valid error, test on i
 ``output_folder: auto`` (the shipped yamls) becomes
 ``results/<experiment_name>/<attention tag>/test<k>_valid<j>/seed<s>`` so that runs of different
 folds and attention variants never share a folder.
+
+``dataset: fsd50k`` (``hparams/fsd50k_acrnn.yaml``) is multi-label: no folds (output folder
+``results/<experiment_name>/<attention tag>/seed<s>``), ``n_classes: auto`` taken from
+``vocabulary.csv``, chunked manifests (:mod:`audioattn_sb.data.fsd50k`), the
+:class:`~audioattn_sb.brains.multilabel.MultiLabelBrain` (checkpoint = highest valid mAP) and
+``test_mAP`` / ``test_dprime`` / ``test_loss`` in ``results.json``.
 """
 
 import json
@@ -105,7 +111,61 @@ def _prepare(hparams):
         sb.utils.distributed.run_on_main(prepare_urbansound8k, kwargs=kwargs)
         manifests = prepare_urbansound8k(**{**kwargs, "progress": False})
         return manifests, load_class_names(hparams["data_folder"])
-    raise ValueError(f"unknown dataset {dataset!r} in the hparams file; valid: urbansound8k")
+    if dataset == "fsd50k":
+        from audioattn_sb.data.fsd50k import load_class_names, prepare_fsd50k
+
+        kwargs = dict(
+            data_folder=hparams["data_folder"],
+            save_folder=hparams["output_folder"],
+            cache_folder=hparams.get("cache_folder"),
+            sample_rate=hparams["sample_rate"],
+            chunk_seconds=hparams.get("chunk_seconds", 1.0),
+            chunk_overlap=hparams.get("chunk_overlap", 0.5),
+            skip_bad_files=hparams.get("skip_bad_files", False),
+        )
+        sb.utils.distributed.run_on_main(prepare_fsd50k, kwargs=kwargs)
+        manifests = prepare_fsd50k(**{**kwargs, "progress": False})
+        return manifests, load_class_names(hparams["data_folder"])
+    raise ValueError(f"unknown dataset {dataset!r} in the hparams file; valid: "
+                     f"{', '.join(DATASETS)}")
+
+
+#: dataset → multi-label (chunked manifests, MultiLabelBrain) or not
+DATASETS = {"urbansound8k": False, "fsd50k": True}
+
+
+def _multilabel_results(hparams, brain, manifests):
+    """results.json entries of a multi-label (chunked) run: splits, counts, test figures."""
+    test, valid = brain.test_stats, getattr(brain, "valid_stats", {})
+    clips, chunks = {}, {}
+    for split, path in manifests.items():
+        with open(path, encoding="utf-8") as f:
+            entries = json.load(f)
+        clips[split] = len({e["clip"] for e in entries.values()})
+        chunks[split] = len(entries)
+    return {
+        "splits": {"train": "dev.csv split=train", "valid": "dev.csv split=val",
+                   "test": "eval.csv"},
+        "chunking": {"chunk_seconds": hparams.get("chunk_seconds", 1.0),
+                     "chunk_overlap": hparams.get("chunk_overlap", 0.5),
+                     "short_clips": "tiled to one chunk",
+                     "clip_score": "mean of the chunks' sigmoid probabilities"},
+        "checkpoint_selected_by": "max valid mAP",
+        "n_clips": clips,
+        "n_chunks": chunks,
+        "loss": getattr(brain, "loss_name", hparams.get("loss", "bce")),
+        "test_mAP": test["mAP"],
+        "test_dprime": test["dprime"],
+        "test_auc": test["auc"],
+        "test_loss": test["loss"],
+        "test_mAP_chance": test.get("mAP_chance"),
+        "test_n_classes_scored": test["n_classes_scored"],
+        "test_per_class_ap": test["per_class_ap"],
+        "test_per_class_auc": test["per_class_auc"],
+        "test_per_class_ap_csv": getattr(brain, "per_class_csv", None),
+        "valid_mAP_last_epoch": valid.get("mAP"),
+        "valid_dprime_last_epoch": valid.get("dprime"),
+    }
 
 
 class FeatureCache:
@@ -183,7 +243,8 @@ def _set_lr_schedule(hparams, n_train):
     if sched is None or step_epochs is None or not hasattr(sched, "step_size"):
         return
     batch_size = hparams["dataloader_options"]["batch_size"]
-    steps = max(1, math.ceil(n_train / batch_size))
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun: each process sees 1/world
+    steps = max(1, math.ceil(n_train / (batch_size * world)))
     sched.step_size = max(1, int(round(step_epochs * steps)))
     logger.info("cyclic LR: half cycle = %s epochs = %d steps", step_epochs, sched.step_size)
 
@@ -204,6 +265,7 @@ def run(argv=None):
     """Train and test one configuration; returns the results dict written to results.json."""
     argv = sys.argv[1:] if argv is None else list(argv)
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)  # no-op unless started by torchrun
     values = peek_hparams(hparams_file, overrides)
 
     # fail before any work on a bad fold protocol or attention name
@@ -212,6 +274,16 @@ def run(argv=None):
 
         check_folds(values["train_fold_nums"], values["valid_fold_nums"],
                     values["test_fold_nums"], values.get("allow_valid_test_overlap", False))
+    if DATASETS.get(values.get("dataset")):  # multi-label: vocabulary.csv gives n_classes
+        from audioattn_sb.data.fsd50k import load_class_names
+
+        n = len(load_class_names(values["data_folder"]))
+        if str(values.get("n_classes", "auto")) == "auto":
+            overrides = (overrides + "\n" if overrides else "") + f"n_classes: {n}"
+        elif values["n_classes"] != n:
+            raise ValueError(
+                f"{values['data_folder']} has {n} classes (vocabulary.csv) but the hparams say "
+                f"n_classes: {values['n_classes']}; pass --n_classes={n} or --n_classes=auto")
     if str(values.get("output_folder", "auto")) == "auto":
         out = default_output_folder(values)
         overrides = (overrides + "\n" if overrides else "") + f"output_folder: {out}"
@@ -233,11 +305,19 @@ def run(argv=None):
     feature_cache = None
     if hparams.get("feature_cache", False):
         feature_cache = FeatureCache(hparams["compute_features"])
-    datasets = build_single_label_datasets(manifests, feature_cache)
+    multilabel = DATASETS.get(hparams.get("dataset", "urbansound8k"), False)
+    if multilabel:
+        from audioattn_sb.data.fsd50k import build_chunk_datasets
+
+        datasets = build_chunk_datasets(manifests, hparams["n_classes"], feature_cache)
+    else:
+        datasets = build_single_label_datasets(manifests, feature_cache)
     _set_lr_schedule(hparams, len(datasets["train"]))
 
     brain_cls = hparams.get("brain_class")
-    if brain_cls is None:
+    if brain_cls is None and multilabel:
+        from audioattn_sb.brains.multilabel import MultiLabelBrain as brain_cls
+    elif brain_cls is None:
         from audioattn_sb.brains.classification import ClassificationBrain as brain_cls
     brain = brain_cls(
         modules=hparams["modules"],
@@ -258,7 +338,8 @@ def run(argv=None):
     )
     train_seconds = time.time() - t_start
     epochs_completed = int(hparams["epoch_counter"].current)
-    brain.evaluate(datasets["test"], min_key="error", test_loader_kwargs=test_loader_opts)
+    brain.evaluate(datasets["test"], test_loader_kwargs=test_loader_opts,
+                   **getattr(brain, "checkpoint_key", {"min_key": "error"}))
     test = brain.test_stats
     n_params = sum(p.numel() for p in hparams["model"].parameters())
     results = {
@@ -269,11 +350,11 @@ def run(argv=None):
         "command": " ".join([os.path.basename(sys.argv[0]) if argv is None else "train.py"]
                             + argv),
         "data_folder": str(hparams["data_folder"]),
-        "folds": {
+        **({} if multilabel else {"folds": {
             "train": list(hparams["train_fold_nums"]),
             "valid": list(hparams["valid_fold_nums"]),
             "test": list(hparams["test_fold_nums"]),
-        },
+        }}),
         "attention": {
             "domain": hparams["attn_domain"],
             "max_activation": hparams["attn_max_activation"],
@@ -291,19 +372,30 @@ def run(argv=None):
         "train_seconds_this_process": round(train_seconds, 3),
         "train_epoch_seconds": [round(t, 3) for t in getattr(brain, "epoch_seconds", [])],
         "class_names": class_names,
-        "test_accuracy": test["accuracy"],
-        "test_error": test["error"],
-        "test_loss": test["loss"],
-        "test_per_class_accuracy": test["per_class_accuracy"],
-        "test_confusion_matrix": test["confusion_matrix"],
-        "valid_error_last_epoch": getattr(brain, "valid_stats", {}).get("error"),
+        # multi-label: also replaces checkpoint_selected_by and n_clips (in place) above
+        **(_multilabel_results(hparams, brain, manifests) if multilabel else {
+            "test_accuracy": test["accuracy"],
+            "test_error": test["error"],
+            "test_loss": test["loss"],
+            "test_per_class_accuracy": test["per_class_accuracy"],
+            "test_confusion_matrix": test["confusion_matrix"],
+            "valid_error_last_epoch": getattr(brain, "valid_stats", {}).get("error"),
+        }),
         "versions": _versions(),
     }
+    # models whose attention is more than the final pooling (the Transformer) describe it
+    describe = getattr(hparams["model"], "attention_info", None)
+    if callable(describe):
+        results["attention"].update(describe())
     path = os.path.join(hparams["output_folder"], "results.json")
     if sb.utils.distributed.if_main_process():
         atomic_write_text(path, json.dumps(results, indent=2) + "\n")
-        logger.info("results written to %s (test accuracy %.4f)", path, test["accuracy"])
-        print(f"test accuracy {test['accuracy']:.4f}  error {test['error']:.4f}  -> {path}")
+        if multilabel:
+            line = f"test mAP {test['mAP']:.4f}  d' {test['dprime']:.3f}"
+        else:
+            line = f"test accuracy {test['accuracy']:.4f}  error {test['error']:.4f}"
+        logger.info("results written to %s (%s)", path, line)
+        print(f"{line}  -> {path}")
     return results
 
 

@@ -18,6 +18,21 @@ Datasets
     The real ESC-10 data in UrbanSound8K layout, ``<repo>/../shared/data/esc10_us8k`` (400 clips,
     10 classes, folds 1-5, 16 kHz mono). Read-only. Skips the test when the folder is absent.
     Mark tests that use it ``@pytest.mark.slow``.
+``demo_fsd50k`` (session)
+    The multi-label demo in FSD50K's layout (``make_demo_fsd50k``: 120 train / 30 val / 60 eval
+    clips, 10 classes, 1-3 labels each, 0.3-10 s, seed 0), written at 16 kHz (no resampling step,
+    to keep the suite fast; the generator's default is FSD50K's 44.1 kHz). Read-only: give
+    ``prepare_fsd50k`` / ``--cache_folder`` a folder under your own ``tmp_path``.
+``fsd50k_mini_dir`` (session)
+    Real data in FSD50K's layout, ``<repo>/../shared/data/fsd50k_mini`` (120 train / 30 val /
+    60 eval clips of mixed ESC-10 sounds, 23 classes, 16 kHz). Read-only (cache elsewhere). Skips
+    the test when absent. Mark tests that use it ``@pytest.mark.slow``.
+``demo_trained_runs`` (session)
+    Two tiny ACRNN runs trained once per session on ``demo_us8k`` (train fold 3, valid 2, test 1,
+    1 epoch, in-process through ``audioattn_sb.recipe.run``, ~10 s): a dict with ``discrete``
+    (sparsemax) and ``continuous`` (biweight) run folders, ``args`` (each run's training argv
+    without the hparams file, ``--output_folder`` included), ``hparams``, ``data_folder`` and
+    ``cache_folder``. Read-only; mark tests that use it ``@pytest.mark.slow``.
 
 Helpers
 -------
@@ -107,3 +122,42 @@ def esc10_dir():
         pytest.skip(f"real ESC-10 data not found at {path} (expected <repo>/../shared/data/"
                     "esc10_us8k with metadata/UrbanSound8K.csv)")
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_fsd50k(tmp_path_factory):
+    """Path of the FSD50K-layout multi-label demo (120/30/60 clips, 16 kHz), read-only."""
+    from audioattn_sb.data.synthetic_fsd50k import make_demo_fsd50k
+
+    out = tmp_path_factory.mktemp("demo_fsd50k")
+    make_demo_fsd50k(out, sample_rate=16000)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fsd50k_mini_dir():
+    """Real FSD50K-layout data (``<repo>/../shared/data/fsd50k_mini``), read-only, or skip."""
+    path = (REPO_ROOT / ".." / "shared" / "data" / "fsd50k_mini").resolve()
+    if not (path / "FSD50K.ground_truth" / "vocabulary.csv").is_file():
+        pytest.skip(f"real FSD50K-layout data not found at {path} (expected <repo>/../shared/"
+                    "data/fsd50k_mini with FSD50K.ground_truth/vocabulary.csv)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_trained_runs(demo_us8k, tmp_path_factory):
+    """Tiny discrete (sparsemax) and continuous (biweight) runs on the demo, trained once."""
+    from audioattn_sb.recipe import run
+
+    root = tmp_path_factory.mktemp("demo_trained_runs")
+    hparams = str(REPO_ROOT / "hparams" / "urbansound8k_acrnn.yaml")
+    out = {"hparams": hparams, "data_folder": demo_us8k, "cache_folder": root / "cache",
+           "args": {}}
+    for domain, mapping in (("discrete", "sparsemax"), ("continuous", "biweight")):
+        args = [f"--data_folder={demo_us8k}", f"--cache_folder={root / 'cache'}",
+                f"--output_folder={root / domain}", "--train_fold_nums=[3]",
+                "--valid_fold_nums=[2]", "--test_fold_nums=[1]", "--number_of_epochs=1",
+                "--attn_domain", domain, "--attn_max_activation", mapping, "--noprogressbar"]
+        run([hparams, *args])
+        out[domain], out["args"][domain] = root / domain, args
+    return out

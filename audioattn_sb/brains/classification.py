@@ -12,14 +12,13 @@ The hparams the Brain reads: ``epoch_counter``, ``train_logger``, ``checkpointer
 """
 
 import logging
-import time
 
 import numpy as np
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
-from audioattn_sb.features import frame_lengths
+from audioattn_sb.brains.base import ClipBrain
 
 logger = logging.getLogger(__name__)
 
@@ -66,28 +65,11 @@ def classification_stats(targets, predictions, n_classes, class_names=None):
     }
 
 
-class ClassificationBrain(sb.Brain):
-    """Single-label clip classification with attention pooling (NLL loss)."""
+class ClassificationBrain(ClipBrain):
+    """Single-label clip classification with attention pooling (NLL loss).
 
-    def compute_forward(self, batch, stage):
-        batch = batch.to(self.device)
-        feats, lens = self.compute_features(batch)
-        feats = self.modules.mean_var_norm(feats, lens)
-        log_probs, info = self.modules.model(feats, lens)
-        self.last_attention = info
-        return log_probs
-
-    def compute_features(self, batch):
-        """(features [B, T, F], relative frame lengths [B]) of a batch.
-
-        Batches carry either ``feats`` (computed once per clip by the recipe's feature cache) or
-        ``sig`` (waveforms; features computed here, lengths counted exactly per clip).
-        """
-        if getattr(self.hparams, "feature_cache", False):
-            return batch.feats
-        wavs, lens = batch.sig
-        feats = self.modules.compute_features(wavs)
-        return feats, frame_lengths(lens, wavs.shape[1], feats.shape[1], self.hparams.hop_samples)
+    Features, normalisation, model, LR schedule and epoch timing: :class:`ClipBrain`.
+    """
 
     def compute_objectives(self, predictions, batch, stage):
         targets = batch.label.data.reshape(-1).to(predictions.device)
@@ -97,14 +79,9 @@ class ClassificationBrain(sb.Brain):
             self._preds.append(predictions.detach().argmax(dim=-1).cpu())
         return loss
 
-    def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        sched = getattr(self.hparams, "lr_annealing", None)
-        if should_step and sched is not None:
-            sched.on_batch_end(self.optimizer)
-
     def on_stage_start(self, stage, epoch=None):
+        super().on_stage_start(stage, epoch)
         self._targets, self._preds = [], []
-        self._stage_t0 = time.perf_counter()
 
     def _stats(self, stage_loss):
         n_classes = int(getattr(self.hparams, "n_classes"))
@@ -119,11 +96,7 @@ class ClassificationBrain(sb.Brain):
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         if stage == sb.Stage.TRAIN:
-            seconds = time.perf_counter() - self._stage_t0
-            if not hasattr(self, "epoch_seconds"):
-                self.epoch_seconds = []
-            self.epoch_seconds.append(seconds)
-            self.train_stats = {"loss": float(stage_loss), "epoch_seconds": round(seconds, 3)}
+            self._end_train_stage(stage_loss)
             return
         stats = self._stats(stage_loss)
         short = {"loss": stats["loss"], "error": stats["error"], "accuracy": stats["accuracy"]}

@@ -1,0 +1,87 @@
+"""What every clip-level Brain shares: features → normalisation → model, per-batch LR schedule,
+epoch timing, and how the checkpoint is selected.
+
+Module contract (every recipe's yaml): ``modules.compute_features`` (waveforms [B, N] → features
+[B, T, F], e.g. Fbank, or an identity for waveform models), ``modules.mean_var_norm(feats, lens)``
+and ``modules.model(feats, lens)`` → ``(outputs [B, C], info)``. Subclasses define the loss
+(``compute_objectives``), the statistics (``on_stage_end``) and :attr:`ClipBrain.checkpoint_key`.
+"""
+
+import time
+
+import speechbrain as sb
+import torch
+
+from audioattn_sb.features import frame_lengths
+
+
+class ClipBrain(sb.Brain):
+    """Base of :class:`~audioattn_sb.brains.classification.ClassificationBrain` and
+    :class:`~audioattn_sb.brains.multilabel.MultiLabelBrain`.
+
+    Hparams read here: ``feature_cache`` (batches carry ``feats`` instead of ``sig``),
+    ``hop_samples`` (frame lengths of Fbank-like features), ``lr_annealing`` (optional per-batch
+    scheduler with ``on_batch_end(optimizer)``).
+    """
+
+    #: keyword for ``Brain.evaluate`` / the checkpointer: which valid statistic selects the
+    #: checkpoint (``{"min_key": "error"}`` or ``{"max_key": "mAP"}``)
+    checkpoint_key = {"min_key": "error"}
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        feats, lens = self.compute_features(batch)
+        # SpeechBrain's padding mask counts frames as len_rel * T - 1e-6 in the lengths' dtype:
+        # in float32 that miscounts some lengths by one frame (a padded zero enters a clip's
+        # mean), so the normaliser gets exact frame counts / T in float64
+        n_frames = feats.shape[1]
+        feats = self.modules.mean_var_norm(feats, torch.round(lens.double() * n_frames) / n_frames)
+        outputs, info = self.modules.model(feats, lens)
+        self.last_attention = info
+        return outputs
+
+    def compute_features(self, batch):
+        """(features [B, T, F], relative frame lengths [B]) of a batch.
+
+        Batches carry either ``feats`` (computed once per clip by the recipe's feature cache) or
+        ``sig`` (waveforms; features computed here, lengths counted exactly per clip). A
+        ``compute_features`` module with its own ``frame_lengths(wav_lens, n_samples, n_frames)``
+        method (e.g. the waveform models' identity features) counts the lengths itself.
+        """
+        if getattr(self.hparams, "feature_cache", False):
+            return batch.feats
+        wavs, lens = batch.sig
+        feats = self.modules.compute_features(wavs)
+        own_lengths = getattr(self.modules.compute_features, "frame_lengths", None)
+        if callable(own_lengths):
+            return feats, own_lengths(lens, wavs.shape[1], feats.shape[1])
+        return feats, frame_lengths(lens, wavs.shape[1], feats.shape[1], self.hparams.hop_samples)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        sched = getattr(self.hparams, "lr_annealing", None)
+        if should_step and sched is not None:
+            sched.on_batch_end(self.optimizer)
+
+    def on_stage_start(self, stage, epoch=None):
+        self._stage_t0 = time.perf_counter()
+
+    def _end_train_stage(self, stage_loss):
+        """Record the epoch's wall time (``epoch_seconds``) and ``train_stats``."""
+        seconds = time.perf_counter() - self._stage_t0
+        if not hasattr(self, "epoch_seconds"):
+            self.epoch_seconds = []
+        self.epoch_seconds.append(seconds)
+        self.train_stats = {"loss": float(stage_loss), "epoch_seconds": round(seconds, 3)}
+
+    def _wrap_distributed(self):
+        """DDP on CPU (gloo) as on GPUs, but without SpeechBrain's SyncBatchNorm conversion,
+        which only works for CUDA modules: on CPU each process keeps its own BatchNorm
+        statistics (as plain DDP does); GPU runs keep SpeechBrain's behaviour."""
+        if not self.distributed_launch or str(self.device).startswith("cuda"):
+            return super()._wrap_distributed()
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DDP(module, device_ids=None,
+                                         find_unused_parameters=self.find_unused_parameters)

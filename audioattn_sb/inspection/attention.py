@@ -1,0 +1,213 @@
+r"""Per-clip attention summaries and densities on a time grid in seconds.
+
+A clip's attention (the pooling's ``info``, one clip's slice) becomes a plain record (a dict) that
+the CSV export, the plots and :mod:`audioattn_sb.inference` all share.
+
+Time
+----
+The pooling sees L valid frames; frame ℓ = 1..L sits at the normalised position
+t_ℓ = (2ℓ−1)/(2L) ∈ (0, 1) (the positions the continuous pooling regresses on), and normalised
+time t maps to seconds as t·D, D the clip's duration. A frame's time is then its segment's centre
+(ℓ−½)·D/L: within half a frame (5 ms for the 10 ms Fbank hop) of the centre of the Fbank frame
+the model computed it from.
+
+Record fields (units)
+---------------------
+``mu``, ``var``
+    Continuous: the density's mean and variance in normalised time (μ ∈ [0, 1] for the
+    ``moments`` encoder). Discrete/mean: the same moments of the frame weights over t_ℓ.
+``sigma_sq``
+    Continuous: the β-Gaussian scale σ² (normalised time²). Discrete: NaN (empty in CSVs).
+``supp``
+    Continuous: support width 2a in normalised time (``inf`` for the Gaussian). Discrete: the
+    fraction of valid frames with nonzero weight (R's definition).
+``mu_seconds``, ``supp_seconds``, ``support_start_s``, ``support_end_s``
+    The same in seconds (μ·D, supp·D, μ∓a in seconds; discrete: first/last nonzero frame).
+``mass_in_clip``
+    Continuous: probability mass inside the clip [0, D] (exact: Gaussian CDF, or the regularised
+    incomplete beta function of the β-Gaussian); less than 1 when the support reaches past the
+    clip's ends. Discrete: 1.
+``density_t``, ``density``, ``density_kind``
+    Continuous (``pdf``): the pdf as a density per second, p(t/D)/D, at K points in seconds: K/2
+    evenly over the clip [0, D] and K/2 evenly over the support (μ ± a; μ ± 6σ for the
+    Gaussian), merged (sorted, exactly K). The support points make the trapezoid rule over the
+    grid integrate to ≈1 (the support may reach outside the clip: those points have t < 0 or
+    t > D). Discrete
+    (``frame_weight``): one point per valid frame at its centre time, the weights (sum 1).
+``weights``
+    The discrete frame weights over the valid frames (for continuous pooling: those of its
+    discrete encoder, when it has one), or None.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+DENSITY_KINDS = ("pdf", "frame_weight")
+
+
+def frame_positions(n_frames):
+    """Normalised frame centres t_ℓ = (2ℓ−1)/(2L), ℓ = 1..L.
+
+    Example:
+        >>> frame_positions(4).tolist()
+        [0.125, 0.375, 0.625, 0.875]
+    """
+    n = int(n_frames)
+    return (2.0 * np.arange(1, n + 1) - 1.0) / (2.0 * n)
+
+
+def _float(value):
+    if value is None:
+        return math.nan
+    if torch.is_tensor(value):
+        return float(value.detach().double().reshape(-1)[0]) if value.numel() else math.nan
+    return float(value)
+
+
+def density_grid(mu, half_width, points=200):
+    """The K-point grid (normalised time) of a continuous density: K/2 points evenly over [0, 1]
+    and K/2 over [μ − half_width, μ + half_width], merged and sorted (exactly K points; a point of
+    both halves appears twice, which the trapezoid rule ignores).
+
+    Example:
+        >>> g = density_grid(0.5, 0.1, points=6)
+        >>> g.round(3).tolist()
+        [0.0, 0.4, 0.5, 0.5, 0.6, 1.0]
+    """
+    points = max(4, int(points))
+    clip = np.linspace(0.0, 1.0, points // 2)
+    support = np.linspace(mu - half_width, mu + half_width, points - points // 2)
+    return np.sort(np.concatenate([clip, support]), kind="stable")
+
+
+def continuous_mass(lo, hi, mu, sigma_sq, alpha):
+    """Probability mass of the β-Gaussian p(·; μ, σ², α) on [lo, hi] (normalised time).
+
+    Gaussian: Φ; α > 1: with u = (t−μ)/a, (u+1)/2 follows Beta(n+1, n+1), n = 1/(α−1).
+
+    Example:
+        >>> round(continuous_mass(0.0, 1.0, 0.5, 0.0025, 1.0), 6)
+        1.0
+        >>> round(continuous_mass(0.5, 2.0, 0.5, 0.01, 2.0), 6)   # half of a symmetric density
+        0.5
+    """
+    from scipy.special import betainc, ndtr
+
+    from audioattn_sb.attention import beta_gaussian as bg
+
+    if alpha == 1.0 or bg.check_alpha(alpha) == 1.0:
+        s = math.sqrt(sigma_sq)
+        return float(ndtr((hi - mu) / s) - ndtr((lo - mu) / s))
+    n = bg.entmax_exponent(alpha)
+    a = float(bg.support_half_width(torch.tensor(sigma_sq, dtype=torch.float64), alpha))
+
+    def cdf(t):
+        x = min(max(((t - mu) / a + 1.0) / 2.0, 0.0), 1.0)
+        return float(betainc(n + 1.0, n + 1.0, x))
+
+    return cdf(hi) - cdf(lo)
+
+
+def _discrete_record(weights, duration):
+    w = np.asarray(weights, dtype=np.float64)
+    n = w.size
+    t = frame_positions(n)
+    mu = float((w * t).sum())
+    var = float((w * (t - mu) ** 2).sum())
+    nonzero = np.flatnonzero(w > 0)
+    supp = nonzero.size / n if n else math.nan
+    start = float(t[nonzero[0]] * duration) if nonzero.size else math.nan
+    end = float(t[nonzero[-1]] * duration) if nonzero.size else math.nan
+    return {
+        "mu": mu, "var": var, "sigma_sq": math.nan, "supp": supp,
+        "mu_seconds": mu * duration, "supp_seconds": supp * duration,
+        "support_start_s": start, "support_end_s": end,
+        "mass_in_clip": float(w.sum()),
+        "density_t": t * duration, "density": w, "density_kind": "frame_weight",
+    }
+
+
+def _continuous_record(mu, sigma_sq, var, alpha, duration, points):
+    from audioattn_sb.attention import beta_gaussian as bg
+
+    sig = torch.tensor(sigma_sq, dtype=torch.float64)
+    half = float(bg.support_half_width(sig, alpha))
+    reach = half if math.isfinite(half) else 6.0 * math.sqrt(sigma_sq)
+    grid = density_grid(mu, reach, points)
+    pdf = bg.pdf(torch.from_numpy(grid), mu, sig, alpha).numpy()
+    supp = 2.0 * half
+    return {
+        "mu": mu, "var": var, "sigma_sq": sigma_sq, "supp": supp,
+        "mu_seconds": mu * duration, "supp_seconds": supp * duration,
+        "support_start_s": (mu - half) * duration, "support_end_s": (mu + half) * duration,
+        "mass_in_clip": continuous_mass(0.0, 1.0, mu, sigma_sq, alpha),
+        "density_t": grid * duration, "density": pdf / duration, "density_kind": "pdf",
+    }
+
+
+def clip_attention(info, config, duration, density_points=200):
+    """The attention record of one clip (module docstring) from its pooling ``info``.
+
+    Arguments
+    ---------
+    info : dict
+        One clip's slice of the pooling info (:func:`~.trained_run.clip_info`): ``mask`` [L],
+        ``weights`` [L] (discrete/mean, and continuous with a discrete encoder), and for
+        continuous pooling ``mu``, ``sigma_sq``, ``var`` (scalars).
+    config : dict
+        ``attn_domain``, ``family``, ``alpha_value`` (:meth:`TrainedRun.attention_config`).
+    duration : float
+        The clip's duration in seconds.
+    density_points : int
+        K, the grid size of continuous densities.
+
+    Example:
+        >>> cfg = {"attn_domain": "discrete", "family": "sparsemax", "alpha_value": 2.0}
+        >>> info = {"weights": torch.tensor([0.0, 0.75, 0.25, 0.0]),
+        ...         "mask": torch.tensor([True, True, True, True])}
+        >>> r = clip_attention(info, cfg, duration=2.0)
+        >>> r["supp"], r["mu_seconds"], float(r["density"].sum()), r["density_t"].tolist()
+        (0.5, 0.875, 1.0, [0.25, 0.75, 1.25, 1.75])
+        >>> cfg = {"attn_domain": "continuous", "family": "biweight", "alpha_value": 1.5}
+        >>> r = clip_attention({"mu": 0.5, "sigma_sq": 0.001, "var": 0.002}, cfg, duration=4.0)
+        >>> round(float(np.trapezoid(r["density"], r["density_t"])), 4), round(r["mu_seconds"], 3)
+        (1.0, 2.0)
+    """
+    domain = config["attn_domain"]
+    duration = float(duration)
+    if not duration > 0:
+        raise ValueError(f"clip duration must be > 0 seconds, got {duration}")
+    mask = info.get("mask")
+    weights = info.get("weights")
+    n_valid = None
+    if mask is not None:
+        n_valid = int(torch.as_tensor(mask).reshape(-1).sum())
+    elif weights is not None:
+        n_valid = int(torch.as_tensor(weights).reshape(-1).numel())
+    if weights is not None:
+        weights = torch.as_tensor(weights).detach().double().reshape(-1)[:n_valid].numpy()
+
+    if domain == "continuous":
+        alpha = float(config["alpha_value"])
+        record = _continuous_record(_float(info["mu"]), _float(info["sigma_sq"]),
+                                    _float(info.get("var")), alpha, duration, density_points)
+    elif weights is not None:
+        record = _discrete_record(weights, duration)
+    else:
+        raise ValueError(f"attention info of domain {domain!r} has no 'weights' to summarise "
+                         f"(keys: {', '.join(info) or 'none'})")
+    record.update({
+        "attn_domain": domain,
+        "family": config["family"],
+        "alpha_value": float(config["alpha_value"]),
+        "n_frames": n_valid,
+        "duration": duration,
+        "weights": weights,
+    })
+    return record
+
+
+__all__ = ["DENSITY_KINDS", "clip_attention", "continuous_mass", "density_grid",
+           "frame_positions"]

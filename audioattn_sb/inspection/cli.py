@@ -1,0 +1,236 @@
+"""Command-line entry points of the "look inside" scripts (the scripts in ``recipes/`` are thin).
+
+``save_specs.py`` and ``save_attentions.py`` take the training command's arguments (hparams file,
+overrides, ``--output_folder=<trained run>``, SpeechBrain run options) plus their own options,
+which are taken out before SpeechBrain parses the rest. ``plot_attentions.py`` only reads files.
+Errors a user can fix are printed as one ``error:`` message (exit code 2) without a traceback
+(``AUDIOATTN_TRACEBACK=1`` shows it).
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def run_cli(func, argv=None):
+    """Call ``func(argv)``; print user errors (ValueError, FileNotFoundError) without a
+    traceback and exit with code 2."""
+    try:
+        return func(argv)
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("AUDIOATTN_TRACEBACK"):
+            raise
+        print(f"error: {err}\n(set AUDIOATTN_TRACEBACK=1 to see the traceback)", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_run_args(argv, add_options):
+    """``(own options, hparams_file, run_opts, overrides)``: ``add_options(parser)`` declares the
+    script's own options; everything else goes to ``speechbrain.parse_arguments``.
+
+    Example:
+        >>> ns, hp, opts, ov = parse_run_args(
+        ...     ["h.yaml", "--attn_num_samples", "3", "--output_folder=/r", "--seed=1"],
+        ...     lambda p: p.add_argument("--attn_num_samples", type=int, default=10))
+        >>> ns.attn_num_samples, hp, ov.splitlines()
+        (3, 'h.yaml', ['output_folder: /r', 'seed: 1'])
+    """
+    import speechbrain as sb
+
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    add_options(parser)
+    ns, rest = parser.parse_known_args(list(argv))
+    if not rest or rest[0].startswith("-"):
+        raise ValueError("the first argument must be the hparams file of the training run, "
+                         "e.g. hparams/urbansound8k_acrnn.yaml")
+    hparams_file, run_opts, overrides = sb.parse_arguments(rest)
+    return ns, hparams_file, run_opts, overrides
+
+
+def _load(hparams_file, run_opts, overrides):
+    from audioattn_sb.inspection.trained_run import load_trained_run
+
+    return load_trained_run(hparams_file=hparams_file, overrides=overrides, run_opts=run_opts)
+
+
+def _under_run(run, path, default):
+    """``path`` (default ``default``) resolved under the run folder when relative."""
+    p = Path(path if path else default)
+    return p if p.is_absolute() else Path(run.run_folder) / p
+
+
+def _progress(run_opts):
+    return not bool((run_opts or {}).get("noprogressbar", False))
+
+
+# --------------------------------------------------------------------------- save_specs
+def save_specs_main(argv=None):
+    """``save_specs.py HPARAMS [overrides] --output_folder=<run> [--attn_num_samples N]``."""
+    from audioattn_sb.inspection.export import save_specs
+
+    def options(p):
+        p.add_argument("--attn_num_samples", type=int, default=10)
+        p.add_argument("--attn_split", default="test")
+        p.add_argument("--attn_specs_folder", default=None)
+
+    argv = sys.argv[1:] if argv is None else argv
+    ns, hparams_file, run_opts, overrides = parse_run_args(argv, options)
+    run = _load(hparams_file, run_opts, overrides)
+    out_dir = _under_run(run, ns.attn_specs_folder, "specs")
+    limit = None if ns.attn_num_samples < 0 else ns.attn_num_samples
+    written = save_specs(run, out_dir, limit, split=ns.attn_split, progress=_progress(run_opts))
+    kind = "model input" if run.fbank() is not None else "display log-mel (not the model input)"
+    print(f"saved {len(written)} {ns.attn_split} spectrograms ({kind}; .npz + .png) -> {out_dir}")
+    return written
+
+
+# --------------------------------------------------------------------------- save_attentions
+def save_attentions_main(argv=None):
+    """``save_attentions.py HPARAMS [overrides] --output_folder=<run> [--attn_fname F.csv]
+    [--attn_density_points K] [--attn_split test]``."""
+    from audioattn_sb.inspection.export import save_attentions
+
+    def options(p):
+        p.add_argument("--attn_fname", default=None)
+        p.add_argument("--attn_density_points", type=int, default=200)
+        p.add_argument("--attn_split", default="test")
+
+    argv = sys.argv[1:] if argv is None else argv
+    ns, hparams_file, run_opts, overrides = parse_run_args(argv, options)
+    if ns.attn_density_points < 4:
+        raise ValueError(f"--attn_density_points must be ≥ 4, got {ns.attn_density_points}")
+    run = _load(hparams_file, run_opts, overrides)
+    tag = run.attention_config()["tag"]
+    csv_path = _under_run(run, ns.attn_fname, f"saved_attentions/{tag}.csv")
+    res = save_attentions(run, csv_path, split=ns.attn_split,
+                          density_points=ns.attn_density_points, progress=_progress(run_opts),
+                          command=" ".join(["save_attentions.py", *argv]))
+    print(f"saved the attention of {res['n_clips']} {ns.attn_split} clips ({tag}, accuracy "
+          f"{res['accuracy']:.3f}) -> {res['csv']} (+ {os.path.basename(res['density_csv'])}: "
+          f"{res['n_density_rows']} rows)")
+    return res
+
+
+# --------------------------------------------------------------------------- plot_attentions
+def _variant_name(rows, csv_path):
+    from audioattn_sb.plots import attention_label
+
+    return attention_label(rows[0]) if rows else Path(csv_path).stem
+
+
+def plot_attentions_main(argv=None):
+    """``plot_attentions.py CSV [--specs DIR] [--compare CSV ...] [--out DIR] [--clips ID ...]
+    [--max_clips N]``."""
+    from audioattn_sb import plots
+    from audioattn_sb.inspection.export import load_spec, meta_json_path, read_attention_csv
+
+    parser = argparse.ArgumentParser(
+        prog="plot_attentions.py", allow_abbrev=False,
+        description="Figures from save_attentions.py CSVs: per clip the spectrogram with the "
+                    "attention over it, the same clip under several attention variants "
+                    "(--compare), and per-class distributions of mu and support width.")
+    parser.add_argument("csv", help="summary CSV written by save_attentions.py")
+    parser.add_argument("--specs", default=None,
+                        help="folder of save_specs.py .npz files (default: <run>/specs of the "
+                             "CSV's run, when it exists)")
+    parser.add_argument("--compare", nargs="+", default=[],
+                        help="CSVs of other attention variants (same clips) to compare with")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: <csv folder>/plots/<csv name>)")
+    parser.add_argument("--clips", nargs="+", default=None, help="file_ids to plot")
+    parser.add_argument("--max_clips", type=int, default=8,
+                        help="clips to plot when --clips is not given (those with a spectrogram "
+                             "first; default 8)")
+    ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    csv_paths = [ns.csv, *ns.compare]
+    tables = []
+    for path in csv_paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such attention CSV; write it with "
+                                    "recipes/save_attentions.py")
+        rows = read_attention_csv(path)
+        if not rows:
+            raise ValueError(f"{path}: no clip in the CSV")
+        if "density_t" not in rows[0]:
+            raise FileNotFoundError(f"{path}: its density CSV is missing; rerun "
+                                    "save_attentions.py")
+        tables.append((path, rows))
+    names = [_variant_name(rows, path) for path, rows in tables]
+    if len(set(names)) < len(names):
+        names = [f"{n} [{Path(p).stem}]" for n, (p, _) in zip(names, tables)]
+
+    specs = ns.specs
+    if specs is None:
+        try:
+            with open(meta_json_path(ns.csv), encoding="utf-8") as f:
+                run_folder = json.load(f).get("run_folder")
+            if run_folder and os.path.isdir(os.path.join(run_folder, "specs")):
+                specs = os.path.join(run_folder, "specs")
+        except (OSError, ValueError):
+            pass
+    elif not os.path.isdir(specs):
+        raise FileNotFoundError(f"{specs}: no such specs folder; write it with "
+                                "recipes/save_specs.py")
+    out_dir = Path(ns.out) if ns.out else Path(ns.csv).parent / "plots" / Path(ns.csv).stem
+
+    def spec_of(fid):
+        path = os.path.join(specs, f"{fid}.npz") if specs else None
+        return load_spec(path) if path and os.path.isfile(path) else None
+
+    main_rows = {r["file_id"]: r for r in tables[0][1]}
+    common = [fid for fid in main_rows
+              if all(fid in {r["file_id"] for r in rows} for _, rows in tables[1:])]
+    if ns.clips:
+        missing = [c for c in ns.clips if c not in main_rows]
+        if missing:
+            raise ValueError(f"--clips {missing} not in {ns.csv}")
+        chosen = list(ns.clips)
+    else:
+        with_spec = [f for f in common if specs and os.path.isfile(os.path.join(specs,
+                                                                                 f"{f}.npz"))]
+        chosen = (with_spec + [f for f in common if f not in with_spec])[:max(ns.max_clips, 0)]
+
+    written = []
+    for fid in chosen:
+        row, spec = main_rows[fid], spec_of(fid)
+        written.append(plots.plot_clip_attention(out_dir / f"attention_{fid}.png", row, spec,
+                                                 row=row))
+        if len(tables) > 1:
+            named = []
+            for name, (_, rows) in zip(names, tables):
+                match = [r for r in rows if r["file_id"] == fid]
+                if match:
+                    r = match[0]
+                    score = r.get("score")
+                    sc = f" (p={score:.2f})" if isinstance(score, float) and score == score else ""
+                    named.append((f"{name} → pred {r.get('pred', '')}{sc}", r))
+            label = f"{fid} · label {row.get('label', '')}"
+            written.append(plots.plot_attention_comparison(out_dir / f"compare_{fid}.png",
+                                                           named, spec, title=label))
+    class_names = None
+    try:
+        with open(meta_json_path(ns.csv), encoding="utf-8") as f:
+            class_names = json.load(f).get("class_names")
+    except (OSError, ValueError):
+        pass
+    if class_names:
+        present = {r["label"] for _, rows in tables for r in rows}
+        class_names = [c for c in class_names if c in present]
+    written.append(plots.plot_attention_distributions(
+        out_dir / "distributions.png", [(n, rows) for n, (_, rows) in zip(names, tables)],
+        class_names or None))
+    n_spec = sum(spec_of(f) is not None for f in chosen)
+    print(f"wrote {len(written)} figures ({len(chosen)} clips, {n_spec} with a spectrogram; "
+          f"{len(tables)} attention variant(s)) -> {out_dir}")
+    return written
+
+
+__all__ = ["parse_run_args", "plot_attentions_main", "run_cli", "save_attentions_main",
+           "save_specs_main"]
+

@@ -1,0 +1,472 @@
+"""Load a trained run (hparams + best checkpoint) and run its Brain's forward pass on clips.
+
+One loader for every "look inside" script and for :mod:`audioattn_sb.inference`:
+
+* :func:`load_trained_run` ``(hparams_file=…, overrides=…)``: the hparams file and the overrides of
+  the training command (``--output_folder=<run>`` among them), as the scripts get them from
+  ``speechbrain.parse_arguments``;
+* :func:`load_trained_run` ``(run_folder=…)``: only the run folder; the hparams are the resolved
+  ``<run>/hyperparams.yaml`` that training saved, with the folder paths pointed at ``run_folder``
+  (so a run folder can be moved or copied elsewhere) and without re-seeding the global RNGs.
+
+Both pick the checkpoint the test stage of training used (the Brain's ``checkpoint_key``: lowest
+valid ``error`` for single-label classification), read every checkpointed module (``model``, the
+normaliser, …) with ``torch.load(..., weights_only=True)`` (no pickled code is ever executed) and
+never touch the network. Training state (optimizer, LR scheduler, epoch counter) is not loaded.
+
+The forward pass is the training Brain's own ``compute_forward`` (``brain_class`` of the hparams,
+default :class:`~audioattn_sb.brains.classification.ClassificationBrain`) in eval mode, so
+features, normalisation and padding are exactly those of evaluation. Forward pre-hooks record the
+model's input (after normalisation) and the normaliser's input (the raw features); the attention
+``info`` is ``brain.last_attention``.
+
+Errors a user can fix (missing run folder, no checkpoint, a checkpoint that does not match the
+model built from the given hparams/overrides) are ``FileNotFoundError`` / ``ValueError`` with a
+message that says what to do.
+"""
+
+import json
+import logging
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+#: keys of a trained run's hyperparams.yaml pointed at the run folder when it is loaded by folder
+_FOLDER_KEYS = {"output_folder": "", "save_folder": "save", "train_log": "train_log.txt"}
+
+
+class RunLoadError(ValueError):
+    """A trained run cannot be loaded as asked (the message says what to do)."""
+
+
+# --------------------------------------------------------------------------- locating a run
+def check_run_folder(run_folder):
+    """The run folder as an absolute ``Path``; ``FileNotFoundError`` if it is not a trained run.
+
+    Example:
+        >>> check_run_folder("/no/such/run")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: /no/such/run: no such run folder; train first (python recipes/train.py HPARAMS.yaml ... --output_folder=/no/such/run) or give the --output_folder of a finished run
+    """
+    if run_folder is None or str(run_folder) in ("", "auto"):
+        raise FileNotFoundError("no run folder given: pass --output_folder=<folder of a trained "
+                                "run> (the --output_folder of the training command)")
+    path = Path(os.fspath(run_folder)).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{run_folder}: no such run folder; train first (python recipes/train.py "
+            f"HPARAMS.yaml ... --output_folder={run_folder}) or give the --output_folder of a "
+            "finished run")
+    return path.resolve()
+
+
+_CKPT_HINT = ("training has not finished an epoch there, or the checkpoints were deleted; "
+              "train (or resume) with the same command first")
+
+
+def find_best_checkpoint(save_folder, min_key=None, max_key=None):
+    """``(checkpoint folder, meta dict)`` of the best checkpoint in ``save_folder``.
+
+    Best = lowest ``min_key`` (default ``"error"``) or highest ``max_key`` (e.g. ``"mAP"``), as the
+    Brain's ``checkpoint_key`` says. Uses SpeechBrain's own checkpoint listing
+    (``CKPT+*/CKPT.yaml``). Raises ``FileNotFoundError`` when there is no such checkpoint.
+    """
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    save_folder = Path(save_folder)
+    if not save_folder.is_dir():  # checked first: Checkpointer() would create the folder
+        raise FileNotFoundError(f"{save_folder}: no checkpoint folder; {_CKPT_HINT}")
+    if min_key is None and max_key is None:
+        min_key = "error"
+    ckpt = Checkpointer(save_folder).find_checkpoint(min_key=min_key, max_key=max_key)
+    if ckpt is None:
+        raise FileNotFoundError(f"{save_folder}: no checkpoint with a valid "
+                                f"{min_key or max_key!r} (CKPT+*/CKPT.yaml); {_CKPT_HINT}")
+    return Path(ckpt.path), dict(ckpt.meta)
+
+
+#: hparams that may differ between training and a later export (paths, the training loop)
+_FREE_KEYS = frozenset({
+    "data_folder", "cache_folder", "output_folder", "save_folder", "train_log", "results_root",
+    "number_of_epochs", "batch_size", "dataloader_options", "test_dataloader_options",
+    "skip_bad_files", "ckpt_interval_minutes", "ckpt_interval_steps", "precision", "device",
+    "noprogressbar",
+})
+
+
+def check_same_training(run_folder, hparams_file, overrides=""):
+    """Raise :class:`RunLoadError` when the hparams + overrides describe another experiment than
+    the run's saved ``hyperparams.yaml`` (other attention, model sizes, folds, seed …).
+
+    Only plain values are compared; paths and training-loop settings (:data:`_FREE_KEYS`) may
+    differ. This matters because a checkpoint can load without error into a different model
+    (e.g. discrete and ``moments`` continuous pooling have the same parameters).
+    """
+    from audioattn_sb.recipe import peek_hparams
+
+    saved_file = Path(run_folder) / "hyperparams.yaml"
+    if not saved_file.is_file():
+        return
+    saved = peek_hparams(saved_file)
+    given = peek_hparams(hparams_file, overrides)
+    diffs = [(k, saved[k], given[k]) for k in sorted(set(saved) & set(given))
+             if k not in _FREE_KEYS and not k.startswith("__") and saved[k] is not None
+             and given[k] is not None and saved[k] != given[k]]
+    # null-valued keys (e.g. attn_alpha) compare too, when one side sets them
+    diffs += [(k, saved[k], given[k]) for k in sorted(set(saved) & set(given))
+              if k.startswith("attn_") and (saved[k] is None) != (given[k] is None)]
+    if diffs:
+        lines = "\n".join(f"  {k}: trained with {a!r}, given {b!r}" for k, a, b in diffs)
+        raise RunLoadError(
+            f"{run_folder} was trained with other settings than these hparams and overrides:\n"
+            f"{lines}\nPass the same hparams file and overrides as the training (the run's "
+            "results.json lists them under 'overrides'), plus --output_folder")
+
+
+def run_folder_of(hparams_file, overrides=""):
+    """The run folder a training command with these hparams/overrides wrote to.
+
+    ``output_folder: auto`` resolves like ``recipes/train.py`` does
+    (:func:`audioattn_sb.recipe.default_output_folder`).
+    """
+    from audioattn_sb.recipe import default_output_folder, peek_hparams
+
+    values = peek_hparams(hparams_file, overrides)
+    out = values.get("output_folder")
+    if out is None or str(out) == "auto":
+        out = default_output_folder(values)
+    return out
+
+
+# --------------------------------------------------------------------------- loading weights
+def load_checkpoint_weights(recoverables, ckpt_dir, device="cpu"):
+    """Load every module of ``recoverables`` (name → object) from ``<ckpt_dir>/<name>.ckpt``.
+
+    Files are read with ``torch.load(..., weights_only=True)``. ``nn.Module`` objects get a strict
+    ``load_state_dict``; objects with SpeechBrain's ``_load_statistics_dict`` (the feature
+    normaliser) get their statistics. Other recoverables (LR scheduler, epoch counter) are
+    training state and skipped. Returns the names loaded.
+    """
+    from speechbrain.utils.checkpoints import hook_on_loading_state_dict_checkpoint
+
+    loaded = []
+    for name, obj in recoverables.items():
+        stats = callable(getattr(obj, "_load_statistics_dict", None))
+        if not (stats or isinstance(obj, torch.nn.Module)):
+            continue
+        path = Path(ckpt_dir) / f"{name}.ckpt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing from the checkpoint (the run's checkpointer "
+                                    f"saves {name!r}); the checkpoint is incomplete")
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise RunLoadError(
+                f"{path} is not a plain weights file: torch.load(weights_only=True) refused it "
+                f"({str(err).splitlines()[0]}); only load checkpoints you trust, and rebuild "
+                "this one by training again") from err
+        if stats:
+            obj._load_statistics_dict(state)
+        else:
+            state = hook_on_loading_state_dict_checkpoint(state)
+            try:
+                obj.load_state_dict(state, strict=True)
+            except RuntimeError as err:
+                raise RunLoadError(
+                    f"{path} does not fit the {name!r} built from the hparams: {err}\nBuild it "
+                    "with the same hparams file and overrides as the training (e.g. "
+                    "--attn_domain/--attn_max_activation); the run's results.json lists them "
+                    "under 'overrides'") from err
+        loaded.append(name)
+    return loaded
+
+
+# --------------------------------------------------------------------------- the run
+@dataclass
+class BatchOutput:
+    """What one forward pass over a batch returns (everything on the CPU).
+
+    ``scores`` [B, C] are class probabilities (softmax of a ``log_softmax`` model, sigmoid of a
+    ``logits`` model); ``info`` is the model's attention info (``brain.last_attention``);
+    ``model_input`` / ``raw_features`` hold each clip's valid frames [T_i, F] of the model's input
+    and of the normaliser's input (None when not captured).
+    """
+
+    ids: list
+    scores: np.ndarray
+    info: dict
+    model_input: list = None
+    raw_features: list = None
+
+
+def clip_info(info, index):
+    """The attention info of clip ``index`` of a batch: batched tensors sliced, scalars kept.
+
+    Example:
+        >>> info = {"weights": torch.ones(2, 3), "alpha": torch.tensor(1.5)}
+        >>> {k: v.tolist() for k, v in clip_info(info, 1).items()}
+        {'weights': [1.0, 1.0, 1.0], 'alpha': 1.5}
+    """
+    out = {}
+    batch = None
+    for value in info.values():
+        if torch.is_tensor(value) and value.dim() >= 1:
+            batch = value.shape[0] if batch is None else batch
+    for key, value in info.items():
+        if torch.is_tensor(value):
+            value = value.detach().cpu()
+            out[key] = value[index] if value.dim() >= 1 and value.shape[0] == batch else value
+        elif isinstance(value, (list, tuple)) and value and torch.is_tensor(value[0]):
+            out[key] = [v.detach().cpu()[index] for v in value]  # e.g. per-layer self-attention
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class TrainedRun:
+    """A trained run ready for evaluation-mode forward passes (see the module docstring)."""
+
+    run_folder: Path
+    hparams: dict
+    checkpoint: Path
+    checkpoint_meta: dict
+    class_names: list
+    brain: object
+    loaded: list = field(default_factory=list)
+
+    # ---- description
+    @property
+    def model(self):
+        return self.brain.modules["model"]
+
+    @property
+    def sample_rate(self):
+        return int(self.hparams.get("sample_rate", 16000))
+
+    @property
+    def device(self):
+        return self.brain.device
+
+    def attention_config(self):
+        """``{"attn_domain", "family", "alpha_value", "tag"}`` of the model's pooling.
+
+        ``family`` is the discrete mapping (softmax, entmax1333 …), the continuous family
+        (gaussian, biweight …) or ``mean``; ``alpha_value`` is α (NaN for ``mean``).
+        """
+        from audioattn_sb.attention import attention_tag
+
+        pooling = getattr(self.model, "pooling", None)
+        domain = getattr(pooling, "domain", self.hparams.get("attn_domain", "unknown"))
+        if domain == "discrete":
+            family = pooling.mapping
+        elif domain == "continuous":
+            family = pooling.family
+        else:
+            family = domain
+        alpha = float(getattr(pooling, "alpha", float("nan")))
+        tag = attention_tag(self.hparams.get("attn_domain", domain),
+                            self.hparams.get("attn_max_activation", family),
+                            self.hparams.get("attn_alpha"))
+        return {"attn_domain": domain, "family": family, "alpha_value": alpha, "tag": tag}
+
+    def fbank(self):
+        """The ``speechbrain.lobes.features.Fbank`` computing the model's features, or None."""
+        from speechbrain.lobes.features import Fbank
+
+        feats = self.brain.modules["compute_features"] if "compute_features" in \
+            self.brain.modules else None
+        return feats if isinstance(feats, Fbank) else None
+
+    # ---- forward
+    def make_batch(self, waves, ids=None):
+        """A ``PaddedBatch`` like the recipe's datasets give: ``feats`` computed once per clip
+        (``feature_cache: True``, the recipe's :class:`~audioattn_sb.recipe.FeatureCache`) or
+        ``sig``. ``waves``: 1-D float tensors at the run's sample rate."""
+        from speechbrain.dataio.batch import PaddedBatch
+
+        from audioattn_sb.recipe import FeatureCache
+
+        ids = list(ids) if ids is not None else [str(i) for i in range(len(waves))]
+        waves = [torch.as_tensor(w, dtype=torch.float32).reshape(-1) for w in waves]
+        if self.hparams.get("feature_cache", False):
+            cache = FeatureCache(self.brain.modules["compute_features"])
+            items = [{"id": i, "feats": cache(i, lambda w=w: w.unsqueeze(0).to(self.device))}
+                     for i, w in zip(ids, waves)]
+        else:
+            items = [{"id": i, "sig": w} for i, w in zip(ids, waves)]
+        return PaddedBatch(items)
+
+    def run_batch(self, batch, capture_features=True):
+        """The Brain's evaluation forward pass on ``batch``: a :class:`BatchOutput`."""
+        import speechbrain as sb
+
+        captured = {}
+        hooks = []
+        if capture_features:
+            def keep(name):
+                def hook(module, args):
+                    if len(args) >= 1 and torch.is_tensor(args[0]):
+                        captured[name] = (args[0].detach(), args[1] if len(args) > 1 else None)
+                return hook
+            hooks.append(self.brain.modules["model"].register_forward_pre_hook(keep("model")))
+            if "mean_var_norm" in self.brain.modules:
+                hooks.append(self.brain.modules["mean_var_norm"].register_forward_pre_hook(
+                    keep("norm")))
+        self.brain.modules.eval()
+        self.brain.last_attention = {}
+        try:
+            with torch.no_grad():
+                out = self.brain.compute_forward(batch, sb.Stage.TEST)
+        finally:
+            for h in hooks:
+                h.remove()
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        out = out.detach().float().cpu()
+        if getattr(self.model, "output", "log_softmax") == "logits":
+            scores = torch.sigmoid(out)
+        else:
+            scores = out.exp()
+        info = getattr(self.brain, "last_attention", None) or {}
+        result = BatchOutput(ids=list(batch.id), scores=scores.numpy(), info=info)
+        for name, attr in (("model", "model_input"), ("norm", "raw_features")):
+            if name in captured:
+                setattr(result, attr, _valid_frames(*captured[name]))
+        return result
+
+
+def _valid_frames(x, lengths):
+    """[B, T, F] (+ relative lengths) → list of each clip's valid frames as numpy arrays."""
+    x = x.float().cpu()
+    if x.dim() != 3:
+        return None
+    n = x.shape[1]
+    if lengths is None:
+        counts = [n] * x.shape[0]
+    else:
+        counts = torch.round(lengths.detach().cpu().double() * n).long().clamp(1, n).tolist()
+    return [x[i, :c].numpy() for i, c in enumerate(counts)]
+
+
+def _class_names(run_folder, hparams):
+    """Class names from the run's results.json, else the data's csv, else "0", "1", …."""
+    try:
+        with open(Path(run_folder) / "results.json", encoding="utf-8") as f:
+            names = json.load(f).get("class_names")
+        if names:
+            return list(names)
+    except (OSError, ValueError):
+        pass
+    try:
+        from audioattn_sb.data.urbansound8k import load_class_names
+
+        names = load_class_names(hparams["data_folder"])
+        if len(names) == int(hparams.get("n_classes", len(names))):
+            return names
+    except Exception:  # noqa: BLE001 - no usable data folder: fall back to indices
+        pass
+    return [str(i) for i in range(int(hparams.get("n_classes", 0)))]
+
+
+def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opts=None,
+                     device=None, class_names=None):
+    """Build the run's modules from its hparams, load its best checkpoint, make an eval Brain.
+
+    Arguments
+    ---------
+    run_folder : str or Path or None
+        A trained run's output folder. Alone: the hparams are ``<run>/hyperparams.yaml``.
+    hparams_file, overrides :
+        The training command's hparams file and overrides (a yaml string or dict, including
+        ``output_folder``); the run folder is its output folder.
+    run_opts : dict or None
+        SpeechBrain run options (``--device`` …) for the Brain.
+    device : str or None
+        Shortcut for ``run_opts={"device": device}`` (default: SpeechBrain's choice, i.e. CUDA
+        when available; :func:`audioattn_sb.inference.load_model` passes ``"cpu"``).
+    class_names : list or None
+        Class names (default: results.json, else the data folder's csv).
+
+    Returns
+    -------
+    TrainedRun
+    """
+    from hyperpyyaml import load_hyperpyyaml
+
+    from audioattn_sb.recipe import peek_hparams
+
+    if hparams_file is None:
+        run_folder = check_run_folder(run_folder)
+        hparams_file = run_folder / "hyperparams.yaml"
+        if not hparams_file.is_file():
+            raise FileNotFoundError(
+                f"{hparams_file}: missing, so {run_folder} is not a finished training run "
+                "(recipes/train.py writes hyperparams.yaml at start-up)")
+        values = peek_hparams(hparams_file)
+        overrides = {k: str(run_folder / sub) if sub else str(run_folder)
+                     for k, sub in _FOLDER_KEYS.items() if k in values}
+        if "checkpointer" in values:
+            overrides["checkpointer"] = {"checkpoints_dir": str(run_folder / "save")}
+        if "__set_seed" in values:
+            overrides["__set_seed"] = None  # loading a model must not re-seed the caller's RNGs
+        save_folder = run_folder / "save"
+    else:
+        overrides = overrides or ""
+        if run_folder is None:
+            run_folder = run_folder_of(hparams_file, overrides)
+            if str(peek_hparams(hparams_file, overrides).get("output_folder", "auto")) == "auto":
+                extra = f"output_folder: {run_folder}"
+                if isinstance(overrides, dict):
+                    overrides = {**overrides, "output_folder": str(run_folder)}
+                else:
+                    overrides = (overrides + "\n" if overrides else "") + extra
+        run_folder = check_run_folder(run_folder)
+        check_same_training(run_folder, hparams_file, overrides)
+        save = peek_hparams(hparams_file, overrides).get("save_folder")
+        save_folder = Path(save) if isinstance(save, str) else run_folder / "save"
+    if not Path(save_folder).is_dir():  # before building anything (nothing gets created)
+        raise FileNotFoundError(f"{save_folder}: no checkpoint folder; {_CKPT_HINT}")
+
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    brain_cls = hparams.get("brain_class")
+    if brain_cls is None:
+        from audioattn_sb.brains.classification import ClassificationBrain as brain_cls
+    # the checkpoint the run's test stage used (e.g. min valid error, or max valid mAP)
+    ckpt_dir, meta = find_best_checkpoint(
+        save_folder, **getattr(brain_cls, "checkpoint_key", {"min_key": "error"}))
+    checkpointer = hparams.get("checkpointer")
+    if checkpointer is not None and getattr(checkpointer, "recoverables", None):
+        recoverables = dict(checkpointer.recoverables)
+    else:
+        recoverables = {"model": hparams["model"]}
+        if "mean_var_norm" in hparams:
+            recoverables["normalizer"] = hparams["mean_var_norm"]
+    loaded = load_checkpoint_weights(recoverables, ckpt_dir, device="cpu")
+    if class_names is None:
+        class_names = _class_names(run_folder, hparams)
+    hparams["class_names"] = list(class_names)
+
+    opts = dict(run_opts or {})
+    if device is not None:
+        opts["device"] = device
+    brain = brain_cls(modules=hparams["modules"], hparams=hparams, run_opts=opts or None,
+                      checkpointer=None)
+    brain.modules.eval()
+    logger.info("loaded %s (%s) from %s", ", ".join(loaded), meta, ckpt_dir)
+    return TrainedRun(run_folder=run_folder, hparams=hparams, checkpoint=ckpt_dir,
+                      checkpoint_meta=meta, class_names=list(class_names), brain=brain,
+                      loaded=loaded)
+
+
+__all__ = ["BatchOutput", "RunLoadError", "TrainedRun", "check_run_folder",
+           "check_same_training", "clip_info",
+           "find_best_checkpoint", "load_checkpoint_weights", "load_trained_run",
+           "run_folder_of"]

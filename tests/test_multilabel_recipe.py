@@ -1,0 +1,305 @@
+"""The multi-label path: MultiLabelBrain (losses, chunk → clip scoring, per-class CSV) and the
+FSD50K recipe end to end through recipes/train.py, on the demo and on real fsd50k_mini data."""
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from sklearn.metrics import average_precision_score
+
+from audioattn_sb.data.fsd50k import build_chunk_datasets, load_chunk
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(REPO, "recipes", "train.py")
+HPARAMS = os.path.join(REPO, "hparams", "fsd50k_acrnn.yaml")
+
+
+def train(*args, cwd=None, check=True):
+    # one intra-op thread: on a loaded 2-core machine torch's default (one thread per core) makes
+    # these small models ~10x slower through thread contention; results do not depend on it
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, TRAIN, HPARAMS, *args, "--noprogressbar"],
+                       capture_output=True, text=True, cwd=cwd or REPO, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"train.py failed ({p.returncode}):\n{p.stdout[-3000:]}\n"
+                             f"{p.stderr[-3000:]}")
+    return p
+
+
+def _load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _epochs(log_text):
+    return re.findall(r"^epoch: (\d+)", log_text, re.M)
+
+
+def _valid_maps(log_text):
+    return [float(m) for m in re.findall(r"valid mAP: ([0-9.e+-]+)", log_text)]
+
+
+def _clip_targets(manifest_path, n_classes):
+    clips = {}
+    for e in _load(manifest_path).values():
+        clips[e["clip"]] = e["label_ids"]
+    t = np.zeros((len(clips), n_classes), dtype=int)
+    for i, ids in enumerate(clips.values()):
+        t[i, ids] = 1
+    return t
+
+
+def _random_map(targets, draws=20):
+    """Mean macro AP of uniformly random scores (scikit-learn), the chance level of mAP."""
+    rng = np.random.default_rng(123)
+    cols = targets.sum(axis=0) > 0
+    return float(np.mean([average_precision_score(targets[:, cols], rng.random(targets.shape)[:,
+                                                  cols], average="macro")
+                          for _ in range(draws)]))
+
+
+# --------------------------------------------------------------------------- Brain, in process
+class _Identity(torch.nn.Module):
+    """Waveforms as features, with the relative sample lengths kept (the waveform contract)."""
+
+    def forward(self, wavs):
+        return wavs
+
+    def frame_lengths(self, wav_lens, n_samples=None, n_frames=None):
+        return wav_lens
+
+
+class _PassNorm(torch.nn.Module):
+    def forward(self, x, lengths=None):
+        return x
+
+
+class _TinyModel(torch.nn.Module):
+    """logits = w · (mean, mean |x|, max) of the chunk + b; ``output = "logits"``."""
+
+    def __init__(self, n_classes, output="logits"):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, n_classes)
+        self.output = output
+
+    def forward(self, x, lengths=None):
+        f = torch.stack([x.mean(1), x.abs().mean(1), x.max(1).values], dim=1)
+        return self.linear(f * 10), {}
+
+
+def _tiny_corpus(tmp_path):
+    """3 clips (1, 2 and 3 chunks of 0.25 s) with 2 classes, and 2 more single-chunk clips."""
+    rng = np.random.default_rng(0)
+    manifest, length = {}, 4000
+    clips = {"a": (1, [0]), "b": (2, [1]), "c": (3, [0, 1]), "d": (1, [1]), "e": (1, [])}
+    for name, (n_chunks, labels) in clips.items():
+        n = length * (n_chunks + 1) // 2 if n_chunks > 1 else 2500
+        wav = tmp_path / f"{name}.wav"
+        sf.write(wav, (rng.standard_normal(n) * rng.uniform(0.05, 0.5)).astype(np.float32), 16000,
+                 subtype="FLOAT")
+        from audioattn_sb.data.fsd50k import chunk_bounds
+
+        bounds = chunk_bounds(n, length, length // 2)
+        assert len(bounds) == n_chunks
+        for k, (s, e) in enumerate(bounds):
+            manifest[f"{name}_{k}"] = {"wav": str(wav), "clip": name, "start": s, "stop": e,
+                                       "chunk_samples": length, "label_ids": labels}
+    path = tmp_path / "test.json"
+    path.write_text(json.dumps(manifest))
+    return path, manifest
+
+
+def _brain(tmp_path, n_classes=2, **hp):
+    import speechbrain as sb
+
+    from audioattn_sb.brains.multilabel import MultiLabelBrain
+
+    torch.manual_seed(0)
+    model = hp.pop("model", None) or _TinyModel(n_classes)
+    counter = sb.utils.epoch_loop.EpochCounter(limit=1)
+    hparams = {"epoch_counter": counter, "output_folder": str(tmp_path),
+               "train_logger": sb.utils.train_logger.FileTrainLogger(str(tmp_path / "log.txt")),
+               "class_names": [f"c{i}" for i in range(n_classes)], "hop_samples": 160, **hp}
+    modules = {"compute_features": _Identity(), "mean_var_norm": _PassNorm(), "model": model}
+    return MultiLabelBrain(modules=modules, opt_class=lambda p: torch.optim.SGD(p, lr=0.1),
+                           hparams=hparams, run_opts={"device": "cpu"})
+
+
+@pytest.mark.parametrize("loss", ["bce", "huber"])
+def test_brain_scores_clips_by_averaging_chunk_probabilities(tmp_path, loss):
+    path, manifest = _tiny_corpus(tmp_path)
+    ds = build_chunk_datasets({"test": path}, 2)["test"]
+    brain = _brain(tmp_path, loss=loss, huber_delta=0.5)
+    brain.evaluate(ds, test_loader_kwargs={"batch_size": 2}, progressbar=False)
+    stats = brain.test_stats
+    # by hand: every chunk through the model, sigmoid, mean per clip
+    model = brain.modules.model.eval()
+    probs, chunk_losses, targets = {}, [], {}
+    with torch.no_grad():
+        for e in manifest.values():
+            x = torch.from_numpy(load_chunk(e["wav"], e["start"], e["stop"], e["chunk_samples"]))
+            logit = model(x[None])[0][0]
+            t = torch.zeros(2)
+            t[e["label_ids"]] = 1
+            p = torch.sigmoid(logit)
+            probs.setdefault(e["clip"], []).append(p.numpy())
+            targets[e["clip"]] = t.numpy()
+            if loss == "bce":
+                chunk_losses.append(torch.nn.functional.binary_cross_entropy_with_logits(
+                    logit, t).item())
+            else:
+                chunk_losses.append(torch.nn.functional.huber_loss(p, t, delta=0.5).item())
+    clips = list(probs)
+    scores = np.array([np.mean(probs[c], axis=0) for c in clips])
+    y = np.array([targets[c] for c in clips])
+    for k in range(2):
+        assert stats["per_class_ap"][f"c{k}"] == pytest.approx(
+            average_precision_score(y[:, k], scores[:, k]))
+    assert stats["n_clips"] == 5 and stats["n_chunks"] == 8
+    # SpeechBrain averages the per-batch losses (batches of 2 chunks here: 4 equal batches)
+    assert stats["loss"] == pytest.approx(np.mean(chunk_losses), rel=1e-5)
+    assert brain.loss_name == loss
+    with open(tmp_path / "test_per_class_ap.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["label"] for r in rows] == ["c0", "c1"]
+    assert [float(r["ap"]) for r in rows] == pytest.approx(
+        [stats["per_class_ap"]["c0"], stats["per_class_ap"]["c1"]])
+    assert [int(r["n_positives"]) for r in rows] == [2, 3]
+
+
+def test_brain_refuses_softmax_models_and_unknown_losses(tmp_path):
+    with pytest.raises(ValueError, match="output: logits"):
+        _brain(tmp_path, model=_TinyModel(2, output="log_softmax"))
+    with pytest.raises(ValueError, match="valid: bce, huber"):
+        _brain(tmp_path, loss="focal")
+
+
+def test_brain_trains_and_keeps_the_best_valid_map(tmp_path):
+    import speechbrain as sb
+
+    path, _ = _tiny_corpus(tmp_path)
+    ds = build_chunk_datasets({"x": path}, 2)["x"]
+    ckpt = sb.utils.checkpoints.Checkpointer(str(tmp_path / "save"))
+    brain = _brain(tmp_path)
+    brain.checkpointer = ckpt
+    ckpt.add_recoverables({"model": brain.modules.model, "counter": brain.hparams.epoch_counter})
+    brain.hparams.epoch_counter.limit = 3
+    brain.fit(brain.hparams.epoch_counter, ds, ds, train_loader_kwargs={"batch_size": 4},
+              valid_loader_kwargs={"batch_size": 4}, progressbar=False)
+    metas = [c.meta for c in ckpt.list_checkpoints()]
+    assert len(metas) == 1 and "mAP" in metas[0]
+    log = (tmp_path / "log.txt").read_text()
+    assert metas[0]["mAP"] == pytest.approx(max(_valid_maps(log)), rel=1e-2)
+    assert brain.checkpoint_key == {"max_key": "mAP"}
+
+
+# --------------------------------------------------------------------------- recipe, demo data
+@pytest.fixture(scope="module")
+def demo(demo_fsd50k, tmp_path_factory):
+    root = tmp_path_factory.mktemp("multilabel_recipe")
+    return {"data": str(demo_fsd50k), "cache": str(root / "cache"), "root": root}
+
+
+def _common(demo, out):
+    return [f"--data_folder={demo['data']}", f"--cache_folder={demo['cache']}",
+            f"--output_folder={out}", "--feature_cache=True"]
+
+
+def test_n_classes_mismatch_and_missing_data_fail_before_any_work(demo, tmp_path):
+    p = train(*_common(demo, tmp_path / "bad"), "--n_classes=7", check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "has 10 classes" in p.stderr and "--n_classes=10" in p.stderr
+    assert not (tmp_path / "bad").exists()
+    p = train(f"--data_folder={tmp_path / 'nothing'}", f"--output_folder={tmp_path / 'o'}",
+              check=False)
+    assert p.returncode == 2 and "FSD50K.ground_truth" in p.stderr
+    assert "make_demo_data.py --layout fsd50k" in p.stderr
+
+
+@pytest.mark.slow
+def test_demo_two_epochs_results_csv_and_resume(demo):
+    out = demo["root"] / "run"
+    train(*_common(demo, out), "--number_of_epochs=2")
+    res = _load(out / "results.json")
+    for key in ("test_mAP", "test_dprime", "test_loss", "test_auc", "test_mAP_chance",
+                "test_per_class_ap", "splits", "overrides", "n_clips", "n_chunks"):
+        assert key in res, key
+    assert "folds" not in res and "test_accuracy" not in res
+    assert res["n_clips"] == {"train": 120, "valid": 30, "test": 60}
+    for split in ("train", "valid", "test"):
+        assert res["n_chunks"][split] == len(_load(out / f"{split}.json"))
+    assert res["checkpoint_selected_by"] == "max valid mAP" and res["loss"] == "bce"
+    assert res["overrides_dict"]["number_of_epochs"] == 2
+    assert res["overrides_dict"]["n_classes"] == 10  # from vocabulary.csv (n_classes: auto)
+    assert res["splits"]["valid"] == "dev.csv split=val" and res["splits"]["test"] == "eval.csv"
+    assert res["epochs_completed"] == 2 and len(res["train_epoch_seconds"]) == 2
+    assert 0 < res["test_mAP"] <= 1 and math.isfinite(res["test_dprime"])
+    assert res["test_mAP"] > res["test_mAP_chance"] + 0.15, res
+    # the per-class CSV agrees with results.json, and its mean is the mAP
+    with open(out / "test_per_class_ap.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["label"] for r in rows] == res["class_names"]
+    aps = [float(r["ap"]) for r in rows]
+    assert aps == pytest.approx(list(res["test_per_class_ap"].values()))
+    assert np.mean(aps) == pytest.approx(res["test_mAP"])
+    assert res["test_per_class_ap_csv"] == str(out / "test_per_class_ap.csv")
+    # the selected checkpoint is the best valid mAP
+    log = (out / "train_log.txt").read_text()
+    assert _epochs(log) == ["1", "2"]
+    maps = _valid_maps(log)
+    assert res["best_epoch"] == 1 + int(np.argmax(maps))
+
+    # same command with one more epoch: resumes, trains epoch 3 only
+    train(*_common(demo, out), "--number_of_epochs=3")
+    log = (out / "train_log.txt").read_text()
+    assert _epochs(log) == ["1", "2", "3"]
+    res = _load(out / "results.json")
+    assert res["epochs_completed"] == 3 and len(res["train_epoch_seconds"]) == 1
+
+
+@pytest.mark.slow
+def test_demo_continuous_biweight_huber_with_auto_output_folder(demo, tmp_path):
+    """The yaml's documented command with continuous attention; output_folder auto (no folds)."""
+    train(f"--data_folder={demo['data']}", f"--cache_folder={demo['cache']}",
+          "--attn_domain", "continuous", "--attn_max_activation", "biweight",
+          "--number_of_epochs=1", "--loss=huber", "--chunk_overlap=0", cwd=tmp_path)
+    out = tmp_path / "results" / "fsd50k_acrnn" / "continuous-biweight" / "seed0"
+    res = _load(out / "results.json")
+    assert res["attention"]["domain"] == "continuous"
+    assert res["attention"]["alpha"] == pytest.approx(1.5)
+    assert res["loss"] == "huber" and res["chunking"]["chunk_overlap"] == 0
+    assert res["n_chunks"]["train"] < 700  # no overlap: about half the default 919 chunks
+    assert (out / "test_per_class_ap.csv").is_file()
+
+
+# --------------------------------------------------------------------------- real data
+@pytest.mark.slow
+def test_real_fsd50k_mini_beats_random_scores(fsd50k_mini_dir, tmp_path):
+    """The seed ACRNN on real FSD50K-layout data (mixtures of ESC-10 clips, 23 classes with their
+    ontology ancestors): the clip-level val and eval mAP are far above the mAP of random scores
+    for the same labels (about 0.2)."""
+    out = tmp_path / "mini"
+    before = sorted(os.listdir(fsd50k_mini_dir))
+    train(f"--data_folder={fsd50k_mini_dir}", f"--cache_folder={tmp_path / 'cache'}",
+          f"--output_folder={out}", "--number_of_epochs=6", "--feature_cache=True")
+    assert sorted(os.listdir(fsd50k_mini_dir)) == before  # read-only use
+    res = _load(out / "results.json")
+    assert res["n_clips"] == {"train": 120, "valid": 30, "test": 60}
+    assert len(res["class_names"]) == 23 and res["test_n_classes_scored"] == 23
+    chance_test = _random_map(_clip_targets(out / "test.json", 23))
+    chance_valid = _random_map(_clip_targets(out / "valid.json", 23))
+    best_valid = max(_valid_maps((out / "train_log.txt").read_text()))
+    print(f"fsd50k_mini: valid mAP {best_valid:.3f} (random {chance_valid:.3f}), test mAP "
+          f"{res['test_mAP']:.3f} (random {chance_test:.3f}), d' {res['test_dprime']:.3f}")
+    assert res["test_mAP_chance"] == pytest.approx(chance_test, abs=0.03)
+    assert best_valid >= chance_valid + 0.2, (best_valid, chance_valid)
+    assert res["test_mAP"] >= chance_test + 0.15, (res["test_mAP"], chance_test)
+    assert res["test_dprime"] > 0.8

@@ -1,0 +1,172 @@
+"""Reliability of training runs: crash and resume, parallel runs, torchrun, bf16.
+
+Every test drives the real command line (recipes/train.py) on the embedded demo data.
+"""
+
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(REPO, "recipes", "train.py")
+HPARAMS = os.path.join(REPO, "hparams", "urbansound8k_acrnn.yaml")
+FOLDS = ["--train_fold_nums=[3, 4, 5, 6, 7, 8, 9, 10]", "--valid_fold_nums=[2]",
+         "--test_fold_nums=[1]"]
+
+
+def _cmd(data, cache, out, *extra):
+    return [sys.executable, TRAIN, HPARAMS, f"--data_folder={data}", f"--cache_folder={cache}",
+            f"--output_folder={out}", *FOLDS, "--noprogressbar", *extra]
+
+
+def _env(threads=1):
+    return {**os.environ, "OMP_NUM_THREADS": str(threads)}
+
+
+def _logged_epochs(out):
+    return re.findall(r"^epoch: (\d+)", open(os.path.join(out, "train_log.txt")).read(), re.M)
+
+
+def _intra_epoch_ckpts(out):
+    found = []
+    for meta in glob.glob(os.path.join(out, "save", "CKPT+*", "CKPT.yaml")):
+        with open(meta) as f:
+            if "end-of-epoch: false" in f.read().lower():
+                found.append(meta)
+    return found
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_same_command_resumes(demo_us8k, tmp_path):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    cmd = _cmd(demo_us8k, cache, out, "--number_of_epochs=3", "--batch_size=4",
+               "--ckpt_interval_minutes=0", "--ckpt_interval_steps=5")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+                            env=_env())
+    deadline = time.time() + 240
+    killed_in_epoch = None
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            log = out / "train_log.txt"
+            if log.exists() and _logged_epochs(out) == ["1"] and _intra_epoch_ckpts(out):
+                # epoch 1 finished and an intra-epoch checkpoint of epoch 2 exists: crash now
+                proc.send_signal(signal.SIGKILL)
+                killed_in_epoch = 2
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None and killed_in_epoch is None:
+            proc.kill()
+        proc.wait()
+    assert killed_in_epoch == 2, "the run ended before it could be killed mid-epoch 2"
+    assert not (out / "results.json").exists()
+    # no half-written file is left where a complete one is expected
+    assert not glob.glob(str(out / "**" / "*.tmp"), recursive=True)
+    for name in ("train.json", "valid.json", "test.json"):
+        json.loads((out / name).read_text())
+
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_env())
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert _logged_epochs(out) == ["1", "2", "3"]
+    res = json.loads((out / "results.json").read_text())
+    assert res["epochs_completed"] == 3
+    assert sum(map(sum, res["test_confusion_matrix"])) == res["n_clips"]["test"]
+
+
+@pytest.mark.slow
+def test_parallel_runs_share_a_fresh_cache(demo_us8k, tmp_path):
+    """Two folds started at once on the same data and (empty) cache folder: both complete, the
+    cache holds one valid file per clip, and neither run touches the other's outputs."""
+    cache = tmp_path / "cache"
+    outs = [tmp_path / "a", tmp_path / "b"]
+    procs = []
+    for out, test_fold in zip(outs, ("1", "2")):
+        valid = "3"
+        train_folds = [f for f in range(1, 11) if str(f) not in (test_fold, valid)]
+        cmd = [sys.executable, TRAIN, HPARAMS, f"--data_folder={demo_us8k}",
+               f"--cache_folder={cache}", f"--output_folder={out}", "--noprogressbar",
+               f"--train_fold_nums={train_folds}", f"--valid_fold_nums=[{valid}]",
+               f"--test_fold_nums=[{test_fold}]", "--number_of_epochs=1"]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, cwd=REPO, env=_env()))
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    for out, fold in zip(outs, (1, 2)):
+        res = json.loads((out / "results.json").read_text())
+        assert res["folds"]["test"] == [fold]
+        manifest = json.loads((out / "test.json").read_text())
+        assert {v["fold"] for v in manifest.values()} == {fold}
+    wavs = glob.glob(str(cache / "**" / "*.wav"), recursive=True)
+    assert len(wavs) == 300
+    assert not glob.glob(str(cache / "**" / "*.tmp"), recursive=True)
+    import soundfile as sf
+
+    for w in wavs:
+        assert sf.info(w).samplerate == 16000
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(demo_us8k, tmp_path):
+    """DDP on CPU: trains, and the test metrics cover every test clip exactly once."""
+    out = tmp_path / "ddp"
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", TRAIN, HPARAMS,
+           f"--data_folder={demo_us8k}", f"--cache_folder={tmp_path / 'cache'}",
+           f"--output_folder={out}", *FOLDS, "--number_of_epochs=2",
+           "--distributed_backend=gloo", "--noprogressbar"]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_env(), timeout=600)
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
+    res = json.loads((out / "results.json").read_text())
+    manifest = json.loads((out / "test.json").read_text())
+    assert sum(map(sum, res["test_confusion_matrix"])) == len(manifest) == 30
+    assert _logged_epochs(out) == ["1", "2"]
+    assert res["test_loss"] == res["test_loss"]  # not NaN
+
+
+ATTENTIONS = [("discrete", "softmax"), ("discrete", "entmax1333"), ("discrete", "entmax15"),
+              ("discrete", "sparsemax"), ("continuous", "gaussian"), ("continuous", "triweight"),
+              ("continuous", "biweight"), ("continuous", "sparsemax"), ("mean", "softmax")]
+
+
+@pytest.mark.parametrize("domain,act", ATTENTIONS)
+def test_bf16_autocast_forward_backward_is_finite(domain, act):
+    """Every attention family under CPU bf16 autocast (what --precision=bf16 does)."""
+    from audioattn_sb.attention import build_pooling
+    from audioattn_sb.models.acrnn import ACRNN
+
+    torch.manual_seed(0)
+    pooling = build_pooling(domain, act, 128, continuous={"num_centres": 16})
+    model = ACRNN(n_mels=80, n_classes=10, pooling=pooling, conv_channels=[128],
+                  kernel_sizes=[5], pool_size=3, dropout=0.0, rnn_type=None)
+    feats = torch.randn(4, 120, 80)
+    lens = torch.tensor([1.0, 0.5, 0.1, 0.01])  # down to a single frame
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = model(feats, lens)
+        loss = torch.nn.functional.nll_loss(out.float(), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    assert torch.isfinite(out.float()).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with torch.no_grad():
+        ref, _ = model(feats, lens)
+    # bf16 keeps ~3 significant digits: the log-probabilities agree to a few percent
+    assert torch.allclose(out.float(), ref, atol=0.15)
+
+
+@pytest.mark.slow
+def test_bf16_training_run(demo_us8k, tmp_path):
+    out = tmp_path / "bf16"
+    cmd = _cmd(demo_us8k, tmp_path / "cache", out, "--number_of_epochs=1", "--precision=bf16",
+               "--attn_domain", "continuous", "--attn_max_activation", "biweight")
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_env())
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["test_loss"] == res["test_loss"] and res["test_loss"] < 10
