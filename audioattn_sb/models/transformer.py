@@ -1,0 +1,579 @@
+r"""Raw-waveform Transformer of Verma & Berger (2021) with pluggable self-attention.
+
+"Audio Transformers: Transformer architectures for large scale audio understanding. Adieu
+convolutions" (arXiv 2105.00335 v1, WASPAA 2021), REFERENCE §7. No public implementation exists;
+this one follows the paper where it is explicit and documents every other choice.
+
+Architecture
+------------
+::
+
+    waveform [B, N] (16 kHz)
+      → non-overlapping patches of 400 samples (25 ms)        [B, L, 400],  L = ⌈N / 400⌉
+      → Dense(400→2048) → ReLU → Dense(2048→64)                [B, L, 64]    (front end)
+      → + sinusoidal positional encoding → dropout
+      → n_layers Transformer encoder layers (d_model 64)       (optional: pooling, multi-scale)
+      → temporal pooling (mean | discrete | continuous)         [B, 64]
+      → dropout → Linear(64→n_classes)                          logits / log-probabilities
+
+* **Patches.** A clip of n samples has ⌈n / 400⌉ patches; its last, partial patch is completed
+  with zeros (the samples past a clip's own length are zeroed first, so whatever padding a batch
+  carries never reaches a valid patch). 1 s of audio → 40 patches, UrbanSound8K's 4 s → 160.
+* **Variants** (:data:`VARIANTS`): ``small`` (3 layers), ``large`` (6 layers), ``large_pooling``
+  (average pooling by 2 along time after every second layer except the last: after layers 2 and 4
+  of 6, so 40 → 20 → 10 patches for 1 s), ``large_multiscale`` and ``large_pooling_multiscale``.
+* **Multi-scale** (REFERENCE §7: half of the embedding dimensions kept, the other half averaged
+  over windows of 1, 2, 4, 8 frames, no learned parameters). Defined here as: after **every**
+  Transformer layer (before the between-layer pooling, if any), dims ``[0, D/2)`` are kept; dims
+  ``[D/2, D)`` are split into ``len(windows)`` equal contiguous groups (D = 64: four groups of 8
+  dims, 32–39, 40–47, 48–55, 56–63) and group g is replaced, at every frame t, by the mean of its
+  valid frames in the non-overlapping block ``⌊t / w_g⌋`` of ``w_g`` frames (w = 1, 2, 4, 8; a
+  Haar approximation at scale w_g, repeated back to full rate). Blocks start at frame 0 of every
+  clip and count valid frames only (a clip's last block may be short), so padding never leaks in.
+  See :func:`multiscale_average`.
+* **Pooling between layers**: masked average of frame pairs (2k, 2k+1); a clip of n frames keeps
+  ⌈n / 2⌉, its last odd frame is averaged alone. See :func:`block_mean`.
+
+Self-attention
+--------------
+Every layer's self-attention uses the same probability mapping ``max_activation`` (names of
+:data:`audioattn_sb.attention.discrete.DISCRETE_MAPPINGS`: ``softmax``, ``entmax1333`` (α = 4/3
+exactly), ``entmax15``, ``sparsemax``, or ``entmax`` with any α ≥ 1 given by ``alpha``), applied to
+the scores ``QKᵀ/√d_head`` of each head over the valid keys (key padding mask; padded keys get
+exactly 0 weight; a clip with no valid patch gets all-zero weights, never NaN). Softmax without
+requested weights runs through ``torch.nn.functional.scaled_dot_product_attention``; every other
+case computes the weights explicitly with :func:`audioattn_sb.attention.discrete.masked_attention`
+(the project's one implementation of the mappings and of their masking).
+``forward(..., return_attention=True)`` returns the weights of every layer and head in
+``info["self_attention"]`` (a list of ``[B, heads, Q, K]`` tensors); otherwise nothing is stored.
+
+Open choices (not in the paper; all constructor arguments)
+----------------------------------------------------------
+=================  =========================================================================
+``n_heads=8``      8 heads of 8 dims (Vaswani et al.'s head count; the paper's notes give none)
+``ff_dim=1536``    feed-forward width, chosen so the large(+pooling) model with FSD50K's 200
+                   outputs has 2,256,008 parameters (paper: 2.3 M); 2048 would give 2.65 M
+``dropout=0.1``    after the positional encoding, on both residual branches and before the
+                   classifier (Vaswani et al.'s placement); none inside the FF block (Vaswani
+                   et al. have none there; its 1536-wide mask took ~20 % of a CPU step)
+``attn_dropout=0`` no dropout on attention weights: keeps sparse weights exact and rows summing
+                   to 1 during training too
+``norm_first``     False: post-norm layers (Vaswani et al.); True gives pre-norm plus a final
+                   LayerNorm (+2·d_model parameters)
+positional enc.    fixed sinusoidal, added to the front-end output without √d scaling
+training           (``hparams/urbansound8k_transformer.yaml``) Adam, weight decay 2e-6, a
+                   triangular cyclic LR 2e-5 ↔ 3e-4 with a half cycle of 4 epochs (the first
+                   rise is the warm-up), batch 32, 30 epochs, NLL loss (single-label; the
+                   paper used Adam, and its notes mention a Huber loss for FSD50K's 200
+                   multi-label outputs)
+=================  =========================================================================
+
+Parameter counts (D = 64, F = 2048, ff 1536; per layer 215,104; front end 952,384):
+
+===================================  =============  ==============
+variant                              200 outputs    10 outputs
+===================================  =============  ==============
+small (3 layers)                     1,610,696      1,598,346
+large / large + pooling / + m.-s.    2,256,008      2,243,658
+===================================  =============  ==============
+
+The pooling and multi-scale variants add no parameter; discrete/continuous final pooling adds its
+scorer (discrete: 64·64 + 64 + 64 = 4,224). **Difference from the paper:** the paper's small model
+is quoted at 0.9 M parameters, which cannot share this front end (the front end alone has 0.95 M);
+its small model must have had a narrower front end or other sizes the notes do not give. Here
+"small" is only the 3-layer version of the same model (``frontend_dim=1024, ff_dim=1024`` would
+give 0.94 M with 200 outputs if matching that count matters).
+
+Interface
+---------
+Same as the ACRNN, so :class:`audioattn_sb.brains.classification.ClassificationBrain` and
+``recipes/train.py`` work unchanged: ``model(feats, lengths)`` → ``(outputs [B, C], info)`` with
+``feats`` the waveform [B, N] and ``lengths`` SpeechBrain's relative lengths (of samples).
+:class:`WaveformFeatures` (identity, with a ``frame_lengths`` method that keeps the relative
+sample lengths) and :class:`PassThroughNorm` fill the Brain's ``compute_features`` and
+``mean_var_norm`` slots. ``output="log_softmax"`` for the single-label Brain (NLL loss),
+``"logits"`` for multi-label training.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audioattn_sb.attention import CONTINUOUS_FAMILIES, build_pooling
+from audioattn_sb.attention.discrete import (
+    DISCRETE_MAPPINGS,
+    MeanPooling,
+    masked_attention,
+    resolve_discrete_alpha,
+)
+
+#: sample rate the patch size refers to (25 ms = 400 samples)
+SAMPLE_RATE = 16000
+
+#: the paper's variants → constructor arguments
+VARIANTS = {
+    "small": {"n_layers": 3, "pool_between_layers": False, "multi_scale": False},
+    "large": {"n_layers": 6, "pool_between_layers": False, "multi_scale": False},
+    "large_pooling": {"n_layers": 6, "pool_between_layers": True, "multi_scale": False},
+    "large_multiscale": {"n_layers": 6, "pool_between_layers": False, "multi_scale": True},
+    "large_pooling_multiscale": {"n_layers": 6, "pool_between_layers": True,
+                                 "multi_scale": True},
+}
+
+
+def sinusoidal_positions(length, dim, device=None, dtype=torch.float32):
+    """Fixed sinusoidal positional encoding [length, dim] (Vaswani et al. 2017).
+
+    ``PE[t, 2i] = sin(t / 10000^(2i/dim))``, ``PE[t, 2i+1] = cos(t / 10000^(2i/dim))``.
+
+    Example:
+        >>> pe = sinusoidal_positions(3, 4)
+        >>> pe.shape, pe[0].tolist()
+        (torch.Size([3, 4]), [0.0, 1.0, 0.0, 1.0])
+    """
+    pos = torch.arange(length, device=device, dtype=torch.float64)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float64)
+                    * (-math.log(10000.0) / dim))
+    pe = torch.zeros(length, dim, device=device, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
+    return pe.to(dtype)
+
+
+def block_mean(x, mask, window):
+    """Mean of the valid frames in non-overlapping blocks of ``window`` frames.
+
+    Arguments
+    ---------
+    x : torch.Tensor
+        [B, L, C] frames.
+    mask : torch.Tensor or None
+        [B, L] bool, True = valid (None: all valid).
+    window : int
+        Block size w; block k covers frames [k·w, (k+1)·w) (the last block may be short).
+
+    Returns
+    -------
+    (means [B, ⌈L/w⌉, C], block mask [B, ⌈L/w⌉]): a block with no valid frame has mean 0 and
+    mask False.
+
+    Example:
+        >>> x = torch.tensor([[[1.0], [3.0], [5.0], [100.0]]])
+        >>> means, m = block_mean(x, torch.tensor([[True, True, True, False]]), 2)
+        >>> means.squeeze(-1).tolist(), m.tolist()
+        ([[2.0, 5.0]], [[True, True]])
+    """
+    batch, length, channels = x.shape
+    n_blocks = -(-length // window)
+    pad = n_blocks * window - length
+    if mask is None:
+        m = torch.ones(batch, length, dtype=x.dtype, device=x.device)
+    else:
+        m = mask.to(x.dtype)
+    xm = x * m[..., None]
+    if pad:
+        xm = F.pad(xm, (0, 0, 0, pad))
+        m = F.pad(m, (0, pad))
+    sums = xm.reshape(batch, n_blocks, window, channels).sum(2)
+    counts = m.reshape(batch, n_blocks, window).sum(2)
+    return sums / counts.clamp(min=1)[..., None], counts > 0
+
+
+def multiscale_average(x, mask=None, windows=(1, 2, 4, 8)):
+    """Multi-scale embedding: keep dims [0, D/2), block-average the other half per group.
+
+    Dims ``[D/2, D)`` are split into ``len(windows)`` equal contiguous groups; group g is replaced
+    at frame t by the mean of the valid frames of block ``⌊t / w_g⌋`` (see :func:`block_mean`).
+    No learned parameters. Padded frames are returned as they came (the model zeroes them).
+
+    Example:
+        >>> x = torch.arange(8.0).reshape(1, 4, 2)          # D = 2, one group, window 2
+        >>> multiscale_average(x, None, windows=(2,))[0].tolist()
+        [[0.0, 2.0], [2.0, 2.0], [4.0, 6.0], [6.0, 6.0]]
+    """
+    length, dim = x.shape[1], x.shape[2]
+    half = dim // 2
+    group = (dim - half) // len(windows)
+    parts = [x[..., :half]]
+    for g, w in enumerate(windows):
+        seg = x[..., half + g * group: half + (g + 1) * group]
+        if w == 1:
+            parts.append(seg)
+            continue
+        means, _ = block_mean(seg, mask, w)
+        parts.append(means.repeat_interleave(w, dim=1)[:, :length])
+    return torch.cat(parts, dim=-1)
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Multi-head self-attention with a pluggable probability mapping.
+
+    Parameters: ``qkv`` Linear(D→3D) and ``out`` Linear(D→D), 4D² + 4D (as
+    ``nn.MultiheadAttention``). Scores ``QKᵀ/√d_head``; the mapping is applied per head and query
+    over the valid keys.
+
+    Arguments
+    ---------
+    d_model : int
+        Embedding size D (divisible by ``n_heads``).
+    n_heads : int
+        Number of heads.
+    max_activation : str
+        softmax | entmax1333 | entmax15 | sparsemax | entmax (with ``alpha``).
+    alpha : float or None
+        α of ``entmax``.
+    dropout : float
+        Dropout on the attention weights (training only).
+
+    Example:
+        >>> att = MultiHeadSelfAttention(16, 4, "sparsemax")
+        >>> mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+        >>> out, w = att(torch.randn(2, 5, 16), mask, need_weights=True)
+        >>> out.shape, w.shape, w[1, :, :, 3:].abs().sum().item()
+        (torch.Size([2, 5, 16]), torch.Size([2, 4, 5, 5]), 0.0)
+    """
+
+    def __init__(self, d_model, n_heads, max_activation="softmax", alpha=None, dropout=0.0):
+        super().__init__()
+        if n_heads < 1 or d_model % n_heads:
+            raise ValueError(
+                f"d_model ({d_model}) must be divisible by n_heads ({n_heads}) (n_heads ≥ 1)"
+            )
+        self.max_activation = max_activation
+        self.alpha = resolve_discrete_alpha(max_activation, alpha)
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.dropout = float(dropout)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x, mask=None, need_weights=False):
+        """x [B, L, D], key mask [B, L] (True = valid, None = all) → (out [B, L, D], weights).
+
+        ``weights`` is [B, heads, L, L] when ``need_weights`` (else None).
+        """
+        batch, length, dim = x.shape
+        q, k, v = (self.qkv(x).reshape(batch, length, 3, self.n_heads, self.head_dim)
+                   .permute(2, 0, 3, 1, 4))  # each [B, H, L, dh]
+        p_drop = self.dropout if self.training else 0.0
+        weights = None
+        if self.alpha == 1.0 and not need_weights:
+            attn_mask = None
+            if mask is not None:
+                # a clip with no valid key attends to all (finite garbage, zeroed by the model)
+                # instead of the NaN of an all-False row
+                attn_mask = (mask | ~mask.any(-1, keepdim=True))[:, None, None, :]
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p_drop)
+        else:
+            scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+            key_mask = None if mask is None else mask[:, None, None, :]
+            weights = masked_attention(scores, key_mask, self.max_activation, self.alpha)
+            w = F.dropout(weights, p_drop) if p_drop > 0 else weights
+            ctx = torch.matmul(w.to(v.dtype), v)
+        out = self.out(ctx.transpose(1, 2).reshape(batch, length, dim))
+        return out, (weights if need_weights else None)
+
+    def extra_repr(self):
+        return f"heads={self.n_heads}, mapping={self.max_activation}, alpha={self.alpha:.4g}"
+
+
+class TransformerLayer(nn.Module):
+    """Transformer encoder layer: self-attention and ReLU feed-forward, residuals, LayerNorm.
+
+    Post-norm (``norm_first=False``): ``x = LN(x + Drop(Att(x)))``, ``x = LN(x + Drop(FF(x)))``;
+    pre-norm: ``x = x + Drop(Att(LN(x)))``, ``x = x + Drop(FF(LN(x)))``.
+    ``FF(x) = W₂ ReLU(W₁ x + b₁) + b₂`` (no dropout inside: see the module docstring).
+    """
+
+    def __init__(self, d_model, n_heads, ff_dim, dropout=0.1, attn_dropout=0.0,
+                 norm_first=False, max_activation="softmax", alpha=None):
+        super().__init__()
+        self.attention = MultiHeadSelfAttention(d_model, n_heads, max_activation, alpha,
+                                                attn_dropout)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff_dim), nn.ReLU(),
+                                nn.Linear(ff_dim, d_model))
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.drop1 = nn.Dropout(dropout)
+        self.drop2 = nn.Dropout(dropout)
+        self.norm_first = bool(norm_first)
+
+    def forward(self, x, mask=None, need_weights=False):
+        if self.norm_first:
+            a, w = self.attention(self.norm1(x), mask, need_weights)
+            x = x + self.drop1(a)
+            x = x + self.drop2(self.ff(self.norm2(x)))
+        else:
+            a, w = self.attention(x, mask, need_weights)
+            x = self.norm1(x + self.drop1(a))
+            x = self.norm2(x + self.drop2(self.ff(x)))
+        return x, w
+
+
+class AudioTransformer(nn.Module):
+    """Verma & Berger's raw-waveform Transformer with pluggable attention (module docstring).
+
+    Arguments
+    ---------
+    n_classes : int
+        Number of outputs.
+    pooling : nn.Module or None
+        Final temporal pooling over the frames (input size ``d_model``), built by
+        :func:`build_transformer_pooling` / :func:`audioattn_sb.attention.build_pooling`; None
+        = masked mean over the valid frames (the paper).
+    n_layers : int
+        Transformer layers (small 3, large 6).
+    d_model, n_heads, ff_dim, frontend_dim, patch_size :
+        Sizes (64, 8, 1536, 2048, 400 samples).
+    dropout, attn_dropout, norm_first :
+        See the module docstring.
+    pool_between_layers : bool
+        Average pooling by 2 along time after every second layer (not after the last).
+    multi_scale : bool
+        Multi-scale averaging after every layer (:func:`multiscale_average`).
+    multi_scale_windows : tuple of int
+        Its windows (1, 2, 4, 8); D/2 must be divisible by their number.
+    max_activation : str
+        Probability mapping of every self-attention layer.
+    alpha : float or None
+        α for ``max_activation="entmax"``.
+    output : str
+        ``log_softmax`` (single-label, NLL) or ``logits`` (multi-label).
+
+    Example:
+        >>> model = AudioTransformer(10, n_layers=3, pool_between_layers=True,
+        ...                          max_activation="entmax15")
+        >>> out, info = model(torch.randn(2, 16000), torch.tensor([1.0, 0.3]),
+        ...                   return_attention=True)
+        >>> out.shape, [tuple(w.shape) for w in info["self_attention"]]
+        (torch.Size([2, 10]), [(2, 8, 40, 40), (2, 8, 40, 40), (2, 8, 20, 20)])
+        >>> info["weights"].shape                   # the final (mean) pooling's weights
+        torch.Size([2, 20])
+    """
+
+    def __init__(
+        self,
+        n_classes,
+        pooling=None,
+        n_layers=6,
+        d_model=64,
+        n_heads=8,
+        ff_dim=1536,
+        frontend_dim=2048,
+        patch_size=400,
+        dropout=0.1,
+        attn_dropout=0.0,
+        norm_first=False,
+        pool_between_layers=False,
+        multi_scale=False,
+        multi_scale_windows=(1, 2, 4, 8),
+        max_activation="softmax",
+        alpha=None,
+        output="log_softmax",
+    ):
+        super().__init__()
+        if output not in ("log_softmax", "logits"):
+            raise ValueError(f"output must be 'log_softmax' or 'logits', got {output!r}")
+        if int(n_layers) < 1:
+            raise ValueError(f"n_layers must be ≥ 1, got {n_layers}")
+        if int(patch_size) < 1:
+            raise ValueError(f"patch_size must be ≥ 1 sample, got {patch_size}")
+        windows = tuple(int(w) for w in multi_scale_windows)
+        if multi_scale:
+            if not windows or min(windows) < 1:
+                raise ValueError(f"multi_scale_windows must be positive, got {windows}")
+            if d_model % 2 or (d_model // 2) % len(windows):
+                raise ValueError(
+                    f"multi-scale needs d_model/2 ({d_model / 2:g}) divisible by the number of "
+                    f"windows ({len(windows)})"
+                )
+        self.output = output
+        self.patch_size = int(patch_size)
+        self.d_model = int(d_model)
+        self.max_activation = max_activation
+        self.alpha = resolve_discrete_alpha(max_activation, alpha)
+        self.pool_between_layers = bool(pool_between_layers)
+        self.multi_scale = bool(multi_scale)
+        self.multi_scale_windows = windows
+        self.frontend = nn.Sequential(
+            nn.Linear(self.patch_size, frontend_dim), nn.ReLU(), nn.Linear(frontend_dim, d_model)
+        )
+        self.input_dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            TransformerLayer(d_model, n_heads, ff_dim, dropout, attn_dropout, norm_first,
+                             max_activation, alpha)
+            for _ in range(int(n_layers))
+        )
+        self.final_norm = nn.LayerNorm(d_model) if norm_first else None
+        self.pooling = pooling if pooling is not None else MeanPooling(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(d_model, n_classes)
+
+    # ------------------------------------------------------------------------------------------
+    def patchify(self, wavs, lengths=None):
+        """wavs [B, N], relative lengths [B] → (patches [B, L, P], patches per clip [B] long).
+
+        A clip has n = round(rel·N) samples and ⌈n / P⌉ patches; samples past n are zeroed, the
+        last partial patch is completed with zeros.
+        """
+        if wavs.dim() != 2:
+            raise ValueError(f"expected a waveform batch [B, N], got shape {tuple(wavs.shape)}")
+        batch, n_samples = wavs.shape
+        p = self.patch_size
+        n_patches = max(1, -(-n_samples // p))
+        if lengths is None:
+            n = torch.full((batch,), n_samples, dtype=torch.long, device=wavs.device)
+        else:
+            lengths = torch.as_tensor(lengths, device=wavs.device).reshape(-1)
+            if lengths.numel() != batch:
+                raise ValueError(f"expected {batch} relative lengths, got {lengths.numel()}")
+            n = torch.round(lengths.double() * n_samples).long().clamp(0, n_samples)
+            sample_ok = torch.arange(n_samples, device=wavs.device)[None, :] < n[:, None]
+            wavs = wavs * sample_ok.to(wavs.dtype)
+        pad = n_patches * p - n_samples
+        if pad:
+            wavs = F.pad(wavs, (0, pad))
+        return wavs.reshape(batch, n_patches, p), torch.div(n + p - 1, p, rounding_mode="floor")
+
+    def forward(self, x, lengths=None, return_attention=False):
+        """x [B, N] waveform, relative lengths [B] → (outputs [B, n_classes], info).
+
+        ``info``: the final pooling's dict (``weights``, ``mask`` …), ``lengths`` (relative
+        frame lengths at the pooling) and, with ``return_attention``, ``self_attention``: one
+        [B, heads, Q, K] tensor per layer.
+        """
+        patches, n_valid = self.patchify(x, lengths)
+        frames = patches.shape[1]
+        mask = torch.arange(frames, device=x.device)[None, :] < n_valid[:, None]
+        # no padding in the batch: skip the key masks (and SDPA's masked kernel) altogether
+        layer_mask = None if bool(mask.all()) else mask
+        h = self.frontend(patches)
+        h = h + sinusoidal_positions(frames, self.d_model, h.device, h.dtype)
+        h = self.input_dropout(h)
+        if layer_mask is not None:
+            h = h.masked_fill(~layer_mask[..., None], 0.0)
+        attention = [] if return_attention else None
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            h, w = layer(h, layer_mask, return_attention)
+            if attention is not None:
+                attention.append(w)
+            if self.multi_scale:
+                h = multiscale_average(h, layer_mask, self.multi_scale_windows)
+            if self.pool_between_layers and i % 2 == 1 and i < last:
+                h, pooled_mask = block_mean(h, layer_mask, 2)
+                n_valid = torch.div(n_valid + 1, 2, rounding_mode="floor")
+                layer_mask = None if layer_mask is None else pooled_mask
+            if layer_mask is not None:
+                h = h.masked_fill(~layer_mask[..., None], 0.0)
+        if self.final_norm is not None:
+            h = self.final_norm(h)
+        rel = n_valid.to(h.dtype) / h.shape[1]
+        context, info = self.pooling(h, rel)
+        info = dict(info)
+        info["lengths"] = rel
+        if attention is not None:
+            info["self_attention"] = attention
+        logits = self.classifier(self.dropout(context))
+        if self.output == "log_softmax":
+            return torch.log_softmax(logits, dim=-1), info
+        return logits, info
+
+    def attention_info(self):
+        """JSON-ready description of the attention (merged into results.json by the recipe).
+
+        ``alpha`` is the self-attention's α (``max_activation`` names the self-attention mapping
+        for this model); the final pooling is described under ``pooling``.
+
+        Example:
+            >>> AudioTransformer(10, n_layers=1, max_activation="entmax1333").attention_info()[
+            ...     "self_attention"]
+            {'max_activation': 'entmax1333', 'alpha': 1.3333333333333333, 'layers': 1, 'heads': 8}
+        """
+        pool = self.pooling
+        alpha = getattr(pool, "alpha", None)
+        return {
+            "alpha": self.alpha,
+            "self_attention": {
+                "max_activation": self.max_activation,
+                "alpha": self.alpha,
+                "layers": len(self.layers),
+                "heads": self.layers[0].attention.n_heads,
+            },
+            "pooling": {
+                "domain": getattr(pool, "domain", type(pool).__name__),
+                "mapping": getattr(pool, "mapping", getattr(pool, "family", None)),
+                "alpha": None if alpha is None else float(alpha),
+            },
+        }
+
+
+def build_transformer_pooling(domain, max_activation, input_dim, alpha=None,
+                              attention_dim=None, continuous=None):
+    """The Transformer's final pooling: :func:`audioattn_sb.attention.build_pooling`, except that
+    a discrete mapping name given for the ``continuous`` domain selects the continuous family of
+    the same α (``entmax15`` → ``biweight``, ``entmax1333`` → ``triweight``), so that one
+    ``--attn_max_activation`` can name both the self-attention and the pooling mapping.
+
+    Example:
+        >>> pool = build_transformer_pooling("continuous", "entmax15", 8,
+        ...                                  continuous={"num_centres": 4})
+        >>> pool.family, pool.alpha
+        ('biweight', 1.5)
+        >>> type(build_transformer_pooling("mean", "softmax", 8)).__name__
+        'MeanPooling'
+    """
+    if (domain == "continuous" and max_activation not in CONTINUOUS_FAMILIES
+            and max_activation in DISCRETE_MAPPINGS):
+        alpha = resolve_discrete_alpha(max_activation, alpha)
+        max_activation = "entmax"
+    return build_pooling(domain, max_activation, input_dim, alpha=alpha,
+                         attention_dim=attention_dim, continuous=continuous)
+
+
+class WaveformFeatures(nn.Module):
+    """``compute_features`` for waveform models: the waveform itself, lengths unchanged.
+
+    ``frame_lengths`` (used by the Brain when it exists) keeps the relative sample lengths, which
+    the model turns into patch counts itself.
+
+    Example:
+        >>> f = WaveformFeatures()
+        >>> f(torch.ones(2, 5)).shape, f.frame_lengths(torch.tensor([1.0, 0.4]), 5, 5).tolist()
+        (torch.Size([2, 5]), [1.0, 0.4000000059604645])
+    """
+
+    def forward(self, wavs):
+        return wavs
+
+    def frame_lengths(self, wav_lens, n_samples=None, n_frames=None):
+        return wav_lens
+
+
+class PassThroughNorm(nn.Module):
+    """``mean_var_norm`` that leaves the input as is (the paper feeds the raw waveform).
+
+    Example:
+        >>> PassThroughNorm()(torch.ones(1, 3), torch.ones(1)).tolist()
+        [[1.0, 1.0, 1.0]]
+    """
+
+    def forward(self, x, lengths=None):
+        return x
+
+
+__all__ = [
+    "AudioTransformer",
+    "MultiHeadSelfAttention",
+    "PassThroughNorm",
+    "SAMPLE_RATE",
+    "TransformerLayer",
+    "VARIANTS",
+    "WaveformFeatures",
+    "block_mean",
+    "build_transformer_pooling",
+    "multiscale_average",
+    "sinusoidal_positions",
+]
