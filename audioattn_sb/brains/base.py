@@ -73,6 +73,51 @@ class ClipBrain(sb.Brain):
         self.epoch_seconds.append(seconds)
         self.train_stats = {"loss": float(stage_loss), "epoch_seconds": round(seconds, 3)}
 
+    #: the statistics logged per epoch in train_log.txt
+    summary_keys = ("loss", "error", "accuracy")
+
+    def _stats(self, stage_loss):
+        """Statistics of a VALID/TEST stage (a dict holding at least :attr:`summary_keys`)."""
+        raise NotImplementedError
+
+    def _checkpoint_meta(self, stats):
+        """Checkpoint meta values of the selection statistic (must be a finite number)."""
+        name = next(iter(self.checkpoint_key.values()))
+        return {name: stats[name]}
+
+    def _after_valid(self, stats):
+        """Extra logging after a validation stage (subclasses)."""
+
+    def _after_test(self, stats):
+        """Extra logging / files after the test stage (subclasses)."""
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self._end_train_stage(stage_loss)
+            return
+        stats = self._stats(stage_loss)
+        short = {k: stats[k] for k in self.summary_keys}
+        if stage == sb.Stage.VALID:
+            self.valid_stats = stats
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]},
+                train_stats=getattr(self, "train_stats", None),
+                valid_stats=short,
+            )
+            self._after_valid(stats)
+            if self.checkpointer is not None:
+                (direction, name), = self.checkpoint_key.items()
+                keys = {"min_keys" if direction == "min_key" else "max_keys": [name]}
+                self.checkpointer.save_and_keep_only(
+                    meta={**self._checkpoint_meta(stats), "epoch": epoch}, **keys)
+        elif stage == sb.Stage.TEST:
+            self.test_stats = stats
+            self._after_test(stats)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=short,
+            )
+
     def _wrap_distributed(self):
         """DDP on CPU (gloo) as on GPUs, but without SpeechBrain's SyncBatchNorm conversion,
         which only works for CUDA modules: on CPU each process keeps its own BatchNorm

@@ -94,31 +94,10 @@ class ClassificationBrain(ClipBrain):
         stats["loss"] = float(stage_loss)
         return stats
 
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage == sb.Stage.TRAIN:
-            self._end_train_stage(stage_loss)
-            return
-        stats = self._stats(stage_loss)
-        short = {"loss": stats["loss"], "error": stats["error"], "accuracy": stats["accuracy"]}
-        if stage == sb.Stage.VALID:
-            self.valid_stats = stats
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": lr},
-                train_stats=getattr(self, "train_stats", None),
-                valid_stats=short,
-            )
-            logger.info("valid per-class accuracy: %s", stats["per_class_accuracy"])
-            if self.checkpointer is not None:
-                self.checkpointer.save_and_keep_only(
-                    meta={"error": stats["error"], "epoch": epoch}, min_keys=["error"]
-                )
-        elif stage == sb.Stage.TEST:
-            self.test_stats = stats
-            self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
-                test_stats=short,
-            )
-            logger.info("test per-class accuracy: %s", stats["per_class_accuracy"])
-            logger.info("test confusion matrix (rows = true class):\n%s",
-                        np.array(stats["confusion_matrix"]))
+    def _after_valid(self, stats):
+        logger.info("valid per-class accuracy: %s", stats["per_class_accuracy"])
+
+    def _after_test(self, stats):
+        logger.info("test per-class accuracy: %s", stats["per_class_accuracy"])
+        logger.info("test confusion matrix (rows = true class):\n%s",
+                    np.array(stats["confusion_matrix"]))

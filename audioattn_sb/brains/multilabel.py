@@ -128,41 +128,21 @@ class MultiLabelBrain(ClipBrain):
         self._clip_targets = clip_targets
         return stats
 
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage == sb.Stage.TRAIN:
-            self._end_train_stage(stage_loss)
-            return
-        stats = self._stats(stage_loss)
-        short = {"loss": stats["loss"], "mAP": stats["mAP"], "dprime": stats["dprime"]}
-        if stage == sb.Stage.VALID:
-            self.valid_stats = stats
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": lr},
-                train_stats=getattr(self, "train_stats", None),
-                valid_stats=short,
-            )
-            if self.checkpointer is not None:
-                m_ap = stats["mAP"] if not math.isnan(stats["mAP"]) else -1.0
-                self.checkpointer.save_and_keep_only(
-                    meta={"mAP": m_ap, "epoch": epoch}, max_keys=["mAP"]
-                )
-        elif stage == sb.Stage.TEST:
-            stats["mAP_chance"] = chance_map(self._clip_targets, n_draws=10)
-            self.test_stats = stats
-            self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
-                test_stats=short,
-            )
-            worst = sorted((v, k) for k, v in stats["per_class_ap"].items() if v is not None)[:5]
-            logger.info("test mAP %.4f over %d classes; lowest AP: %s", stats["mAP"],
-                        stats["n_classes_scored"],
-                        ", ".join(f"{k} {v:.3f}" for v, k in worst))
-            folder = getattr(self.hparams, "output_folder", None)
-            if folder and sb.utils.distributed.if_main_process():
-                path = os.path.join(folder, PER_CLASS_CSV)
-                atomic_write_text(path, per_class_csv_text(stats))
-                self.per_class_csv = path
+    summary_keys = ("loss", "mAP", "dprime")
+
+    def _checkpoint_meta(self, stats):
+        return {"mAP": stats["mAP"] if not math.isnan(stats["mAP"]) else -1.0}
+
+    def _after_test(self, stats):
+        stats["mAP_chance"] = chance_map(self._clip_targets, n_draws=10)
+        worst = sorted((v, k) for k, v in stats["per_class_ap"].items() if v is not None)[:5]
+        logger.info("test mAP %.4f over %d classes; lowest AP: %s", stats["mAP"],
+                    stats["n_classes_scored"], ", ".join(f"{k} {v:.3f}" for v, k in worst))
+        folder = getattr(self.hparams, "output_folder", None)
+        if folder and sb.utils.distributed.if_main_process():
+            path = os.path.join(folder, PER_CLASS_CSV)
+            atomic_write_text(path, per_class_csv_text(stats))
+            self.per_class_csv = path
 
 
 __all__ = ["MultiLabelBrain", "multilabel_loss", "per_class_csv_text", "LOSSES"]

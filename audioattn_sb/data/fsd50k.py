@@ -73,12 +73,7 @@ import os
 import numpy as np
 
 from audioattn_sb.data import audio
-from audioattn_sb.data.urbansound8k import (
-    PrepareError,
-    _default_cache_folder,
-    _ensure_writable,
-    _reusable,
-)
+from audioattn_sb.data.urbansound8k import PrepareError, _default_cache_folder, begin_prepare
 from audioattn_sb.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -444,18 +439,9 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
         "csv": {w: {"size": st.st_size, "mtime_ns": st.st_mtime_ns} for w, st in stats.items()},
         "sources_fingerprint": _fingerprint(data_folder, good),
     }
-    reused = _reusable(save_folder, options)
+    reused = begin_prepare(save_folder, cache_folder, options)
     if reused is not None:
         return reused
-
-    _ensure_writable(save_folder, "save folder", "choose another output folder")
-    _ensure_writable(cache_folder, "cache folder",
-                     "pass a writable cache_folder=DIR (--cache_folder=DIR); the dataset "
-                     "folder may be read-only")
-    try:  # the old options no longer describe what is being written
-        os.remove(os.path.join(save_folder, OPTIONS_FILE))
-    except FileNotFoundError:
-        pass
 
     from tqdm import tqdm
 

@@ -343,6 +343,24 @@ def _reusable(save_folder, options):
     return paths
 
 
+def begin_prepare(save_folder, cache_folder, options):
+    """The manifests of an earlier preparation with the same ``options`` (reused as they are), or
+    None after checking that both folders are writable and removing the stale options file (the
+    old options no longer describe what is about to be written)."""
+    reused = _reusable(save_folder, options)
+    if reused is not None:
+        return reused
+    _ensure_writable(save_folder, "save folder", "choose another output folder")
+    _ensure_writable(cache_folder, "cache folder",
+                     "pass a writable cache_folder=DIR (--cache_folder=DIR); the dataset "
+                     "folder may be read-only")
+    try:
+        os.remove(os.path.join(save_folder, OPTIONS_FILE))
+    except FileNotFoundError:
+        pass
+    return None
+
+
 def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_nums,
                          test_fold_nums, cache_folder=None, sample_rate=16000,
                          allow_valid_test_overlap=False, skip_bad_files=False, progress=True):
@@ -392,18 +410,9 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
         "csv": {"size": st.st_size, "mtime_ns": st.st_mtime_ns},
         "sources_fingerprint": _file_fingerprint(data_folder, chosen),
     }
-    reused = _reusable(save_folder, options)
+    reused = begin_prepare(save_folder, cache_folder, options)
     if reused is not None:
         return reused
-
-    _ensure_writable(save_folder, "save folder", "choose another output folder")
-    _ensure_writable(cache_folder, "cache folder",
-                     "pass a writable cache_folder=DIR (--cache_folder=DIR); the dataset "
-                     "folder may be read-only")
-    try:  # the old options no longer describe what is being written
-        os.remove(os.path.join(save_folder, OPTIONS_FILE))
-    except FileNotFoundError:
-        pass
 
     from tqdm import tqdm
 

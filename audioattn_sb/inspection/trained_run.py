@@ -114,8 +114,8 @@ def check_same_training(run_folder, hparams_file, overrides=""):
     saved_file = Path(run_folder) / "hyperparams.yaml"
     if not saved_file.is_file():
         return
-    saved = peek_hparams(saved_file)
-    given = peek_hparams(hparams_file, overrides)
+    saved = peek_hparams(saved_file)  # SpeechBrain saves it with the references resolved
+    given = resolved_values(hparams_file, overrides)
     diffs = [(k, saved[k], given[k]) for k in sorted(set(saved) & set(given))
              if k not in _FREE_KEYS and not k.startswith("__") and saved[k] is not None
              and given[k] is not None and saved[k] != given[k]]
@@ -128,6 +128,40 @@ def check_same_training(run_folder, hparams_file, overrides=""):
             f"{run_folder} was trained with other settings than these hparams and overrides:\n"
             f"{lines}\nPass the same hparams file and overrides as the training (the run's "
             "results.json lists them under 'overrides'), plus --output_folder")
+
+
+def resolved_values(hparams_file, overrides=""):
+    """Plain values of an hparams file after overrides, with ``!ref`` references resolved
+    (``attn_pool_max_activation: !ref <attn_max_activation>`` gives the mapping's name, not None)
+    and nothing built (other tags give None, as :func:`audioattn_sb.recipe.peek_hparams`)."""
+    import yaml
+    from hyperpyyaml import resolve_references
+
+    from audioattn_sb.recipe import _PeekLoader
+
+    with open(hparams_file, encoding="utf-8") as fin:
+        text = resolve_references(fin, overrides or None).getvalue()
+    return yaml.load(text, Loader=_PeekLoader) or {}
+
+
+def _n_classes_override(run_folder, hparams_file, overrides):
+    """``n_classes: auto`` (multi-label yamls) becomes the run's own class count, read from its
+    saved ``hyperparams.yaml`` (else from the data's vocabulary, as ``recipes/train.py`` does), so
+    that a run loads with the training command's arguments and without its data folder."""
+    from audioattn_sb.recipe import peek_hparams
+
+    values = peek_hparams(hparams_file, overrides)
+    if str(values.get("n_classes", "")) != "auto":
+        return overrides
+    saved_file = Path(run_folder) / "hyperparams.yaml"
+    n = peek_hparams(saved_file).get("n_classes") if saved_file.is_file() else None
+    if not isinstance(n, int):
+        from audioattn_sb.data.fsd50k import load_class_names
+
+        n = len(load_class_names(values["data_folder"]))
+    if isinstance(overrides, dict):
+        return {**overrides, "n_classes": n}
+    return (overrides + "\n" if overrides else "") + f"n_classes: {n}"
 
 
 def run_folder_of(hparams_file, overrides=""):
@@ -196,7 +230,11 @@ class BatchOutput:
     ``scores`` [B, C] are class probabilities (softmax of a ``log_softmax`` model, sigmoid of a
     ``logits`` model); ``info`` is the model's attention info (``brain.last_attention``);
     ``model_input`` / ``raw_features`` hold each clip's valid frames [T_i, F] of the model's input
-    and of the normaliser's input (None when not captured).
+    and of the normaliser's input (None when not captured; ``model_input`` is None for waveform
+    models too); ``input_lengths`` each clip's valid length along the model input's time axis
+    (frames, or samples for waveform models).  With ``self_attention=True``
+    (:meth:`TrainedRun.run_batch`), ``info["self_attention"]`` holds the model's per-layer
+    ``[B, heads, Q, K]`` weights.
     """
 
     ids: list
@@ -204,6 +242,7 @@ class BatchOutput:
     info: dict
     model_input: list = None
     raw_features: list = None
+    input_lengths: list = None
 
 
 def clip_info(info, index):
@@ -304,22 +343,56 @@ class TrainedRun:
             items = [{"id": i, "sig": w} for i, w in zip(ids, waves)]
         return PaddedBatch(items)
 
-    def run_batch(self, batch, capture_features=True):
-        """The Brain's evaluation forward pass on ``batch``: a :class:`BatchOutput`."""
+    @property
+    def multilabel(self):
+        """True for multi-label runs (``dataset: fsd50k``: chunked data, sigmoid scores)."""
+        from audioattn_sb.recipe import DATASETS
+
+        return bool(DATASETS.get(self.hparams.get("dataset", "urbansound8k"), False))
+
+    def has_self_attention(self):
+        """True when the model can return its self-attention (``forward(...,
+        return_attention=True)``, e.g. :class:`~audioattn_sb.models.transformer.AudioTransformer`).
+        """
+        import inspect
+
+        try:
+            params = inspect.signature(self.model.forward).parameters
+        except (TypeError, ValueError):
+            return False
+        return "return_attention" in params
+
+    def run_batch(self, batch, capture_features=True, self_attention=False):
+        """The Brain's evaluation forward pass on ``batch``: a :class:`BatchOutput`.
+
+        ``self_attention=True`` asks the model for its self-attention (a forward pre-hook adds
+        ``return_attention=True`` to the Brain's own call; ``ValueError`` for models without).
+        """
         import speechbrain as sb
 
         captured = {}
         hooks = []
-        if capture_features:
-            def keep(name):
-                def hook(module, args):
-                    if len(args) >= 1 and torch.is_tensor(args[0]):
-                        captured[name] = (args[0].detach(), args[1] if len(args) > 1 else None)
-                return hook
-            hooks.append(self.brain.modules["model"].register_forward_pre_hook(keep("model")))
-            if "mean_var_norm" in self.brain.modules:
-                hooks.append(self.brain.modules["mean_var_norm"].register_forward_pre_hook(
-                    keep("norm")))
+        model = self.brain.modules["model"]
+        if self_attention:
+            if not self.has_self_attention():
+                raise ValueError(
+                    f"the model of {self.run_folder} ({type(self.model).__name__}) has no "
+                    "self-attention to export: only Transformer runs (e.g. "
+                    "hparams/urbansound8k_transformer.yaml) have one")
+            hooks.append(model.register_forward_pre_hook(
+                lambda module, args, kwargs: (args, {**kwargs, "return_attention": True}),
+                with_kwargs=True))
+
+        def keep(name):
+            def hook(module, args):
+                if len(args) >= 1 and torch.is_tensor(args[0]):
+                    captured[name] = (args[0].detach(), args[1] if len(args) > 1 else None)
+            return hook
+        if capture_features or self_attention:
+            hooks.append(model.register_forward_pre_hook(keep("model")))
+        if capture_features and "mean_var_norm" in self.brain.modules:
+            hooks.append(self.brain.modules["mean_var_norm"].register_forward_pre_hook(
+                keep("norm")))
         self.brain.modules.eval()
         self.brain.last_attention = {}
         try:
@@ -336,10 +409,21 @@ class TrainedRun:
             scores = out.exp()
         info = getattr(self.brain, "last_attention", None) or {}
         result = BatchOutput(ids=list(batch.id), scores=scores.numpy(), info=info)
-        for name, attr in (("model", "model_input"), ("norm", "raw_features")):
-            if name in captured:
-                setattr(result, attr, _valid_frames(*captured[name]))
+        if capture_features:
+            for name, attr in (("model", "model_input"), ("norm", "raw_features")):
+                if name in captured:
+                    setattr(result, attr, _valid_frames(*captured[name]))
+        if "model" in captured:
+            result.input_lengths = _valid_lengths(*captured["model"])
         return result
+
+
+def _valid_lengths(x, lengths):
+    """Each clip's valid length along axis 1 of a padded batch ``x`` (relative ``lengths``)."""
+    n = x.shape[1]
+    if lengths is None:
+        return [int(n)] * x.shape[0]
+    return torch.round(lengths.detach().cpu().double() * n).long().clamp(0, n).tolist()
 
 
 def _valid_frames(x, lengths):
@@ -428,6 +512,7 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
                 else:
                     overrides = (overrides + "\n" if overrides else "") + extra
         run_folder = check_run_folder(run_folder)
+        overrides = _n_classes_override(run_folder, hparams_file, overrides)
         check_same_training(run_folder, hparams_file, overrides)
         save = peek_hparams(hparams_file, overrides).get("save_folder")
         save_folder = Path(save) if isinstance(save, str) else run_folder / "save"
@@ -469,4 +554,4 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
 __all__ = ["BatchOutput", "RunLoadError", "TrainedRun", "check_run_folder",
            "check_same_training", "clip_info",
            "find_best_checkpoint", "load_checkpoint_weights", "load_trained_run",
-           "run_folder_of"]
+           "resolved_values", "run_folder_of"]

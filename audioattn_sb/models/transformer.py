@@ -46,6 +46,14 @@ case computes the weights explicitly with :func:`audioattn_sb.attention.discrete
 (the project's one implementation of the mappings and of their masking).
 ``forward(..., return_attention=True)`` returns the weights of every layer and head in
 ``info["self_attention"]`` (a list of ``[B, heads, Q, K]`` tensors); otherwise nothing is stored.
+Layer ℓ's frames are :meth:`AudioTransformer.layer_samples_per_frame` ``[ℓ]`` samples long (400,
+or 800, 1600 after between-layer pooling): frame i covers samples ``[i·spf, (i+1)·spf)``.
+
+A continuous family name (``gaussian``, ``triweight``, ``biweight``; ``sparsemax`` and ``softmax``
+are both) given as ``max_activation`` selects the discrete mapping of the same α
+(:func:`resolve_self_attention_mapping`: ``biweight`` → ``entmax15``), so that one
+``--attn_max_activation`` can name the continuous pooling and the self-attention, as
+:func:`build_transformer_pooling` does the other way round.
 
 Open choices (not in the paper; all constructor arguments)
 ----------------------------------------------------------
@@ -101,7 +109,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audioattn_sb.attention import CONTINUOUS_FAMILIES, build_pooling
+from audioattn_sb.attention import CONTINUOUS_FAMILIES, build_pooling, resolve_continuous_alpha
 from audioattn_sb.attention.discrete import (
     DISCRETE_MAPPINGS,
     MeanPooling,
@@ -207,6 +215,37 @@ def multiscale_average(x, mask=None, windows=(1, 2, 4, 8)):
     return torch.cat(parts, dim=-1)
 
 
+def resolve_self_attention_mapping(max_activation, alpha=None):
+    """``(discrete mapping name, α)`` of the self-attention for ``--attn_max_activation``.
+
+    Discrete names are kept (:func:`~audioattn_sb.attention.discrete.resolve_discrete_alpha`); a
+    continuous family name selects the discrete mapping of the same α (``entmax`` with that α when
+    no named mapping has it). Unknown names raise ``ValueError`` listing both sets of names.
+
+    Example:
+        >>> resolve_self_attention_mapping("biweight"), resolve_self_attention_mapping("gaussian")
+        (('entmax15', 1.5), ('softmax', 1.0))
+        >>> resolve_self_attention_mapping("entmax", 1.7)
+        ('entmax', 1.7)
+    """
+    if max_activation in DISCRETE_MAPPINGS:
+        return max_activation, resolve_discrete_alpha(max_activation, alpha)
+    if max_activation in CONTINUOUS_FAMILIES:
+        _, a = resolve_continuous_alpha(max_activation, alpha)
+        for name, fixed in DISCRETE_MAPPINGS.items():
+            if fixed is not None and math.isclose(fixed, a, rel_tol=1e-9):
+                return name, fixed
+        return "entmax", a
+    try:
+        resolve_discrete_alpha(max_activation, alpha)
+    except ValueError as err:
+        raise ValueError(
+            f"{err}; for the Transformer's self-attention a continuous family name "
+            f"({', '.join(f for f in CONTINUOUS_FAMILIES if f not in DISCRETE_MAPPINGS)}) also "
+            "selects the discrete mapping of the same α") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Multi-head self-attention with a pluggable probability mapping.
 
@@ -241,8 +280,7 @@ class MultiHeadSelfAttention(nn.Module):
             raise ValueError(
                 f"d_model ({d_model}) must be divisible by n_heads ({n_heads}) (n_heads ≥ 1)"
             )
-        self.max_activation = max_activation
-        self.alpha = resolve_discrete_alpha(max_activation, alpha)
+        self.max_activation, self.alpha = resolve_self_attention_mapping(max_activation, alpha)
         self.n_heads = n_heads
         self.head_dim = d_model // n_heads
         self.dropout = float(dropout)
@@ -392,8 +430,7 @@ class AudioTransformer(nn.Module):
         self.output = output
         self.patch_size = int(patch_size)
         self.d_model = int(d_model)
-        self.max_activation = max_activation
-        self.alpha = resolve_discrete_alpha(max_activation, alpha)
+        self.max_activation, self.alpha = resolve_self_attention_mapping(max_activation, alpha)
         self.pool_between_layers = bool(pool_between_layers)
         self.multi_scale = bool(multi_scale)
         self.multi_scale_windows = windows
@@ -403,7 +440,7 @@ class AudioTransformer(nn.Module):
         self.input_dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
             TransformerLayer(d_model, n_heads, ff_dim, dropout, attn_dropout, norm_first,
-                             max_activation, alpha)
+                             self.max_activation, self.alpha)
             for _ in range(int(n_layers))
         )
         self.final_norm = nn.LayerNorm(d_model) if norm_first else None
@@ -437,6 +474,26 @@ class AudioTransformer(nn.Module):
             wavs = F.pad(wavs, (0, pad))
         return wavs.reshape(batch, n_patches, p), torch.div(n + p - 1, p, rounding_mode="floor")
 
+    def pools_after(self, layer):
+        """True when the frames are average-pooled by 2 after layer ``layer`` (0-based): every
+        second layer but the last, with ``pool_between_layers``."""
+        return self.pool_between_layers and layer % 2 == 1 and layer < len(self.layers) - 1
+
+    def layer_samples_per_frame(self):
+        """Samples per frame of each layer's self-attention (``patch_size``, doubled after every
+        between-layer pooling), e.g. ``[400, 400, 800, 800, 1600, 1600]`` for large + pooling.
+
+        Example:
+            >>> AudioTransformer(10, n_layers=3, pool_between_layers=True).layer_samples_per_frame()
+            [400, 400, 800]
+        """
+        spf, out = self.patch_size, []
+        for i in range(len(self.layers)):
+            out.append(spf)
+            if self.pools_after(i):
+                spf *= 2
+        return out
+
     def forward(self, x, lengths=None, return_attention=False):
         """x [B, N] waveform, relative lengths [B] → (outputs [B, n_classes], info).
 
@@ -455,14 +512,13 @@ class AudioTransformer(nn.Module):
         if layer_mask is not None:
             h = h.masked_fill(~layer_mask[..., None], 0.0)
         attention = [] if return_attention else None
-        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             h, w = layer(h, layer_mask, return_attention)
             if attention is not None:
                 attention.append(w)
             if self.multi_scale:
                 h = multiscale_average(h, layer_mask, self.multi_scale_windows)
-            if self.pool_between_layers and i % 2 == 1 and i < last:
+            if self.pools_after(i):
                 h, pooled_mask = block_mean(h, layer_mask, 2)
                 n_valid = torch.div(n_valid + 1, 2, rounding_mode="floor")
                 layer_mask = None if layer_mask is None else pooled_mask
@@ -575,5 +631,6 @@ __all__ = [
     "block_mean",
     "build_transformer_pooling",
     "multiscale_average",
+    "resolve_self_attention_mapping",
     "sinusoidal_positions",
 ]
