@@ -16,8 +16,16 @@ test stage.
 
 The attention comes as the record of :func:`audioattn_sb.inspection.attention.clip_attention`:
 continuous pooling gives μ, σ², variance, support (normalised time and seconds) and the density
-per second on a grid; discrete pooling gives the frame weights (and their moments). The command
-line is ``recipes/classify.py FILE.wav --model RUN [--top_k 5] [--plot out.png]``.
+per second on a grid; discrete pooling gives the frame weights (and their moments). Transformer
+runs also give their self-attention: ``result.self_attention`` is one ``[heads, Q, K]`` array per
+layer (rows = query frames, columns = key frames, each row summing to 1) over the clip's
+⌈n_samples / spf⌉ frames, with ``result.self_attention_spf`` the samples per frame of each layer
+(400, and 800, 1600 after between-layer pooling); None for models without self-attention
+(:mod:`audioattn_sb.inspection.self_attention` saves them in STEVE's layout). The command line is
+``recipes/classify.py FILE.wav --model RUN [--top_k 5] [--plot out.png]``.
+
+Multi-label runs (FSD50K) score the whole file as one input, not as the mean over 1 s chunks of
+their test protocol.
 """
 
 import math
@@ -39,7 +47,8 @@ class Classification:
     single-label model, sigmoid of a multi-label one); ``scores``: every class's score;
     ``attention``: the attention record (see the module docstring); ``spec``: the model's input
     features with their axes (``features``, ``raw_features``, ``time_s``, ``freqs_hz`` …) for
-    plotting.
+    plotting; ``self_attention`` / ``self_attention_spf``: a Transformer's per-layer
+    ``[heads, Q, K]`` weights and samples per frame (module docstring), else None.
     """
 
     file: str
@@ -50,6 +59,8 @@ class Classification:
     pred_id: int
     attention: dict
     spec: dict = field(default=None, repr=False)
+    self_attention: list = field(default=None, repr=False)
+    self_attention_spf: list = None
 
     def as_dict(self):
         """JSON-friendly summary (no arrays but the top-k)."""
@@ -57,8 +68,14 @@ class Classification:
                 "mu_seconds", "supp_seconds", "support_start_s", "support_end_s",
                 "mass_in_clip", "n_frames")
         att = {k: _plain(self.attention.get(k)) for k in keys}
-        return {"file": self.file, "duration": self.duration, "pred": self.pred,
-                "top_k": [[lab, float(s)] for lab, s in self.top_k], "attention": att}
+        out = {"file": self.file, "duration": self.duration, "pred": self.pred,
+               "top_k": [[lab, float(s)] for lab, s in self.top_k], "attention": att}
+        if self.self_attention is not None:
+            out["self_attention"] = {"layers": len(self.self_attention),
+                                     "heads": int(self.self_attention[0].shape[0]),
+                                     "frames": [int(a.shape[-1]) for a in self.self_attention],
+                                     "samples_per_frame": list(self.self_attention_spf)}
+        return out
 
 
 def _plain(v):
@@ -140,6 +157,7 @@ class AudioClassifier:
         """Classify a waveform (``[samples]`` or ``[channels, samples]``, any rate)."""
         from audioattn_sb.data.audio import resample, to_mono
         from audioattn_sb.inspection.export import spec_arrays
+        from audioattn_sb.inspection.self_attention import clip_self_attention
 
         wave = np.asarray(wave.detach().cpu() if torch.is_tensor(wave) else wave,
                           dtype=np.float32)
@@ -150,7 +168,12 @@ class AudioClassifier:
         wave_t = torch.from_numpy(np.ascontiguousarray(wave))
         duration = wave_t.numel() / self.sample_rate
         batch = self.run.make_batch([wave_t], ids=[os.path.basename(str(name))])
-        out = self.run.run_batch(batch)
+        with_self_attention = self.run.has_self_attention()
+        out = self.run.run_batch(batch, self_attention=with_self_attention)
+        self_attention = layer_spf = None
+        if with_self_attention:
+            layer_spf = list(self.run.model.layer_samples_per_frame())
+            self_attention = clip_self_attention(out.info, 0, layer_spf, wave_t.numel())
         scores = out.scores[0].astype(np.float64)
         order = np.argsort(-scores, kind="stable")[:max(1, int(top_k))]
         names = self.class_names
@@ -165,7 +188,8 @@ class AudioClassifier:
             file=str(name), duration=duration,
             top_k=[(label(int(i)), float(scores[i])) for i in order],
             scores=scores, pred=label(int(order[0])), pred_id=int(order[0]),
-            attention=record, spec=spec)
+            attention=record, spec=spec, self_attention=self_attention,
+            self_attention_spf=layer_spf)
 
     def plot(self, result, path):
         """A 1000 × 400 PNG of the clip's features with the attention over it."""
@@ -227,6 +251,11 @@ def main(argv=None):
                 print(f"  {rank}. {lab:<{width}}  {score:.4f}")
             if res.attention:
                 print(f"  attention: {describe_attention(res.attention)}")
+            if res.self_attention is not None:
+                sa = res.as_dict()["self_attention"]
+                print(f"  self-attention: {sa['layers']} layers × {sa['heads']} heads "
+                      f"({model.run.model.max_activation}), frames per layer {sa['frames']} of "
+                      f"{sa['samples_per_frame']} samples")
         if ns.plot:
             if len(ns.files) == 1:
                 target = ns.plot

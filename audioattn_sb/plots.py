@@ -300,37 +300,51 @@ def plot_attention_distributions(path, tables, class_names=None):
 
 
 # --------------------------------------------------------------------------- self-attention
-def plot_self_attention_grid(path, attention, samples_per_frame, sample_rate=16000,
-                             words=None, phones=None, layers=None, heads=None, softmax=False,
-                             time_range=None, title=None):
-    """Self-attention maps, one panel per (layer, head), time in seconds on both axes.
+def alignment_lines(words=None, phones=None, t_max=None):
+    """Where the self-attention grid draws alignment boundaries: ``{"words": [...],
+    "phones": [...]}``, each the sorted unique interval edges in seconds within [0, t_max]
+    (:func:`audioattn_sb.textgrid.boundaries`); phone edges that are also word edges are drawn
+    once, as word edges. Seconds are the plot's coordinates on both axes (frame i of ``spf``
+    samples spans [i·spf/sr, (i+1)·spf/sr)), so a boundary at t seconds lies in frame
+    ⌊t·sr/spf⌋.
 
-    Arguments
-    ---------
-    attention : array [N, 1, M, Q, K]
-        The STEVE layout of :func:`audioattn_sb.inspection.self_attention.stack_self_attention`
-        (rows = queries, columns = keys).
-    samples_per_frame : int
-        Audio samples per attention frame (frame i covers [i·spf, (i+1)·spf) samples).
-    words, phones : list of (start, end, label) or None
-        Alignments (e.g. :func:`audioattn_sb.textgrid.read_textgrid`) drawn as boundaries on both
-        axes: words solid, phones dotted; word labels on the outer axes.
-    layers, heads : list of int or None
-        Which layers/heads to draw (default all).
-    softmax : bool
-        Apply a softmax over the keys first (for raw scores, as STEVE's toggle).
-    time_range : (start, end) or None
-        Seconds to show (default the whole clip).
+    Example:
+        >>> alignment_lines([(0.03, 0.52, "author"), (0.52, 0.72, "of")],
+        ...                 [(0.03, 0.2, "AO1"), (0.2, 0.52, "TH")], t_max=0.6)
+        {'words': [0.03, 0.52], 'phones': [0.2]}
     """
+    from audioattn_sb.textgrid import boundaries
+
+    word_edges = boundaries(words, 0.0, t_max) if words else []
+    phone_edges = [t for t in (boundaries(phones, 0.0, t_max) if phones else [])
+                   if t not in set(word_edges)]
+    return {"words": word_edges, "phones": phone_edges}
+
+
+#: line styles of the alignment boundaries (words solid, phones dotted)
+WORD_LINE = {"color": "w", "linewidth": 0.9, "linestyle": "-"}
+PHONE_LINE = {"color": "w", "linewidth": 0.4, "linestyle": ":"}
+
+
+def draw_self_attention_grid(fig, attention, samples_per_frame, sample_rate=16000, words=None,
+                             phones=None, layers=None, heads=None, softmax=False,
+                             time_range=None, title=None):
+    """Draw the grid of :func:`plot_self_attention_grid` on ``fig``; returns the axes array
+    [layers, heads] (alignment boundaries are ``axvline``/``axhline`` lines in seconds, styled
+    :data:`WORD_LINE` / :data:`PHONE_LINE`)."""
     att = np.asarray(attention, dtype=np.float64)
     if att.ndim != 5 or att.shape[1] != 1:
         raise ValueError(f"expected attention of shape [layers, 1, heads, Q, K], got {att.shape}")
     layers = list(range(att.shape[0])) if layers is None else list(layers)
     heads = list(range(att.shape[2])) if heads is None else list(heads)
+    for what, chosen, n in (("layer", layers, att.shape[0]), ("head", heads, att.shape[2])):
+        bad = [i for i in chosen if not 0 <= int(i) < n]
+        if bad or not chosen:
+            raise ValueError(f"{what}s {bad or chosen} outside 0..{n - 1}")
     frame_s = float(samples_per_frame) / float(sample_rate)
     n_q, n_k = att.shape[3], att.shape[4]
     t_q, t_k = n_q * frame_s, n_k * frame_s
-    fig = new_figure(100 + 260 * len(heads), 80 + 260 * len(layers))
+    lines = alignment_lines(words, phones, max(t_q, t_k))
     axes = fig.subplots(len(layers), len(heads), squeeze=False, sharex=True, sharey=True)
     image = None
     for r, layer in enumerate(layers):
@@ -342,22 +356,19 @@ def plot_self_attention_grid(path, attention, samples_per_frame, sample_rate=160
                 a = a / a.sum(axis=-1, keepdims=True)
             image = ax.imshow(a, origin="upper", aspect="auto", cmap="viridis",
                               extent=[0.0, t_k, t_q, 0.0], interpolation="nearest")
-            for tier, style in ((phones, dict(color="w", linewidth=0.4, linestyle=":")),
-                                (words, dict(color="w", linewidth=0.9))):
-                if tier:
-                    edges = sorted({t for s, e, _ in tier for t in (s, e)})
-                    for t in edges:
-                        ax.axvline(t, **style)
-                        ax.axhline(t, **style)
+            for edges, style in ((lines["phones"], PHONE_LINE), (lines["words"], WORD_LINE)):
+                for t in edges:
+                    ax.axvline(t, **style)
+                    ax.axhline(t, **style)
             if r == 0:
                 ax.set_title(f"head {head}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(f"layer {layer}\nquery time (s)", fontsize=9)
             if r == len(layers) - 1:
                 ax.set_xlabel("key time (s)", fontsize=9)
-    if time_range is not None:
-        axes[0, 0].set_xlim(*time_range)
-        axes[0, 0].set_ylim(time_range[1], time_range[0])
+    axes[0, 0].set_xlim(*(time_range if time_range is not None else (0.0, t_k)))
+    axes[0, 0].set_ylim(*((time_range[1], time_range[0]) if time_range is not None
+                          else (t_q, 0.0)))
     if words:
         labelled = [(s, e, w) for s, e, w in words if w]
         mids = [(s + e) / 2 for s, e, _ in labelled]
@@ -375,10 +386,54 @@ def plot_self_attention_grid(path, attention, samples_per_frame, sample_rate=160
         fig.colorbar(image, ax=axes, shrink=0.6, label="softmax(score)" if softmax else "weight")
     if title:
         fig.suptitle(title, fontsize=11)
+    return axes
+
+
+def self_attention_grid_size(n_layers, n_heads):
+    """Pixel size (width, height) of :func:`plot_self_attention_grid` for a grid.
+
+    Example:
+        >>> self_attention_grid_size(6, 8)
+        (2180, 1640)
+    """
+    return 100 + 260 * int(n_heads), 80 + 260 * int(n_layers)
+
+
+def plot_self_attention_grid(path, attention, samples_per_frame, sample_rate=16000,
+                             words=None, phones=None, layers=None, heads=None, softmax=False,
+                             time_range=None, title=None):
+    """Self-attention maps, one panel per (layer, head), time in seconds on both axes.
+
+    (100 + 260·heads) × (80 + 260·layers) pixels (:func:`self_attention_grid_size`).
+
+    Arguments
+    ---------
+    attention : array [N, 1, M, Q, K]
+        The STEVE layout of :func:`audioattn_sb.inspection.self_attention.stack_self_attention`
+        (rows = queries, columns = keys).
+    samples_per_frame : int
+        Audio samples per attention frame (frame i covers [i·spf, (i+1)·spf) samples).
+    words, phones : list of (start, end, label) or None
+        Alignments (e.g. :func:`audioattn_sb.textgrid.read_textgrid`) drawn as boundaries on both
+        axes (:func:`alignment_lines`): words solid, phones dotted; word labels on the outer axes.
+    layers, heads : list of int or None
+        Which layers/heads to draw (default all).
+    softmax : bool
+        Apply a softmax over the keys first (for raw scores, as STEVE's toggle).
+    time_range : (start, end) or None
+        Seconds to show (default the whole clip).
+    """
+    att = np.asarray(attention)
+    n_layers = att.shape[0] if layers is None else len(layers)
+    n_heads = (att.shape[2] if att.ndim == 5 else 1) if heads is None else len(heads)
+    fig = new_figure(*self_attention_grid_size(n_layers, n_heads))
+    draw_self_attention_grid(fig, att, samples_per_frame, sample_rate, words, phones, layers,
+                             heads, softmax, time_range, title)
     return save_figure(fig, path)
 
 
-__all__ = ["COLOURS", "DPI", "attention_label", "draw_attention", "draw_spectrogram",
-           "new_figure", "plot_attention_comparison", "plot_attention_distributions",
-           "plot_clip_attention", "plot_self_attention_grid", "plot_spectrogram", "png_size",
-           "save_figure"]
+__all__ = ["COLOURS", "DPI", "PHONE_LINE", "WORD_LINE", "alignment_lines", "attention_label",
+           "draw_attention", "draw_self_attention_grid", "draw_spectrogram", "new_figure",
+           "plot_attention_comparison", "plot_attention_distributions", "plot_clip_attention",
+           "plot_self_attention_grid", "plot_spectrogram", "png_size", "save_figure",
+           "self_attention_grid_size"]

@@ -11,7 +11,7 @@ accuracy). Reported per variant, all measured in this one run:
   * seconds per training epoch (median of epochs 2..N; epoch 1 also fills the feature cache),
   * the same with the feature cache off (features recomputed from the audio every epoch), and
     the ratio between the two,
-  * peak RSS of the training process (ru_maxrss of the child),
+  * peak RSS of the training process (VmHWM of the child),
   * ratios to the predecessor's figures measured on this machine kind (REFERENCE §9: 2.0 s per
     epoch and 0.77 GB, discrete attention) — those two are constants, not measured here.
 The resample cache is made once before timing (its cost is printed: cold vs warm preparation).
@@ -31,13 +31,16 @@ R_EPOCH_SECONDS = 2.0
 R_PEAK_GB = 0.77
 
 
+# peak RSS of the training process itself: VmHWM of its own address space (ru_maxrss would
+# carry over the parent's peak across fork + exec on Linux)
 _WRAPPER = (
-    "import resource, runpy, sys\n"
+    "import runpy, sys\n"
     "sys.argv = sys.argv[1:]\n"
     "try:\n"
     "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
     "finally:\n"
-    "    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+    "    print('PEAK_RSS_KB', hwm.split()[1])\n"
 )
 
 

@@ -73,6 +73,7 @@ def test_classify_file_matches_the_brains_evaluation(demo_trained_runs, brain_sc
         np.testing.assert_allclose(res.scores, probs, atol=1e-5)
         assert [s for _, s in res.top_k] == sorted(res.scores, reverse=True)[:3]
         assert res.attention["attn_domain"] == domain
+        assert res.self_attention is None and res.self_attention_spf is None  # no Transformer
 
 
 @pytest.mark.slow

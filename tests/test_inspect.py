@@ -272,3 +272,10 @@ def test_scripts_report_user_errors_without_traceback(demo_trained_runs, tmp_pat
     with pytest.raises(SystemExit):
         run_cli(plot_attentions_main, [str(tmp_path / "none.csv")])
     assert "no such attention CSV" in capsys.readouterr().err
+    # an ACRNN has no self-attention to export
+    from audioattn_sb.inspection.cli import save_self_attention_main
+
+    with pytest.raises(SystemExit):
+        run_cli(save_self_attention_main, [*args, "--attn_num_samples", "1"])
+    err = capsys.readouterr().err
+    assert "(ACRNN) has no self-attention to export" in err and "Traceback" not in err

@@ -1,8 +1,9 @@
 """Command-line entry points of the "look inside" scripts (the scripts in ``recipes/`` are thin).
 
-``save_specs.py`` and ``save_attentions.py`` take the training command's arguments (hparams file,
-overrides, ``--output_folder=<trained run>``, SpeechBrain run options) plus their own options,
-which are taken out before SpeechBrain parses the rest. ``plot_attentions.py`` only reads files.
+``save_specs.py``, ``save_attentions.py`` and ``save_self_attention.py`` take the training
+command's arguments (hparams file, overrides, ``--output_folder=<trained run>``, SpeechBrain run
+options) plus their own options, which are taken out before SpeechBrain parses the rest.
+``plot_attentions.py`` and ``plot_self_attention.py`` only read files.
 Errors a user can fix are printed as one ``error:`` message (exit code 2) without a traceback
 (``AUDIOATTN_TRACEBACK=1`` shows it).
 """
@@ -231,6 +232,111 @@ def plot_attentions_main(argv=None):
     return written
 
 
-__all__ = ["parse_run_args", "plot_attentions_main", "run_cli", "save_attentions_main",
-           "save_specs_main"]
+# --------------------------------------------------------------------------- self-attention
+def save_self_attention_main(argv=None):
+    """``save_self_attention.py HPARAMS [overrides] --output_folder=<run> (--wav FILE
+    [--textgrid TG] | --attn_num_samples N [--attn_split test]) [--attn_out_folder DIR]``."""
+    from audioattn_sb.inspection.self_attention import save_run_self_attention
+
+    def options(p):
+        p.add_argument("--wav", default=None)
+        p.add_argument("--textgrid", default=None)
+        p.add_argument("--word_tier", default=None)
+        p.add_argument("--phone_tier", default=None)
+        p.add_argument("--attn_num_samples", type=int, default=None)
+        p.add_argument("--attn_split", default="test")
+        p.add_argument("--attn_out_folder", default=None)
+
+    argv = sys.argv[1:] if argv is None else argv
+    ns, hparams_file, run_opts, overrides = parse_run_args(argv, options)
+    if ns.wav is not None and ns.attn_num_samples is not None:
+        raise ValueError("give either --wav FILE or --attn_num_samples N, not both")
+    if ns.textgrid is not None and ns.wav is None:
+        raise ValueError("--textgrid goes with --wav (the TextGrid of that audio file)")
+    for path, what in ((ns.wav, "audio file"), (ns.textgrid, "TextGrid file")):
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such {what}")
+    run = _load(hparams_file, run_opts, overrides)
+    run.check_self_attention()
+    out_dir = _under_run(run, ns.attn_out_folder, "self_attention")
+    n = 10 if ns.attn_num_samples is None else ns.attn_num_samples
+    written = save_run_self_attention(run, out_dir, wav=ns.wav, textgrid=ns.textgrid,
+                                      n_clips=n, split=ns.attn_split, word_tier=ns.word_tier,
+                                      phone_tier=ns.phone_tier, progress=_progress(run_opts))
+    items = "chunks" if run.multilabel else "clips"
+    what = os.path.basename(ns.wav) if ns.wav else f"{len(written)} {ns.attn_split} {items}"
+    print(f"saved the self-attention of {what} (N×1×M×Q×K .npz, STEVE layout) -> {out_dir}")
+    return written
+
+
+def plot_self_attention_main(argv=None):
+    """``plot_self_attention.py NPZ|DIR ... [--textgrid TG] [--layers ...] [--heads ...]
+    [--time_range S E] [--out DIR]``."""
+    from audioattn_sb import plots
+    from audioattn_sb.inspection.self_attention import alignments_of, load_self_attention
+
+    parser = argparse.ArgumentParser(
+        prog="plot_self_attention.py", allow_abbrev=False,
+        description="Grid plots (layers × heads) of save_self_attention.py exports, time in "
+                    "seconds on both axes, with word (solid) and phone (dotted) boundaries "
+                    "when the export holds a TextGrid's intervals or --textgrid is given.")
+    parser.add_argument("inputs", nargs="+",
+                        help=".npz files of save_self_attention.py, or folders of them")
+    parser.add_argument("--textgrid", default=None,
+                        help="Praat TextGrid to draw (default: the intervals saved in the .npz)")
+    parser.add_argument("--word_tier", default=None)
+    parser.add_argument("--phone_tier", default=None)
+    parser.add_argument("--layers", type=int, nargs="+", default=None,
+                        help="layers to draw, 0-based (default all)")
+    parser.add_argument("--heads", type=int, nargs="+", default=None,
+                        help="heads to draw, 0-based (default all)")
+    parser.add_argument("--time_range", type=float, nargs=2, default=None,
+                        metavar=("START", "END"), help="seconds to show (default the clip)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: next to each .npz, <name>.png)")
+    ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    files = []
+    for item in ns.inputs:
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).glob("*.npz"))
+            if not found:
+                raise FileNotFoundError(f"{item}: no .npz file; write them with "
+                                        "recipes/save_self_attention.py")
+            files.extend(found)
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such self-attention export; write it with "
+                                    "recipes/save_self_attention.py")
+    override = None
+    if ns.textgrid is not None:
+        from audioattn_sb.textgrid import read_textgrid, words_and_phones
+
+        override = words_and_phones(read_textgrid(ns.textgrid), ns.word_tier, ns.phone_tier)
+    written = []
+    for path in files:
+        data = load_self_attention(path)
+        if "attention" not in data or "spf" not in data:
+            raise ValueError(f"{path}: not a save_self_attention.py export (no attention/spf)")
+        words, phones = override if override is not None else alignments_of(data)
+        att = data["attention"]
+        fid = str(data.get("file_id", Path(path).stem))
+        title = f"{fid} · {att.shape[0]} layers × {att.shape[2]} heads"
+        if "mapping" in data:
+            title += f" · self-attention {data['mapping']}"
+        if str(data.get("pred", "")):
+            title += f" · pred {data['pred']}"
+        folder = Path(ns.out) if ns.out else Path(path).parent
+        written.append(plots.plot_self_attention_grid(
+            folder / f"{Path(path).stem}.png", att, int(data["spf"]),
+            int(data.get("sample_rate", 16000)), words=words, phones=phones, layers=ns.layers,
+            heads=ns.heads, time_range=ns.time_range, title=title))
+    print(f"wrote {len(written)} self-attention grid(s) -> "
+          f"{ns.out or os.path.dirname(os.path.abspath(files[0]))}")
+    return written
+
+
+__all__ = ["parse_run_args", "plot_attentions_main", "plot_self_attention_main", "run_cli",
+           "save_attentions_main", "save_self_attention_main", "save_specs_main"]
 

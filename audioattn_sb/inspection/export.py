@@ -20,6 +20,11 @@ r"""Export a trained run's inputs and attention: spectrogram files and attention
     windows, 10 ms hop) of the clip's waveform in both ``features`` and ``raw_features``, with
     ``source = display_fbank``, and a warning is logged.
 
+    Multi-label runs (``dataset: fsd50k``) are chunked: every item of a split is a chunk
+    (``<fname>_<k>``, :mod:`audioattn_sb.data.fsd50k`), so the files are per chunk, ``label`` holds
+    the clip's labels joined by ``;``, ``fold`` is empty and ``duration`` is the chunk's length as
+    the model sees it (``chunk_samples``; a short clip's chunk is tiled to it).
+
 :func:`save_attentions` (``recipes/save_attentions.py``)
     One row per clip of the split in ``<name>.csv``, the densities in ``<name>_density.csv`` and
     a description of the export in ``<name>.json``; all written atomically. Summary columns
@@ -46,6 +51,10 @@ r"""Export a trained run's inputs and attention: spectrogram files and attention
     continuous attention (a density per second, integrating to ≈1 over its points with the
     trapezoid rule; K points per clip, ``--attn_density_points``), ``frame_weight`` for discrete
     (one row per valid frame; the weights sum to 1).
+
+    **Single-label runs only**: the CSV has one true label, one prediction and a correctness per
+    clip (R's columns). A multi-label run (``dataset: fsd50k``) is refused with a ``ValueError``
+    that says so before any data is read.
 """
 
 import csv
@@ -223,8 +232,10 @@ def split_data(run, split="test", limit=None):
 
     The manifests come from the recipe's own preparation (:func:`audioattn_sb.recipe._prepare`,
     which reuses the run's manifests when the data and options are unchanged); the dataset is
-    the recipe's (:func:`audioattn_sb.recipe.build_single_label_datasets`, with the feature
-    cache when the hparams use it), limited to its first ``limit`` clips.
+    the recipe's (:func:`audioattn_sb.recipe.build_single_label_datasets`, or
+    :func:`audioattn_sb.data.fsd50k.build_chunk_datasets` for multi-label runs, whose items are
+    chunks; with the feature cache when the hparams use it), limited to its first ``limit``
+    items.
     """
     from audioattn_sb.recipe import FeatureCache, _prepare, build_single_label_datasets
 
@@ -235,7 +246,12 @@ def split_data(run, split="test", limit=None):
     if run.hparams.get("feature_cache", False):
         compute = run.brain.modules["compute_features"]
         cache = FeatureCache(lambda wave: compute(wave.to(run.device)))
-    dataset = build_single_label_datasets({split: manifests[split]}, cache)[split]
+    if run.multilabel:
+        from audioattn_sb.data.fsd50k import build_chunk_datasets
+
+        dataset = build_chunk_datasets({split: manifests[split]}, len(class_names), cache)[split]
+    else:
+        dataset = build_single_label_datasets({split: manifests[split]}, cache)[split]
     if limit is not None and limit >= 0:
         dataset = dataset.filtered_sorted(select_n=int(limit))
     with open(manifests[split], encoding="utf-8") as f:
@@ -243,9 +259,11 @@ def split_data(run, split="test", limit=None):
     return dataset, entries, class_names
 
 
-def iterate_batches(run, dataset, progress=True, desc="clips", capture_features=True):
+def iterate_batches(run, dataset, progress=True, desc="clips", capture_features=True,
+                    self_attention=False):
     """Yield :class:`~audioattn_sb.inspection.trained_run.BatchOutput` over ``dataset`` in order
-    (the hparams' ``test_dataloader_options`` batch size, no shuffling), with a tqdm bar."""
+    (the hparams' ``test_dataloader_options`` batch size, no shuffling), with a tqdm bar.
+    ``capture_features`` / ``self_attention``: see :meth:`TrainedRun.run_batch`."""
     from speechbrain.dataio.dataloader import make_dataloader
     from tqdm import tqdm
 
@@ -256,7 +274,8 @@ def iterate_batches(run, dataset, progress=True, desc="clips", capture_features=
     with tqdm(total=len(dataset), desc=desc, unit="clip", disable=not progress,
               dynamic_ncols=True) as bar:
         for batch in loader:
-            out = run.run_batch(batch, capture_features=capture_features)
+            out = run.run_batch(batch, capture_features=capture_features,
+                                self_attention=self_attention)
             bar.update(len(out.ids))
             yield out
 
@@ -289,6 +308,39 @@ def display_fbank(wave, sample_rate, n_mels=80):
     return fb, feats.numpy()
 
 
+def entry_waveform(entry):
+    """The waveform a manifest entry feeds the model: the whole (cached 16 kHz) file, or for a
+    chunk entry (``chunk_samples``, multi-label manifests) the chunk, tiled when short."""
+    import soundfile as sf
+
+    if "chunk_samples" in entry:
+        from audioattn_sb.data.fsd50k import load_chunk
+
+        return load_chunk(entry["wav"], entry["start"], entry["stop"], entry["chunk_samples"])
+    return sf.read(entry["wav"], dtype="float32")[0]
+
+
+def entry_label(entry):
+    """A manifest entry's label text: the class name, or the ``;``-joined labels of a
+    multi-label entry ("" when unknown).
+
+    Example:
+        >>> entry_label({"class_string": "dog_bark"}), entry_label({"labels": ["Bark", "Dog"]})
+        ('dog_bark', 'Bark;Dog')
+    """
+    if entry.get("class_string"):
+        return str(entry["class_string"])
+    return ";".join(str(x) for x in entry.get("labels", []))
+
+
+def entry_duration(entry, sample_rate):
+    """Seconds of audio an entry feeds the model: ``chunk_samples`` for chunks, else its
+    ``duration`` (None when unknown)."""
+    if "chunk_samples" in entry:
+        return int(entry["chunk_samples"]) / float(sample_rate)
+    return entry.get("duration")
+
+
 def spec_arrays(run, out, index, entry, wave_loader):
     """The ``.npz`` content (dict) of clip ``index`` of a batch output (module docstring)."""
     fbank = run.fbank()
@@ -308,9 +360,9 @@ def spec_arrays(run, out, index, entry, wave_loader):
         "time_s": time_s, "freqs_hz": freqs, "hop_seconds": np.float64(hop_s),
         "sample_rate": np.int64(run.sample_rate), "source": np.str_(source),
         "file_id": np.str_(out.ids[index]),
-        "label": np.str_(entry.get("class_string", "")),
+        "label": np.str_(entry_label(entry)),
         "fold": np.str_("" if entry.get("fold") is None else str(entry["fold"])),
-        "duration": np.float64(entry.get("duration", len(time_s) * hop_s)),
+        "duration": np.float64(entry_duration(entry, run.sample_rate) or len(time_s) * hop_s),
     }
 
 
@@ -335,8 +387,6 @@ def save_specs(run, out_dir, n_clips=10, split="test", progress=True):
 
     Returns the list of ``.npz`` paths written.
     """
-    import soundfile as sf
-
     from audioattn_sb import plots
 
     out_dir = Path(out_dir)
@@ -348,8 +398,7 @@ def save_specs(run, out_dir, n_clips=10, split="test", progress=True):
     for out in iterate_batches(run, dataset, progress, desc=f"specs ({split})"):
         for i, fid in enumerate(out.ids):
             entry = entries[fid]
-            arrays = spec_arrays(run, out, i, entry,
-                                 lambda e=entry: sf.read(e["wav"], dtype="float32")[0])
+            arrays = spec_arrays(run, out, i, entry, lambda e=entry: entry_waveform(e))
             path = write_spec(out_dir / f"{fid}.npz", arrays)
             plots.plot_spectrogram(out_dir / f"{fid}.png", load_spec(path))
             written.append(str(path))
@@ -361,6 +410,13 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
                     command=None):
     """Write the attention summary CSV, its density CSV and ``<name>.json`` for every clip of
     ``split`` (module docstring). Returns a summary dict (paths, counts, accuracy)."""
+    if run.multilabel:
+        raise ValueError(
+            f"save_attentions.py is single-label only (one label, prediction and correctness "
+            f"per clip), and {run.run_folder} is a multi-label run (dataset: "
+            f"{run.hparams.get('dataset')}); for its inputs use save_specs.py, for a clip's "
+            "scores and pooling attention classify.py, for a Transformer's self-attention "
+            "save_self_attention.py")
     csv_path = Path(csv_path)
     dataset, entries, class_names = split_data(run, split)
     config = run.attention_config()
@@ -402,6 +458,7 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
 
 
 __all__ = ["DENSITY_COLUMNS", "SUMMARY_COLUMNS", "density_csv_path", "density_rows",
-           "display_fbank", "fbank_axes", "fmt", "iterate_batches", "load_spec",
-           "meta_json_path", "read_attention_csv", "read_density_csv", "save_attentions",
-           "save_specs", "spec_arrays", "split_data", "summary_row", "write_spec"]
+           "display_fbank", "entry_duration", "entry_label", "entry_waveform", "fbank_axes",
+           "fmt", "iterate_batches", "load_spec", "meta_json_path", "read_attention_csv",
+           "read_density_csv", "save_attentions", "save_specs", "spec_arrays", "split_data",
+           "summary_row", "write_spec"]

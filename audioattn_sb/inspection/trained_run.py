@@ -362,6 +362,14 @@ class TrainedRun:
             return False
         return "return_attention" in params
 
+    def check_self_attention(self):
+        """``ValueError`` (saying which runs have one) unless :meth:`has_self_attention`."""
+        if not self.has_self_attention():
+            raise ValueError(
+                f"the model of {self.run_folder} ({type(self.model).__name__}) has no "
+                "self-attention to export: only Transformer runs (e.g. "
+                "hparams/urbansound8k_transformer.yaml, hparams/fsd50k_transformer.yaml) have one")
+
     def run_batch(self, batch, capture_features=True, self_attention=False):
         """The Brain's evaluation forward pass on ``batch``: a :class:`BatchOutput`.
 
@@ -374,11 +382,7 @@ class TrainedRun:
         hooks = []
         model = self.brain.modules["model"]
         if self_attention:
-            if not self.has_self_attention():
-                raise ValueError(
-                    f"the model of {self.run_folder} ({type(self.model).__name__}) has no "
-                    "self-attention to export: only Transformer runs (e.g. "
-                    "hparams/urbansound8k_transformer.yaml) have one")
+            self.check_self_attention()
             hooks.append(model.register_forward_pre_hook(
                 lambda module, args, kwargs: (args, {**kwargs, "return_attention": True}),
                 with_kwargs=True))
@@ -449,7 +453,12 @@ def _class_names(run_folder, hparams):
     except (OSError, ValueError):
         pass
     try:
-        from audioattn_sb.data.urbansound8k import load_class_names
+        from audioattn_sb.recipe import DATASETS
+
+        if DATASETS.get(hparams.get("dataset", "urbansound8k")):
+            from audioattn_sb.data.fsd50k import load_class_names
+        else:
+            from audioattn_sb.data.urbansound8k import load_class_names
 
         names = load_class_names(hparams["data_folder"])
         if len(names) == int(hparams.get("n_classes", len(names))):

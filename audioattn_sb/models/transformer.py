@@ -73,7 +73,9 @@ training           (``hparams/urbansound8k_transformer.yaml``) Adam, weight deca
                    triangular cyclic LR 2e-5 ↔ 3e-4 with a half cycle of 4 epochs (the first
                    rise is the warm-up), batch 32, 30 epochs, NLL loss (single-label; the
                    paper used Adam, and its notes mention a Huber loss for FSD50K's 200
-                   multi-label outputs)
+                   multi-label outputs). ``hparams/fsd50k_transformer.yaml``: the same on
+                   1 s chunks with a half cycle of 2 (much longer) epochs, 20 epochs, BCE
+                   with logits (``--loss=huber`` for Huber on the sigmoid outputs)
 =================  =========================================================================
 
 Parameter counts (D = 64, F = 2048, ff 1536; per layer 215,104; front end 952,384):
@@ -94,9 +96,11 @@ give 0.94 M with 200 outputs if matching that count matters).
 
 Interface
 ---------
-Same as the ACRNN, so :class:`audioattn_sb.brains.classification.ClassificationBrain` and
-``recipes/train.py`` work unchanged: ``model(feats, lengths)`` → ``(outputs [B, C], info)`` with
-``feats`` the waveform [B, N] and ``lengths`` SpeechBrain's relative lengths (of samples).
+Same as the ACRNN, so :class:`audioattn_sb.brains.classification.ClassificationBrain`
+(``hparams/urbansound8k_transformer.yaml``),
+:class:`audioattn_sb.brains.multilabel.MultiLabelBrain` (``hparams/fsd50k_transformer.yaml``,
+``output="logits"``) and ``recipes/train.py`` work unchanged: ``model(feats, lengths)`` →
+``(outputs [B, C], info)`` with ``feats`` the waveform [B, N] and ``lengths`` SpeechBrain's relative lengths (of samples).
 :class:`WaveformFeatures` (identity, with a ``frame_lengths`` method that keeps the relative
 sample lengths) and :class:`PassThroughNorm` fill the Brain's ``compute_features`` and
 ``mean_var_norm`` slots. ``output="log_softmax"`` for the single-label Brain (NLL loss),
