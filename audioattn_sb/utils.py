@@ -4,28 +4,60 @@ import os
 import tempfile
 
 
-def atomic_write_text(path, text, encoding="utf-8"):
-    """Write ``text`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
+def _default_mode():
+    """0666 minus the process umask: the mode ``open()`` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
-    A reader never sees a half-written file, and a crash leaves the previous version (or nothing).
+
+def atomic_write(path, write, suffix=".tmp"):
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then ``os.replace`` it.
+
+    A reader never sees a half-written file; on error the temporary file is removed and the
+    previous version (or nothing) stays. The file gets the usual permissions (0666 minus the
+    umask), not ``mkstemp``'s 0600. ``suffix`` lets writers that pick a format from the name
+    (``np.savez`` adds ``.npz``) see the right one.
 
     Example:
         >>> import tempfile, os
         >>> d = tempfile.mkdtemp()
-        >>> atomic_write_text(os.path.join(d, "a.txt"), "hello")
-        >>> open(os.path.join(d, "a.txt")).read(), sorted(os.listdir(d))
-        ('hello', ['a.txt'])
+        >>> atomic_write(os.path.join(d, "a.bin"), lambda p: open(p, "wb").write(b"x"))
+        '...a.bin'
+        >>> sorted(os.listdir(d))
+        ['a.bin']
     """
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                               suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding=encoding) as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def atomic_write_text(path, text, encoding="utf-8"):
+    """Write ``text`` to ``path`` atomically (:func:`atomic_write`), flushed to disk.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> _ = atomic_write_text(os.path.join(d, "a.txt"), "hello")
+        >>> open(os.path.join(d, "a.txt")).read(), sorted(os.listdir(d))
+        ('hello', ['a.txt'])
+    """
+    def write(tmp):
+        with open(tmp, "w", encoding=encoding) as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return atomic_write(path, write)

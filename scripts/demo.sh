@@ -15,5 +15,7 @@ PY="$VENV/bin/python"
   --folds 1 --variants discrete:softmax discrete:sparsemax --results_root results/demo \
   -- --number_of_epochs=15 --noprogressbar "$@"
 echo
+cat results/demo/urbansound8k_acrnn/folds_table.md
+echo
 echo "Per-run outputs (results.json, train_log.txt, checkpoints): results/demo/urbansound8k_acrnn/*/test1_valid2/seed0/"
 echo "Table and box plot: results/demo/urbansound8k_acrnn/folds_table.{md,csv,png}"

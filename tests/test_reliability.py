@@ -170,3 +170,27 @@ def test_bf16_training_run(demo_us8k, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     assert res["test_loss"] == res["test_loss"] and res["test_loss"] < 10
+
+
+@pytest.mark.parametrize("mapping", ["softmax", "entmax1333", "entmax15", "sparsemax"])
+@pytest.mark.parametrize("pool", ["mean", "discrete", "continuous"])
+def test_bf16_autocast_transformer_is_finite(mapping, pool):
+    """The Transformer under CPU bf16 autocast: every self-attention mapping × final pooling."""
+    from audioattn_sb.attention import build_pooling
+    from audioattn_sb.models.transformer import AudioTransformer
+
+    torch.manual_seed(0)
+    family = {"softmax": "gaussian", "entmax1333": "triweight", "entmax15": "biweight",
+              "sparsemax": "sparsemax"}[mapping]
+    pooling = build_pooling(pool, family if pool == "continuous" else mapping, 16,
+                            continuous={"num_centres": 8})
+    model = AudioTransformer(4, pooling=pooling, n_layers=2, d_model=16, n_heads=4, ff_dim=24,
+                             frontend_dim=32, dropout=0.0, max_activation=mapping,
+                             pool_between_layers=True)
+    wavs = torch.randn(3, 4000)
+    lens = torch.tensor([1.0, 0.3, 0.05])  # 10, 3 and 1 patches
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = model(wavs, lens)
+    out.float().sum().backward()
+    assert torch.isfinite(out.float()).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
