@@ -102,6 +102,8 @@ def describe_attention(record):
         'discrete sparsemax: 2/4 frames nonzero, peak at 0.75 s, centre of mass 0.50 s'
     """
     name = f"{record.get('attn_domain', '')} {record.get('family', '')}".strip()
+    if record.get("attn_domain") == "mean":
+        name = "mean pooling (no attention)"
     if record.get("attn_domain") == "continuous":
         start, end = record.get("support_start_s"), record.get("support_end_s")
         if start is not None and math.isfinite(start):

@@ -92,42 +92,38 @@ def default_output_folder(values):
 
 
 def _prepare(hparams):
-    """Run the dataset's prepare function; returns (manifest paths, class names)."""
+    """Run the dataset's prepare function (on the main process first, then every process reads
+    the manifests it wrote); returns (manifest paths, class names)."""
     dataset = hparams.get("dataset", "urbansound8k")
+    kwargs = dict(
+        data_folder=hparams["data_folder"],
+        save_folder=hparams["output_folder"],
+        cache_folder=hparams.get("cache_folder"),
+        sample_rate=hparams["sample_rate"],
+        skip_bad_files=hparams.get("skip_bad_files", False),
+    )
     if dataset == "urbansound8k":
-        from audioattn_sb.data.urbansound8k import load_class_names, prepare_urbansound8k
+        from audioattn_sb.data.urbansound8k import load_class_names
+        from audioattn_sb.data.urbansound8k import prepare_urbansound8k as prepare
 
-        kwargs = dict(
-            data_folder=hparams["data_folder"],
-            save_folder=hparams["output_folder"],
+        kwargs.update(
             train_fold_nums=hparams["train_fold_nums"],
             valid_fold_nums=hparams["valid_fold_nums"],
             test_fold_nums=hparams["test_fold_nums"],
-            cache_folder=hparams.get("cache_folder"),
-            sample_rate=hparams["sample_rate"],
             allow_valid_test_overlap=hparams.get("allow_valid_test_overlap", False),
-            skip_bad_files=hparams.get("skip_bad_files", False),
         )
-        sb.utils.distributed.run_on_main(prepare_urbansound8k, kwargs=kwargs)
-        manifests = prepare_urbansound8k(**{**kwargs, "progress": False})
-        return manifests, load_class_names(hparams["data_folder"])
-    if dataset == "fsd50k":
-        from audioattn_sb.data.fsd50k import load_class_names, prepare_fsd50k
+    elif dataset == "fsd50k":
+        from audioattn_sb.data.fsd50k import load_class_names
+        from audioattn_sb.data.fsd50k import prepare_fsd50k as prepare
 
-        kwargs = dict(
-            data_folder=hparams["data_folder"],
-            save_folder=hparams["output_folder"],
-            cache_folder=hparams.get("cache_folder"),
-            sample_rate=hparams["sample_rate"],
-            chunk_seconds=hparams.get("chunk_seconds", 1.0),
-            chunk_overlap=hparams.get("chunk_overlap", 0.5),
-            skip_bad_files=hparams.get("skip_bad_files", False),
-        )
-        sb.utils.distributed.run_on_main(prepare_fsd50k, kwargs=kwargs)
-        manifests = prepare_fsd50k(**{**kwargs, "progress": False})
-        return manifests, load_class_names(hparams["data_folder"])
-    raise ValueError(f"unknown dataset {dataset!r} in the hparams file; valid: "
-                     f"{', '.join(DATASETS)}")
+        kwargs.update(chunk_seconds=hparams.get("chunk_seconds", 1.0),
+                      chunk_overlap=hparams.get("chunk_overlap", 0.5))
+    else:
+        raise ValueError(f"unknown dataset {dataset!r} in the hparams file; valid: "
+                         f"{', '.join(DATASETS)}")
+    sb.utils.distributed.run_on_main(prepare, kwargs=kwargs)
+    manifests = prepare(**{**kwargs, "progress": False})
+    return manifests, load_class_names(hparams["data_folder"])
 
 
 #: dataset → multi-label (chunked manifests, MultiLabelBrain) or not

@@ -4,6 +4,7 @@ FSD50K-layout demo generator."""
 import csv
 import filecmp
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -461,3 +462,14 @@ def test_make_demo_data_script_layout_option(repo_root, tmp_path):
 def test_module_constants_describe_the_layout():
     assert fsd50k.DEV_CSV == os.path.join(GT, "dev.csv")
     assert fsd50k.SPLIT_SOURCES["valid"] == ("dev", "val")
+
+
+def test_file_without_a_row_is_counted_logged_and_unused(small, tmp_path, caplog):
+    src = next((small / "FSD50K.eval_audio").glob("*.wav"))
+    shutil.copy(src, small / "FSD50K.eval_audio" / "999999.wav")
+    with caplog.at_level(logging.INFO, logger="audioattn_sb.data.urbansound8k"):
+        paths = _prep(small, tmp_path)
+    assert "1 audio file(s) have no row in dev.csv / eval.csv" in caplog.text
+    report = json.loads((tmp_path / "save" / "prepare_report.json").read_text())
+    assert report["unlisted"] == ["FSD50K.eval_audio/999999.wav"]
+    assert not any(e["clip"] == "999999" for e in _load(paths["test"]).values())

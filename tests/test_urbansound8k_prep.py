@@ -5,6 +5,7 @@ import json
 import logging
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -208,6 +209,19 @@ def test_prepare_summary_line_logged(small_us8k, tmp_path, caplog):
         _prep(small_us8k, tmp_path)
     assert ("prepared 30 clips (train 10 / valid 10 / test 10), resampled 30, "
             "reused from cache 0, skipped 0") in caplog.text
+
+
+def test_file_without_a_row_is_counted_logged_and_unused(small_us8k, tmp_path, caplog):
+    src = next((small_us8k / "audio" / "fold1").glob("*.wav"))
+    shutil.copy(src, small_us8k / "audio" / "fold1" / "99999-0-0-0.wav")
+    with caplog.at_level(logging.INFO, logger="audioattn_sb.data.urbansound8k"):
+        paths = _prep(small_us8k, tmp_path)
+    assert "1 audio file(s) have no row" in caplog.text
+    assert "fold1/99999-0-0-0.wav" in caplog.text
+    report = json.loads((tmp_path / "save" / "prepare_report.json").read_text())
+    assert report["n_unlisted"] == 1 and report["unlisted"] == ["fold1/99999-0-0-0.wav"]
+    assert "99999-0-0-0" not in json.loads(open(paths["train"]).read())
+    assert "files without a csv row 1" in report["summary"]
 
 
 # --------------------------------------------------------------------------- cache redo, options

@@ -73,7 +73,8 @@ import os
 import numpy as np
 
 from audioattn_sb.data import audio
-from audioattn_sb.data.urbansound8k import PrepareError, _default_cache_folder, begin_prepare
+from audioattn_sb.data.urbansound8k import (PrepareError, _default_cache_folder, begin_prepare,
+                                           log_unlisted, unlisted_audio_files)
 from audioattn_sb.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -494,16 +495,22 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
                 "source": os.path.relpath(src, data_folder),
             }
 
+    unlisted = unlisted_audio_files(
+        {d: os.path.join(data_folder, d) for d in (DEV_AUDIO, EVAL_AUDIO)},
+        {r["fname"] + ".wav" for r in good} | {f"{p['file']}.wav" for p in problems})
+    log_unlisted(unlisted, "dev.csv / eval.csv")
     chunks = {s: len(manifests[s]) for s in SPLITS}
     summary = (f"prepared {sum(clips.values())} clips (train {clips['train']} / valid "
                f"{clips['valid']} / test {clips['test']}) = {sum(chunks.values())} chunks of "
                f"{chunk_samples / sample_rate:g} s (train {chunks['train']} / valid "
                f"{chunks['valid']} / test {chunks['test']}), {n_tiled} short clips tiled, "
                f"{len(vocab)} classes, resampled {n_resampled}, reused from cache {n_reused}, "
-               f"skipped {len(skipped)}")
+               f"skipped {len(skipped)}"
+               + (f", files without a csv row {len(unlisted)}" if unlisted else ""))
     report = {"summary": summary, "counts": clips, "chunk_counts": chunks, "tiled": n_tiled,
               "n_classes": len(vocab), "resampled": n_resampled, "reused_from_cache": n_reused,
-              "n_skipped": len(skipped), "skipped": skipped, "options": options}
+              "n_skipped": len(skipped), "skipped": skipped, "n_unlisted": len(unlisted),
+              "unlisted": unlisted, "options": options}
     atomic_write_text(os.path.join(save_folder, REPORT_FILE), json.dumps(report, indent=2) + "\n")
     for split in SPLITS:
         if not manifests[split]:

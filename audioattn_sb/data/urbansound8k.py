@@ -361,6 +361,35 @@ def begin_prepare(save_folder, cache_folder, options):
     return None
 
 
+def unlisted_audio_files(folders, listed):
+    """``<name>/<file>`` of the .wav files in ``folders`` (``{name: path}``) that are not in
+    ``listed`` (the file names the csv rows give): they are not used, and the preparation counts
+    and logs them.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> for n in ("a.wav", "b.wav", "notes.txt"):
+        ...     open(os.path.join(d, n), "w").close()
+        >>> unlisted_audio_files({"fold1": d, "fold2": d + "_absent"}, {"a.wav"})
+        ['fold1/b.wav']
+    """
+    found = []
+    for name, folder in folders.items():
+        if os.path.isdir(folder):
+            found += [f"{name}/{n}" for n in sorted(os.listdir(folder))
+                      if n.lower().endswith(".wav") and n not in listed]
+    return found
+
+
+def log_unlisted(unlisted, csv_desc):
+    """Warn about audio files that no csv row names (at most 5 listed)."""
+    if unlisted:
+        logger.warning("%d audio file(s) have no row in %s and are not used (add rows for them "
+                       "to use them): %s%s", len(unlisted), csv_desc, ", ".join(unlisted[:5]),
+                       " ..." if len(unlisted) > 5 else "")
+
+
 def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_nums,
                          test_fold_nums, cache_folder=None, sample_rate=16000,
                          allow_valid_test_overlap=False, skip_bad_files=False, progress=True):
@@ -456,13 +485,18 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
         for split in fold_split[r["fold"]]:
             manifests[split][stem] = entry
 
+    unlisted = unlisted_audio_files(
+        {f"fold{k}": os.path.join(data_folder, "audio", f"fold{k}") for k in sorted(fold_split)},
+        {r.get("slice_file_name") for r in rows})
+    log_unlisted(unlisted, csv_path)
     counts = {s: len(manifests[s]) for s in SPLITS}
     summary = (f"prepared {len(set().union(*manifests.values()))} clips (train {counts['train']}"
                f" / valid {counts['valid']} / test {counts['test']}), resampled {n_resampled}, "
-               f"reused from cache {n_reused}, skipped {len(skipped)}")
+               f"reused from cache {n_reused}, skipped {len(skipped)}"
+               + (f", files without a csv row {len(unlisted)}" if unlisted else ""))
     report = {"summary": summary, "counts": counts, "resampled": n_resampled,
               "reused_from_cache": n_reused, "n_skipped": len(skipped), "skipped": skipped,
-              "options": options}
+              "n_unlisted": len(unlisted), "unlisted": unlisted, "options": options}
     atomic_write_text(os.path.join(save_folder, REPORT_FILE), json.dumps(report, indent=2) + "\n")
     for split, folds in (("train", train), ("valid", valid), ("test", test)):
         if not manifests[split]:
