@@ -74,8 +74,7 @@ import numpy as np
 
 from audioattn_sb.data import audio
 from audioattn_sb.data.urbansound8k import (PrepareError, _default_cache_folder, begin_prepare,
-                                           log_unlisted, unlisted_audio_files)
-from audioattn_sb.utils import atomic_write_text
+                                           finish_prepare, log_unlisted, unlisted_audio_files)
 
 logger = logging.getLogger(__name__)
 
@@ -511,23 +510,8 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
               "n_classes": len(vocab), "resampled": n_resampled, "reused_from_cache": n_reused,
               "n_skipped": len(skipped), "skipped": skipped, "n_unlisted": len(unlisted),
               "unlisted": unlisted, "options": options}
-    atomic_write_text(os.path.join(save_folder, REPORT_FILE), json.dumps(report, indent=2) + "\n")
-    for split in SPLITS:
-        if not manifests[split]:
-            raise PrepareError(
-                f"the {split} split ({_split_desc(split)}) is empty: all its rows were skipped "
-                f"as bad; see {os.path.join(save_folder, REPORT_FILE)}")
-
-    paths = {}
-    for split in SPLITS:
-        paths[split] = os.path.join(save_folder, f"{split}.json")
-        atomic_write_text(paths[split], json.dumps(manifests[split], indent=1) + "\n")
-    atomic_write_text(os.path.join(save_folder, OPTIONS_FILE),
-                      json.dumps(options, indent=2) + "\n")
-    logger.info(summary)
-    if progress and not logger.isEnabledFor(logging.INFO):
-        print(summary)
-    return paths
+    return finish_prepare(save_folder, manifests, report, progress,
+                          {split: _split_desc(split) for split in SPLITS}, indent=1)
 
 
 # --------------------------------------------------------------------------- datasets

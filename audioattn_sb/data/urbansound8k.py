@@ -497,20 +497,29 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
     report = {"summary": summary, "counts": counts, "resampled": n_resampled,
               "reused_from_cache": n_reused, "n_skipped": len(skipped), "skipped": skipped,
               "n_unlisted": len(unlisted), "unlisted": unlisted, "options": options}
-    atomic_write_text(os.path.join(save_folder, REPORT_FILE), json.dumps(report, indent=2) + "\n")
-    for split, folds in (("train", train), ("valid", valid), ("test", test)):
+    return finish_prepare(save_folder, manifests, report, progress,
+                          {"train": f"folds {train}", "valid": f"folds {valid}",
+                           "test": f"folds {test}"})
+
+
+def finish_prepare(save_folder, manifests, report, progress, split_desc, indent=2):
+    """Write the report, refuse an empty split (naming the report), then write the manifests and
+    the options file (last: its presence means the preparation is complete) and log the summary.
+    Returns the manifest paths."""
+    report_path = os.path.join(save_folder, REPORT_FILE)
+    atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
+    for split in SPLITS:
         if not manifests[split]:
             raise PrepareError(
-                f"the {split} split (folds {folds}) is empty: all its rows were skipped as bad; "
-                f"see {os.path.join(save_folder, REPORT_FILE)}")
-
+                f"the {split} split ({split_desc[split]}) is empty: all its rows were skipped "
+                f"as bad; see {report_path}")
     paths = {}
     for split in SPLITS:
         paths[split] = os.path.join(save_folder, f"{split}.json")
-        atomic_write_text(paths[split], json.dumps(manifests[split], indent=2) + "\n")
+        atomic_write_text(paths[split], json.dumps(manifests[split], indent=indent) + "\n")
     atomic_write_text(os.path.join(save_folder, OPTIONS_FILE),
-                      json.dumps(options, indent=2) + "\n")
-    logger.info(summary)
+                      json.dumps(report["options"], indent=2) + "\n")
+    logger.info(report["summary"])
     if progress and not logger.isEnabledFor(logging.INFO):
-        print(summary)
+        print(report["summary"])
     return paths
