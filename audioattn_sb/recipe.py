@@ -36,7 +36,7 @@ import yaml
 from hyperpyyaml import load_hyperpyyaml
 
 from audioattn_sb.attention import attention_tag
-from audioattn_sb.utils import atomic_write_text
+from audioattn_sb.utils import atomic_write_text, run_cli
 
 logger = logging.getLogger(__name__)
 
@@ -397,10 +397,4 @@ def run(argv=None):
 
 def main(argv=None):
     """Command-line entry point: errors a user can fix are printed without a traceback."""
-    try:
-        run(argv)
-    except (ValueError, FileNotFoundError) as err:
-        if os.environ.get("AUDIOATTN_TRACEBACK"):
-            raise
-        print(f"error: {err}\n(set AUDIOATTN_TRACEBACK=1 to see the traceback)", file=sys.stderr)
-        sys.exit(2)
+    run_cli(run, argv)

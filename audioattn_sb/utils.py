@@ -1,6 +1,7 @@
-"""Small shared helpers: atomic file writes."""
+"""Small shared helpers: atomic file writes, the command-line error wrapper."""
 
 import os
+import sys
 import tempfile
 
 
@@ -61,3 +62,16 @@ def atomic_write_text(path, text, encoding="utf-8"):
             os.fsync(f.fileno())
 
     return atomic_write(path, write)
+
+
+def run_cli(func, argv=None):
+    """Call ``func(argv)``; print errors a user can fix (``ValueError``, ``FileNotFoundError``)
+    as one ``error:`` line without a traceback and exit with code 2
+    (``AUDIOATTN_TRACEBACK=1`` shows the traceback)."""
+    try:
+        return func(argv)
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("AUDIOATTN_TRACEBACK"):
+            raise
+        print(f"error: {err}\n(set AUDIOATTN_TRACEBACK=1 to see the traceback)", file=sys.stderr)
+        sys.exit(2)

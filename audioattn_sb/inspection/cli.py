@@ -15,19 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from audioattn_sb.utils import run_cli  # noqa: F401  (re-exported for the scripts)
+
 logger = logging.getLogger(__name__)
-
-
-def run_cli(func, argv=None):
-    """Call ``func(argv)``; print user errors (ValueError, FileNotFoundError) without a
-    traceback and exit with code 2."""
-    try:
-        return func(argv)
-    except (ValueError, FileNotFoundError) as err:
-        if os.environ.get("AUDIOATTN_TRACEBACK"):
-            raise
-        print(f"error: {err}\n(set AUDIOATTN_TRACEBACK=1 to see the traceback)", file=sys.stderr)
-        sys.exit(2)
 
 
 def parse_run_args(argv, add_options):
