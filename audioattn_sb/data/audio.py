@@ -299,3 +299,22 @@ def cache_resampled(src_path, cache_path, sample_rate=16000):
     }
     _atomic_write_json(sidecar_path(cache_path), info)
     return {**info, "path": cache_path, "reused": False}
+
+
+def try_cache_resampled(src_path, cache_path, sample_rate=16000):
+    """:func:`cache_resampled`, with a bad source turned into a reason instead of an exception:
+    ``(info, None)`` on success, ``(None, reason)`` for a missing file, an unreadable file or
+    non-finite samples (the preparation scripts report or skip the row with that reason).
+
+    Example:
+        >>> try_cache_resampled("/nonexistent.wav", "/tmp/x.wav")
+        (None, 'audio file missing: /nonexistent.wav')
+    """
+    if not os.path.isfile(src_path):
+        return None, f"audio file missing: {src_path}"
+    try:
+        return cache_resampled(src_path, cache_path, sample_rate), None
+    except NonFiniteAudioError as err:
+        return None, f"NaN/infinite samples: {err}"
+    except AudioReadError as err:
+        return None, f"unreadable audio: {err}"

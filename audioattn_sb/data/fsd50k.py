@@ -454,16 +454,7 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
                          dynamic_ncols=True):
         src = _source(data_folder, r)
         cache_path = os.path.join(cache_folder, r["csv"], r["fname"] + ".wav")
-        reason = None
-        if not os.path.isfile(src):
-            reason = f"audio file missing: {src}"
-        else:
-            try:
-                info = audio.cache_resampled(src, cache_path, sample_rate)
-            except audio.NonFiniteAudioError as err:
-                reason = f"NaN/infinite samples: {err}"
-            except audio.AudioReadError as err:
-                reason = f"unreadable audio: {err}"
+        info, reason = audio.try_cache_resampled(src, cache_path, sample_rate)
         if reason is not None:
             p = {"csv": os.path.basename(csv_paths[r["csv"]]), "line": r["line"],
                  "file": r["fname"], "reason": reason}

@@ -453,16 +453,7 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
         src = os.path.join(data_folder, "audio", f"fold{r['fold']}", r["file"])
         stem = os.path.splitext(r["file"])[0]
         cache_path = os.path.join(cache_folder, f"fold{r['fold']}", stem + ".wav")
-        reason = None
-        if not os.path.isfile(src):
-            reason = f"audio file missing: {src}"
-        else:
-            try:
-                info = audio.cache_resampled(src, cache_path, sample_rate)
-            except audio.NonFiniteAudioError as err:
-                reason = f"NaN/infinite samples: {err}"
-            except audio.AudioReadError as err:
-                reason = f"unreadable audio: {err}"
+        info, reason = audio.try_cache_resampled(src, cache_path, sample_rate)
         if reason is not None:
             p = {"line": r["line"], "file": r["file"], "fold": r["fold"], "reason": reason}
             if not skip_bad_files:
