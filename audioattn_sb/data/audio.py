@@ -34,12 +34,14 @@ The cached file is valid, and reused without opening the source, when the sideca
 the source's ``os.stat`` now, and the cached WAV's own size and mtime match the sidecar. A source
 that changed (rewritten, touched, replaced) or a cached WAV that was replaced by another writer is
 redone. Both files are written atomically (a temporary file in the same folder, then
-``os.replace``; the sidecar last), so several processes can fill one cache folder at the same time:
+``os.replace``; the sidecar last), and each entry is written under an exclusive lock
+(``flock`` on ``.<name>.lock``), so several processes can fill one cache folder at the same time:
 a reader sees either no entry, an old complete entry (which fails the check and is redone) or a
-new complete entry. Use one cache folder per dataset copy: the source path is part of the key, so
+new complete entry, and an entry is computed once. Use one cache folder per dataset copy: the source path is part of the key, so
 two datasets sharing a cache folder stay correct but keep overwriting each other's entries.
 """
 
+import contextlib
 import json
 import os
 import struct
@@ -276,7 +278,37 @@ def cache_resampled(src_path, cache_path, sample_rate=16000):
     info = _valid_cache_entry(key, cache_path, sample_rate)
     if info is not None:
         return {**info, "path": cache_path, "reused": True}
+    with _entry_lock(cache_path):
+        # another process may have written the entry while this one waited for the lock
+        info = _valid_cache_entry(key, cache_path, sample_rate)
+        if info is not None:
+            return {**info, "path": cache_path, "reused": True}
+        return _write_cache_entry(src_path, cache_path, sample_rate, key)
 
+
+@contextlib.contextmanager
+def _entry_lock(cache_path):
+    """An exclusive per-entry lock (``flock`` on ``.<name>.lock`` next to the entry) so that two
+    processes never write the same entry at once (the wav of one with the sidecar of the other
+    would fail the check and be redone). Without ``fcntl`` (Windows) the writes stay atomic,
+    which is still safe."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    folder, base = os.path.split(cache_path)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f".{base}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_cache_entry(src_path, cache_path, sample_rate, key):
+    """Read, downmix, resample and write the entry (wav, then its sidecar); returns the info."""
     wave, sr = read_audio(src_path)
     src_info = audio_info(src_path)
     n_src = wave.shape[-1]
