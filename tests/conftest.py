@@ -39,15 +39,38 @@ Helpers
 ``repo_root`` (session): the repository folder (a ``pathlib.Path``).
 ``read_csv_rows(data_folder)``: the rows of ``metadata/UrbanSound8K.csv`` as dicts, each with its
 csv line number under ``"_line"`` (header = line 1).
+``run_script(name, *args, check=True, cwd=None)``: ``recipes/<name>`` in a subprocess (``cwd`` or
+the repository folder,
+one intra-op thread), output captured; with ``check`` a non-zero exit fails the test with the
+end of its output.
 """
 
 import csv
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(name, *args, check=True, cwd=None):
+    """Run ``recipes/<name>`` with ``args`` in a subprocess (in ``cwd``, default the repository
+    folder); returns the CompletedProcess.
+
+    One intra-op thread: on a loaded 2-core machine torch's default (one per core) makes these
+    small models ~10x slower through thread contention; results do not depend on it.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, str(REPO_ROOT / "recipes" / name), *map(str, args)],
+                       capture_output=True, text=True, cwd=cwd or REPO_ROOT, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{name} failed ({p.returncode}):\n{p.stdout[-3000:]}\n"
+                             f"{p.stderr[-3000:]}")
+    return p
 
 
 def read_csv_rows(data_folder):

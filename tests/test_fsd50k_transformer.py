@@ -7,11 +7,10 @@ import csv
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_script
 
 from audioattn_sb.models.transformer import AudioTransformer
 
@@ -53,11 +52,7 @@ def trained(fsd):
     out = fsd["root"] / "run"
     args = [f"--data_folder={fsd['data']}", f"--cache_folder={fsd['cache']}",
             f"--output_folder={out}", *TINY]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "train.py"), HPARAMS,
-                        *args, "--number_of_epochs=2", "--noprogressbar"],
-                       capture_output=True, text=True, cwd=REPO, env=env)
-    assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    run_script("train.py", HPARAMS, *args, "--number_of_epochs=2", "--noprogressbar")
     return {"out": out, "args": args}
 
 

@@ -6,11 +6,10 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_script
 import soundfile as sf
 import torch
 from sklearn.metrics import average_precision_score
@@ -18,20 +17,11 @@ from sklearn.metrics import average_precision_score
 from audioattn_sb.data.fsd50k import build_chunk_datasets, load_chunk
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(REPO, "recipes", "train.py")
 HPARAMS = os.path.join(REPO, "hparams", "fsd50k_acrnn.yaml")
 
 
 def train(*args, cwd=None, check=True):
-    # one intra-op thread: on a loaded 2-core machine torch's default (one thread per core) makes
-    # these small models ~10x slower through thread contention; results do not depend on it
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, TRAIN, HPARAMS, *args, "--noprogressbar"],
-                       capture_output=True, text=True, cwd=cwd or REPO, env=env)
-    if check and p.returncode != 0:
-        raise AssertionError(f"train.py failed ({p.returncode}):\n{p.stdout[-3000:]}\n"
-                             f"{p.stderr[-3000:]}")
-    return p
+    return run_script("train.py", HPARAMS, *args, "--noprogressbar", check=check, cwd=cwd)
 
 
 def _load(path):

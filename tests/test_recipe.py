@@ -3,22 +3,16 @@
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
+from conftest import run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(REPO, "recipes", "train.py")
 HPARAMS = os.path.join(REPO, "hparams", "urbansound8k_acrnn.yaml")
 
 
 def train(*args, cwd=None, check=True):
-    p = subprocess.run([sys.executable, TRAIN, HPARAMS, *args, "--noprogressbar"],
-                       capture_output=True, text=True, cwd=cwd or REPO)
-    if check and p.returncode != 0:
-        raise AssertionError(f"train.py failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+    return run_script("train.py", HPARAMS, *args, "--noprogressbar", check=check, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +115,7 @@ def test_bad_attention_names_fail_at_start_up(demo, tmp_path, args, expected):
 
 
 def test_help_prints_usage():
-    p = subprocess.run([sys.executable, TRAIN, "--help"], capture_output=True, text=True)
+    p = run_script("train.py", "--help", check=False)
     assert p.returncode == 0 and "--attn_max_activation" in p.stdout
 
 

@@ -8,13 +8,11 @@ fold); the scripts run through their command lines on it.
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_script
 import soundfile as sf
 import torch
 
@@ -59,10 +57,7 @@ def same_intervals(got, expected):
 
 
 def script(name, *args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, str(REPO / "recipes" / name), *map(str, args)],
-                       capture_output=True, text=True, cwd=REPO, env=env)
-    return p
+    return run_script(name, *args, check=False)
 
 
 def ok(p):

@@ -9,11 +9,10 @@ multi-scale averaging against a hand computation, and the recipe end to end.
 import json
 import math
 import os
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
+from conftest import run_script
 import torch
 
 import audioattn_sb.models.transformer as tr
@@ -403,15 +402,12 @@ def test_attention_info_for_results_json():
 def test_recipe_two_epochs(demo_us8k, tmp_path):
     """urbansound8k_transformer.yaml through recipes/train.py (smaller sizes and one training
     fold for CI time; the full-size model runs the same code path)."""
-    cmd = [sys.executable, os.path.join(REPO, "recipes", "train.py"),
-           os.path.join(REPO, "hparams", "urbansound8k_transformer.yaml"),
-           f"--data_folder={demo_us8k}", f"--cache_folder={tmp_path / 'cache'}",
-           f"--results_root={tmp_path / 'results'}", "--train_fold_nums=[3]",
-           "--number_of_epochs=2", "--attn_max_activation", "entmax15",
-           "--attn_domain", "discrete", "--frontend_dim=64", "--ff_dim=64", "--n_layers=3",
-           "--noprogressbar"]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    run_script("train.py", os.path.join(REPO, "hparams", "urbansound8k_transformer.yaml"),
+               f"--data_folder={demo_us8k}", f"--cache_folder={tmp_path / 'cache'}",
+               f"--results_root={tmp_path / 'results'}", "--train_fold_nums=[3]",
+               "--number_of_epochs=2", "--attn_max_activation", "entmax15",
+               "--attn_domain", "discrete", "--frontend_dim=64", "--ff_dim=64", "--n_layers=3",
+               "--noprogressbar")
     out = tmp_path / "results" / "urbansound8k_transformer" / "discrete-entmax15" / \
         "test1_valid2" / "seed0"
     res = json.loads((out / "results.json").read_text())

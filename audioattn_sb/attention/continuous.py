@@ -32,14 +32,15 @@ import torch
 from torch import nn
 
 from audioattn_sb.attention import beta_gaussian as bg
-from audioattn_sb.attention.discrete import AdditiveScorer, masked_attention
+from audioattn_sb.attention.discrete import AdditiveScorer, frame_counts, masked_attention
 from audioattn_sb.attention.value_function import RidgeValueFunction, gaussian_basis
 
 ENCODERS = ("moments", "direct")
 
 
 def absolute_lengths(lengths, max_len, batch, device=None):
-    """Integer frame counts from SpeechBrain relative lengths: round(length·L), clamped to [1, L].
+    """Integer frame counts from SpeechBrain relative lengths (:func:`frame_counts`), at least 1
+    (a zero length counts one frame: the density needs a support).
 
     Example:
         >>> absolute_lengths(torch.tensor([1.0, 0.5, 0.01]), 10, 3).tolist()
@@ -50,7 +51,7 @@ def absolute_lengths(lengths, max_len, batch, device=None):
     lengths = torch.as_tensor(lengths, device=device).reshape(-1)
     if lengths.numel() != batch:
         raise ValueError(f"expected {batch} relative lengths, got {lengths.numel()}")
-    return torch.round(lengths.double() * max_len).long().clamp(1, max_len)
+    return frame_counts(lengths, max_len).clamp(min=1)
 
 
 def _resolve_family(family, alpha):

@@ -62,6 +62,19 @@ def resolve_discrete_alpha(mapping, alpha=None):
     return alpha
 
 
+def frame_counts(lengths, max_len):
+    """Frame counts from SpeechBrain relative lengths: round(length·L) in float64 (float32 can
+    land a count one off), at least 1 for any length > 0, at most L.
+
+    Example:
+        >>> frame_counts(torch.tensor([1.0, 0.61596, 1e-6, 0.0]), 401).tolist()
+        [401, 247, 1, 0]
+    """
+    lengths = torch.as_tensor(lengths)
+    counts = torch.round(lengths.double() * max_len).long()
+    return torch.where(lengths > 0, counts.clamp(min=1), counts).clamp(max=max_len)
+
+
 def lengths_to_mask(lengths, max_len, device=None):
     """Boolean mask [B, L] (True = valid frame) from SpeechBrain relative lengths.
 
@@ -74,10 +87,8 @@ def lengths_to_mask(lengths, max_len, device=None):
     """
     if lengths is None:
         return torch.ones(1, max_len, dtype=torch.bool, device=device)
-    lengths = torch.as_tensor(lengths, device=device)
-    abs_len = torch.round(lengths.float() * max_len).long()
-    abs_len = torch.where(lengths > 0, abs_len.clamp(min=1), abs_len).clamp(max=max_len)
-    return torch.arange(max_len, device=lengths.device)[None, :] < abs_len[:, None]
+    abs_len = frame_counts(torch.as_tensor(lengths, device=device), max_len)
+    return torch.arange(max_len, device=abs_len.device)[None, :] < abs_len[:, None]
 
 
 def masked_attention(scores, mask=None, mapping="softmax", alpha=None):

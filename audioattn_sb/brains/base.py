@@ -10,8 +10,8 @@ and ``modules.model(feats, lens)`` → ``(outputs [B, C], info)``. Subclasses de
 import time
 
 import speechbrain as sb
-import torch
 
+from audioattn_sb.attention.discrete import frame_counts
 from audioattn_sb.features import frame_lengths
 
 
@@ -35,7 +35,7 @@ class ClipBrain(sb.Brain):
         # in float32 that miscounts some lengths by one frame (a padded zero enters a clip's
         # mean), so the normaliser gets exact frame counts / T in float64
         n_frames = feats.shape[1]
-        feats = self.modules.mean_var_norm(feats, torch.round(lens.double() * n_frames) / n_frames)
+        feats = self.modules.mean_var_norm(feats, frame_counts(lens, n_frames).double() / n_frames)
         outputs, info = self.modules.model(feats, lens)
         self.last_attention = info
         return outputs
