@@ -232,15 +232,93 @@ def build_single_label_datasets(manifests, feature_cache=None):
     return datasets
 
 
+def build_datasets(hparams, manifests):
+    """The splits' datasets, with the feature cache wherever it stays valid.
+
+    ``feature_cache: True`` computes each clip's features once. Feature-domain augmentation
+    (``fea_augment``) and mixup work on cached features; time-domain augmentation
+    (``wav_augment`` with ``augment: True``) needs the waveform, so the training split then
+    computes its features per batch while validation and test keep the cache. The log says which.
+    """
+    from audioattn_sb.augment import describe_augmenter, has_augmentations
+
+    multilabel = DATASETS.get(hparams.get("dataset", "urbansound8k"), False)
+    augment = bool(hparams.get("augment", False))
+    wav_aug = augment and has_augmentations(hparams.get("wav_augment"))
+    cache = FeatureCache(hparams["compute_features"]) if hparams.get("feature_cache") else None
+    if augment:
+        logger.info(
+            "augmentation (training only): waveform [%s], features [%s], mixup alpha %s",
+            describe_augmenter(hparams.get("wav_augment")) if wav_aug else "none",
+            describe_augmenter(hparams.get("fea_augment")), hparams.get("mixup_alpha", 0))
+    elif float(hparams.get("mixup_alpha", 0) or 0) > 0:
+        logger.info("augmentation off; mixup alpha %s", hparams.get("mixup_alpha"))
+    if cache is not None:
+        logger.info("feature cache: %s", "valid/test features cached; train features computed "
+                    "per batch (time-domain augmentation)" if wav_aug else "every split cached")
+    datasets = {}
+    for split, path in manifests.items():
+        split_cache = None if (split == "train" and wav_aug) else cache
+        if multilabel:
+            from audioattn_sb.data.fsd50k import build_chunk_datasets
+
+            datasets.update(build_chunk_datasets({split: path}, hparams["n_classes"], split_cache))
+        else:
+            datasets.update(build_single_label_datasets({split: path}, split_cache))
+    return datasets
+
+
+def evaluate_noisy_test(hparams, brain, test_loader_opts):
+    """Test the selected checkpoint again on ``noisy_test_folder``: the same test folds read
+    from a noisy copy of the corpus (``recipes/make_noisy_folds.py``: the events of the clips in
+    white/pink noise, same file names and labels). Manifests go to ``<output_folder>/noisy_test``;
+    returns the results.json entries (``test_noisy_accuracy`` …), or {} when not set."""
+    folder = hparams.get("noisy_test_folder")
+    if not folder:
+        return {}
+    if DATASETS.get(hparams.get("dataset", "urbansound8k"), False):
+        raise ValueError("noisy_test_folder is for single-label UrbanSound8K-layout corpora; "
+                         "remove it for multi-label (FSD50K) runs")
+    from audioattn_sb.data.urbansound8k import prepare_urbansound8k
+
+    kwargs = dict(data_folder=folder, save_folder=os.path.join(hparams["output_folder"],
+                                                              "noisy_test"),
+                  train_fold_nums=hparams["train_fold_nums"],
+                  valid_fold_nums=hparams["valid_fold_nums"],
+                  test_fold_nums=hparams["test_fold_nums"],
+                  allow_valid_test_overlap=hparams.get("allow_valid_test_overlap", False),
+                  sample_rate=hparams["sample_rate"],
+                  skip_bad_files=hparams.get("skip_bad_files", False))
+    sb.utils.distributed.run_on_main(prepare_urbansound8k, kwargs=kwargs)
+    manifests = prepare_urbansound8k(**{**kwargs, "progress": False})
+    cache = FeatureCache(hparams["compute_features"]) if hparams.get("feature_cache") else None
+    test_set = build_single_label_datasets({"test": manifests["test"]}, cache)["test"]
+    clean = brain.test_stats
+    brain.evaluate(test_set, test_loader_kwargs=test_loader_opts,
+                   **getattr(brain, "checkpoint_key", {"min_key": "error"}))
+    noisy, brain.test_stats = brain.test_stats, clean
+    logger.info("noisy test (%s): accuracy %.4f (clean %.4f)", folder, noisy["accuracy"],
+                clean["accuracy"])
+    return {"noisy_test_folder": os.path.abspath(folder),
+            "test_noisy_accuracy": noisy["accuracy"],
+            "test_noisy_loss": noisy["loss"],
+            "test_noisy_per_class_accuracy": noisy["per_class_accuracy"]}
+
+
 def _set_lr_schedule(hparams, n_train):
-    """Express the cyclic LR half-cycle in epochs (``lr_step_epochs``) when it is set."""
+    """Tell the LR schedule how many optimiser steps an epoch has: the warm-up + cosine schedule
+    (``set_steps_per_epoch``), or the cyclic LR's half cycle in epochs (``lr_step_epochs``)."""
     sched = hparams.get("lr_annealing")
-    step_epochs = hparams.get("lr_step_epochs")
-    if sched is None or step_epochs is None or not hasattr(sched, "step_size"):
-        return
     batch_size = hparams["dataloader_options"]["batch_size"]
     world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun: each process sees 1/world
     steps = max(1, math.ceil(n_train / (batch_size * world)))
+    if hasattr(sched, "set_steps_per_epoch"):
+        sched.set_steps_per_epoch(steps)
+        logger.info("LR schedule: %d steps per epoch", steps)
+        return
+    step_epochs = hparams.get("lr_step_epochs")
+    if sched is None or step_epochs is None or not hasattr(sched, "step_size"):
+        return
     sched.step_size = max(1, int(round(step_epochs * steps)))
     logger.info("cyclic LR: half cycle = %s epochs = %d steps", step_epochs, sched.step_size)
 
@@ -298,16 +376,8 @@ def run(argv=None):
             f"n_classes: {hparams['n_classes']}; pass --n_classes={len(class_names)}"
         )
     hparams["class_names"] = class_names
-    feature_cache = None
-    if hparams.get("feature_cache", False):
-        feature_cache = FeatureCache(hparams["compute_features"])
     multilabel = DATASETS.get(hparams.get("dataset", "urbansound8k"), False)
-    if multilabel:
-        from audioattn_sb.data.fsd50k import build_chunk_datasets
-
-        datasets = build_chunk_datasets(manifests, hparams["n_classes"], feature_cache)
-    else:
-        datasets = build_single_label_datasets(manifests, feature_cache)
+    datasets = build_datasets(hparams, manifests)
     _set_lr_schedule(hparams, len(datasets["train"]))
 
     brain_cls = hparams.get("brain_class")
@@ -337,6 +407,7 @@ def run(argv=None):
     brain.evaluate(datasets["test"], test_loader_kwargs=test_loader_opts,
                    **getattr(brain, "checkpoint_key", {"min_key": "error"}))
     test = brain.test_stats
+    noisy = evaluate_noisy_test(hparams, brain, test_loader_opts)
     n_params = sum(p.numel() for p in hparams["model"].parameters())
     results = {
         "experiment_name": hparams.get("experiment_name"),
@@ -361,6 +432,9 @@ def run(argv=None):
         "seed": hparams["seed"],
         "number_of_epochs": hparams["number_of_epochs"],
         "epochs_completed": epochs_completed,
+        "stopped_early": epochs_completed < int(hparams["number_of_epochs"]),
+        "augment": bool(hparams.get("augment", False)),
+        "mixup_alpha": float(hparams.get("mixup_alpha", 0) or 0),
         "checkpoint_selected_by": "min valid error",
         "best_epoch": int(hparams["epoch_counter"].current),
         "n_parameters": int(n_params),
@@ -376,6 +450,7 @@ def run(argv=None):
             "test_per_class_accuracy": test["per_class_accuracy"],
             "test_confusion_matrix": test["confusion_matrix"],
             "valid_error_last_epoch": getattr(brain, "valid_stats", {}).get("error"),
+            **noisy,
         }),
         "versions": _versions(),
     }

@@ -1,6 +1,11 @@
 """What every clip-level Brain shares: features → normalisation → model, per-batch LR schedule,
 epoch timing, and how the checkpoint is selected.
 
+Training-stage augmentation (hparams ``augment``, ``wav_augment``, ``fea_augment``,
+``mixup_alpha``; :mod:`audioattn_sb.augment`): waveform augmentation before the features (only
+when the batch carries waveforms), feature augmentation after the normalisation, then mixup.
+Validation and test never augment.
+
 Module contract (every recipe's yaml): ``modules.compute_features`` (waveforms [B, N] → features
 [B, T, F], e.g. Fbank, or an identity for waveform models), ``modules.mean_var_norm(feats, lens)``
 and ``modules.model(feats, lens)`` → ``(outputs [B, C], info)``. Subclasses define the loss
@@ -12,6 +17,7 @@ import time
 import speechbrain as sb
 
 from audioattn_sb.attention.discrete import frame_counts
+from audioattn_sb.augment import augment_features, augment_waveforms, mixup
 from audioattn_sb.features import frame_lengths
 
 
@@ -28,19 +34,31 @@ class ClipBrain(sb.Brain):
     #: checkpoint (``{"min_key": "error"}`` or ``{"max_key": "mAP"}``)
     checkpoint_key = {"min_key": "error"}
 
+    def augmenting(self, stage):
+        """Whether this stage augments: training only, and only with ``augment: True``."""
+        return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "augment", False))
+
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
-        feats, lens = self.compute_features(batch)
+        feats, lens = self.compute_features(batch, stage)
         # SpeechBrain's padding mask counts frames as len_rel * T - 1e-6 in the lengths' dtype:
         # in float32 that miscounts some lengths by one frame (a padded zero enters a clip's
         # mean), so the normaliser gets exact frame counts / T in float64
         n_frames = feats.shape[1]
         feats = self.modules.mean_var_norm(feats, frame_counts(lens, n_frames).double() / n_frames)
+        self.mix = None
+        if self.augmenting(stage):
+            fea_augment = getattr(self.hparams, "fea_augment", None)
+            if fea_augment is not None:
+                feats = augment_features(fea_augment, feats, lens)
+        alpha = float(getattr(self.hparams, "mixup_alpha", 0) or 0)
+        if stage == sb.Stage.TRAIN and alpha > 0:
+            feats, lens, self.mix = mixup(feats, lens, alpha)
         outputs, info = self.modules.model(feats, lens)
         self.last_attention = info
         return outputs
 
-    def compute_features(self, batch):
+    def compute_features(self, batch, stage=None):
         """(features [B, T, F], relative frame lengths [B]) of a batch.
 
         Batches carry either ``feats`` (computed once per clip by the recipe's feature cache) or
@@ -48,18 +66,26 @@ class ClipBrain(sb.Brain):
         ``compute_features`` module with its own ``frame_lengths(wav_lens, n_samples, n_frames)``
         method (e.g. the waveform models' identity features) counts the lengths itself.
         """
-        if getattr(self.hparams, "feature_cache", False):
+        if hasattr(batch, "feats"):
             return batch.feats
         wavs, lens = batch.sig
+        wav_augment = getattr(self.hparams, "wav_augment", None)
+        if wav_augment is not None and self.augmenting(stage):
+            wavs, lens = augment_waveforms(wav_augment, wavs, lens)
         feats = self.modules.compute_features(wavs)
         own_lengths = getattr(self.modules.compute_features, "frame_lengths", None)
         if callable(own_lengths):
             return feats, own_lengths(lens, wavs.shape[1], feats.shape[1])
         return feats, frame_lengths(lens, wavs.shape[1], feats.shape[1], self.hparams.hop_samples)
 
+    def on_fit_batch_start(self, batch, should_step):
+        sched = getattr(self.hparams, "lr_annealing", None)
+        if should_step and hasattr(sched, "on_batch_start"):
+            sched.on_batch_start(self.optimizer)
+
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         sched = getattr(self.hparams, "lr_annealing", None)
-        if should_step and sched is not None:
+        if should_step and hasattr(sched, "on_batch_end"):
             sched.on_batch_end(self.optimizer)
 
     def on_stage_start(self, stage, epoch=None):
@@ -105,8 +131,11 @@ class ClipBrain(sb.Brain):
                 valid_stats=short,
             )
             self._after_valid(stats)
+            (direction, name), = self.checkpoint_key.items()
+            counter = self.hparams.epoch_counter
+            if hasattr(counter, "update_metric"):  # early stopping (audioattn_sb.training)
+                counter.update_metric(self._checkpoint_meta(stats)[name])
             if self.checkpointer is not None:
-                (direction, name), = self.checkpoint_key.items()
                 keys = {"min_keys" if direction == "min_key" else "max_keys": [name]}
                 self.checkpointer.save_and_keep_only(
                     meta={**self._checkpoint_meta(stats), "epoch": epoch}, **keys)

@@ -18,6 +18,7 @@ import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
+from audioattn_sb.augment import mix_targets
 from audioattn_sb.brains.base import ClipBrain
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,12 @@ class ClassificationBrain(ClipBrain):
 
     def compute_objectives(self, predictions, batch, stage):
         targets = batch.label.data.reshape(-1).to(predictions.device)
-        loss = F.nll_loss(predictions.float(), targets)
+        mix = getattr(self, "mix", None) if stage == sb.Stage.TRAIN else None
+        if mix is not None:  # mixup: NLL against the mixed class distribution
+            soft = mix_targets(F.one_hot(targets, predictions.shape[-1]), *mix)
+            loss = -(soft * predictions.float()).sum(dim=-1).mean()
+        else:
+            loss = F.nll_loss(predictions.float(), targets)
         if stage != sb.Stage.TRAIN:
             self._targets.append(targets.detach().cpu())
             self._preds.append(predictions.detach().argmax(dim=-1).cpu())

@@ -37,6 +37,7 @@ import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
+from audioattn_sb.augment import mix_targets
 from audioattn_sb.brains.base import ClipBrain
 from audioattn_sb.metrics import aggregate_clip_scores, chance_map, multilabel_stats
 from audioattn_sb.utils import atomic_write_text
@@ -104,7 +105,9 @@ class MultiLabelBrain(ClipBrain):
 
     def compute_objectives(self, predictions, batch, stage):
         targets = batch.targets.data.to(predictions.device)
-        loss = multilabel_loss(predictions, targets, self.loss_name,
+        mix = getattr(self, "mix", None) if stage == sb.Stage.TRAIN else None
+        loss = multilabel_loss(predictions, targets if mix is None else mix_targets(targets, *mix),
+                               self.loss_name,
                                getattr(self.hparams, "huber_delta", 1.0))
         if stage != sb.Stage.TRAIN:
             self._clips.extend(batch.clip)

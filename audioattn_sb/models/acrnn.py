@@ -51,6 +51,8 @@ class Conv2dPair(nn.Module):
 
     def __init__(self, in_channels, out_channels, freq_pool=2, time_pool=1, dropout=0.0):
         super().__init__()
+        if int(time_pool) < 1 or int(freq_pool) < 1:
+            raise ValueError(f"time_pool ({time_pool}) and freq_pool ({freq_pool}) must be ≥ 1")
         layers = []
         for i in range(2):
             layers += [
@@ -64,14 +66,16 @@ class Conv2dPair(nn.Module):
         self.time_pool = time_pool
 
     def forward(self, x, mask):
-        # x [B, C, T, F]
+        # x [B, C, T, F]; masking is skipped when no frame is padded (every clip full length)
+        full = bool(mask.all())
         m = mask[:, None, :, None]
-        x = self.layers[0:3](x.masked_fill(~m, 0.0))
-        x = self.layers[3:6](x.masked_fill(~m, 0.0))
-        x = self.pool(x.masked_fill(~m, float("-inf")))
+        x = self.layers[0:3](x if full else x.masked_fill(~m, 0.0))
+        x = self.layers[3:6](x if full else x.masked_fill(~m, 0.0))
+        x = self.pool(x if full else x.masked_fill(~m, float("-inf")))
         if self.time_pool > 1:
             mask = mask[:, :: self.time_pool]
-        return self.drop(x).masked_fill(~mask[:, None, :, None], 0.0), mask
+        x = self.drop(x)
+        return (x if full else x.masked_fill(~mask[:, None, :, None], 0.0)), mask
 
 
 class ACRNN(nn.Module):
@@ -96,8 +100,14 @@ class ACRNN(nn.Module):
         Use Conv2d pairs over (time, frequency) instead of Conv1d blocks over time.
     freq_pool : int
         Frequency pooling after each Conv2d pair.
+    time_pools : list of int or None
+        Time pooling after each Conv2d pair (None: 1 everywhere, attention sees the input's
+        10 ms frames). ``[2, 2, 1, 1]`` gives 40 ms frames. A padded clip keeps exactly
+        ``ceil(n / pool)`` frames, so padding does not change its output.
     dropout : float
         Dropout after each block and before the classifier.
+    conv_dropout : float or None
+        Dropout after each Conv2d pair when it should differ from ``dropout`` (None: the same).
     rnn_type : str or None
         ``gru``, ``lstm`` or None (no RNN, the seed configuration).
     rnn_neurons, rnn_layers, rnn_bidirectional :
@@ -125,7 +135,9 @@ class ACRNN(nn.Module):
         pool_size=3,
         conv2d=False,
         freq_pool=2,
+        time_pools=None,
         dropout=0.15,
+        conv_dropout=None,
         rnn_type=None,
         rnn_neurons=0,
         rnn_layers=1,
@@ -142,9 +154,16 @@ class ACRNN(nn.Module):
         self.conv2d = bool(conv2d)
         blocks = []
         if self.conv2d:
+            time_pools = [1] * len(conv_channels) if time_pools is None else list(time_pools)
+            if len(time_pools) != len(conv_channels) or any(int(t) < 1 for t in time_pools):
+                raise ValueError(
+                    f"time_pools {time_pools} must have one entry ≥ 1 per Conv2d pair "
+                    f"({len(conv_channels)})"
+                )
             in_ch, freq = 1, n_mels
-            for ch in conv_channels:
-                blocks.append(Conv2dPair(in_ch, ch, freq_pool=freq_pool, dropout=dropout))
+            for ch, tp in zip(conv_channels, time_pools):
+                blocks.append(Conv2dPair(in_ch, ch, freq_pool=freq_pool, time_pool=int(tp),
+                                         dropout=dropout if conv_dropout is None else conv_dropout))
                 in_ch, freq = ch, -(-freq // freq_pool)
             enc_dim = in_ch * freq
         else:
