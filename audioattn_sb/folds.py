@@ -117,6 +117,8 @@ def aggregate(runs):
         folds = [k for r in rs for k in r["folds"]["test"]]
         epoch_s = [s for r in rs for s in r.get("train_epoch_seconds", [])]
         dup = sorted({k for k in folds if folds.count(k) > 1})
+        noisy = [float(r["test_noisy_accuracy"]) for r in rs if "test_noisy_accuracy" in r]
+        best = [int(r["best_epoch"]) for r in rs if r.get("best_epoch") is not None]
         rows.append({
             "experiment": exp,
             "attention": tag,
@@ -130,6 +132,13 @@ def aggregate(runs):
             "accuracy_max": max(accs),
             "error_mean": statistics.fmean(float(r["test_error"]) for r in rs),
             "epoch_seconds_mean": statistics.fmean(epoch_s) if epoch_s else float("nan"),
+            # the noisy test folds (--noisy_test_folder), only when every run of the group has it
+            "noisy_accuracy_mean": statistics.fmean(noisy) if len(noisy) == len(rs) else float("nan"),
+            "noisy_accuracy_std": _std(noisy) if len(noisy) == len(rs) else float("nan"),
+            "best_epochs": " ".join(str(b) for b in best),
+            "best_epoch_mean": statistics.fmean(best) if best else float("nan"),
+            "n_last_epoch_best": sum(1 for r in rs if r.get("best_epoch") is not None
+                                     and r.get("best_epoch") == r.get("epochs_completed")),
             "accuracies": accs,
         })
     return rows
@@ -137,7 +146,8 @@ def aggregate(runs):
 
 CSV_COLUMNS = ["experiment", "attention", "epochs", "n_runs", "test_folds", "duplicate_folds",
                "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "error_mean",
-               "epoch_seconds_mean"]
+               "epoch_seconds_mean", "noisy_accuracy_mean", "noisy_accuracy_std", "best_epochs",
+               "best_epoch_mean", "n_last_epoch_best"]
 
 
 def rows_to_csv(rows):
@@ -154,14 +164,21 @@ def _pm(mean, std):
 
 
 def rows_to_markdown(rows):
-    lines = ["| experiment | attention | epochs | folds | accuracy (mean ± std) | s / epoch |",
-             "|---|---|---|---|---|---|"]
+    """The table in Markdown; the noisy-test column only when some row has it."""
+    noisy = any(not math.isnan(r.get("noisy_accuracy_mean", float("nan"))) for r in rows)
+    head = "| experiment | attention | epochs | folds | accuracy (mean ± std) | "
+    head += "noisy test (mean ± std) | " if noisy else ""
+    head += "best epochs | s / epoch |"
+    lines = [head, "|---" * head.count(" | ") + "|---|"]
     for r in rows:
         sec = "" if math.isnan(r["epoch_seconds_mean"]) else f"{r['epoch_seconds_mean']:.2f}"
-        lines.append(
-            f"| {r['experiment']} | {r['attention']} | {r['epochs']} | {r['test_folds']} | "
-            f"{_pm(r['accuracy_mean'], r['accuracy_std'])} | {sec} |"
-        )
+        line = (f"| {r['experiment']} | {r['attention']} | {r['epochs']} | {r['test_folds']} | "
+                f"{_pm(r['accuracy_mean'], r['accuracy_std'])} | ")
+        if noisy:
+            nm = r.get("noisy_accuracy_mean", float("nan"))
+            line += ("– | " if math.isnan(nm) else f"{_pm(nm, r['noisy_accuracy_std'])} | ")
+        line += f"{r.get('best_epochs', '')} | {sec} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -192,10 +209,47 @@ def box_plot(rows, path, title="Test accuracy over folds"):
     os.replace(tmp, path)
 
 
+def best_epochs_plot(rows, path):
+    """Histogram of the selected (best) epochs, one panel per configuration: a schedule that
+    converges selects epochs before the last; written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(rows)
+    cols = min(4, n)
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols, 2.4 * nrows), dpi=100,
+                             squeeze=False)
+    for ax, r in zip(axes.flat, rows):
+        best = [int(b) for b in str(r.get("best_epochs", "")).split()]
+        limit = int(r["epochs"]) if r.get("epochs") else (max(best) if best else 1)
+        ax.hist(best, bins=range(1, limit + 2), color="tab:blue")
+        ax.axvline(limit + 0.5, color="tab:red", lw=1, ls="--")
+        ax.set_xlim(0.5, limit + 1.5)
+        ax.set_title(r["attention"] if len({x["experiment"] for x in rows}) == 1
+                     else f"{r['experiment']}\n{r['attention']}", fontsize=8)
+        ax.set_xlabel("best epoch (dashed: last)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, "." + os.path.basename(path) + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def write_table(rows, out_prefix):
-    """Write ``<prefix>.csv``, ``<prefix>.md`` and ``<prefix>.png``; returns the three paths."""
-    paths = (out_prefix + ".csv", out_prefix + ".md", out_prefix + ".png")
+    """Write ``<prefix>.csv``, ``<prefix>.md``, ``<prefix>.png`` (box plot) and
+    ``<prefix>_best_epochs.png``; returns the paths."""
+    paths = (out_prefix + ".csv", out_prefix + ".md", out_prefix + ".png",
+             out_prefix + "_best_epochs.png")
     atomic_write_text(paths[0], rows_to_csv(rows))
     atomic_write_text(paths[1], rows_to_markdown(rows))
     box_plot(rows, paths[2])
+    best_epochs_plot(rows, paths[3])
     return paths

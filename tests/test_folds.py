@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from audioattn_sb.fold_runner import build_commands
-from audioattn_sb.folds import aggregate, collect_results, fold_split, parse_variant, write_table
+from audioattn_sb.folds import (aggregate, collect_results, fold_split, parse_variant,
+                                rows_to_markdown, write_table)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,7 +70,8 @@ def test_aggregate_matches_numpy_and_writes_csv_md_png(tmp_path):
         assert row["test_folds"] == "1 2 3 4 5" and row["n_runs"] == 5
         assert row["epoch_seconds_mean"] == pytest.approx(2.0)
         assert row["duplicate_folds"] == ""
-    csv_path, md_path, png_path = write_table(rows, str(tmp_path / "table"))
+    csv_path, md_path, png_path, best_png = write_table(rows, str(tmp_path / "table"))
+    assert open(best_png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     with open(csv_path) as f:
         table = list(csv.DictReader(f))
     assert [r["attention"] for r in table] == [r["attention"] for r in rows]
@@ -81,6 +84,29 @@ def test_aggregate_matches_numpy_and_writes_csv_md_png(tmp_path):
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     assert width >= 400 and height == 400
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp") or ".tmp." in p]
+
+
+def test_aggregate_noisy_accuracy_and_best_epochs(tmp_path):
+    """Noisy-test mean ± std and best epochs per configuration, against numpy; the noisy column
+    appears only when every run of a row has a noisy test."""
+    noisy = [0.55, 0.7, 0.62]
+    for k, (a, n) in enumerate(zip([0.8, 0.9, 0.85], noisy), start=1):
+        d = _fake_run(str(tmp_path / "a"), "discrete-softmax", k, a)
+        path = os.path.join(d, "results.json")
+        r = json.load(open(path))
+        r.update(test_noisy_accuracy=n, best_epoch=10 * k, epochs_completed=30)
+        json.dump(r, open(path, "w"))
+    _fake_run(str(tmp_path / "b"), "continuous-biweight", 1, 0.5)
+    rows = {r["attention"]: r for r in aggregate(collect_results([str(tmp_path)]))}
+    row = rows["discrete-softmax"]
+    assert row["noisy_accuracy_mean"] == pytest.approx(np.mean(noisy), abs=1e-12)
+    assert row["noisy_accuracy_std"] == pytest.approx(np.std(noisy, ddof=1), abs=1e-12)
+    assert row["best_epochs"] == "10 20 30" and row["n_last_epoch_best"] == 1
+    assert math.isnan(rows["continuous-biweight"]["noisy_accuracy_mean"])
+    md = rows_to_markdown(list(rows.values()))
+    assert f"{np.mean(noisy):.3f} ± {np.std(noisy, ddof=1):.3f}" in md
+    assert "| – |" in md and "noisy test" in md
+    assert "noisy test" not in rows_to_markdown([rows["continuous-biweight"]])
 
 
 def test_aggregate_flags_two_runs_on_the_same_fold(tmp_path):
