@@ -80,3 +80,28 @@ def test_real_esc10_compact_beats_seed_on_one_split(esc10_dir, tmp_path):
     seed = json.loads((tmp_path / "seed" / "results.json").read_text())["test_accuracy"]
     compact = json.loads((tmp_path / "compact" / "results.json").read_text())["test_accuracy"]
     assert compact >= seed + 0.05, (compact, seed)
+
+
+@pytest.mark.slow
+def test_fsd50k_compact_trains_two_epochs_with_multilabel_mixup(demo_fsd50k, tmp_path):
+    """The FSD50K compact yaml (multi-label, BCE on mixed multi-hot targets) through train.py."""
+    hp = os.path.join(REPO, "hparams", "fsd50k_acrnn_compact.yaml")
+    out = tmp_path / "fsd"
+    train(hp, f"--data_folder={demo_fsd50k}", f"--cache_folder={tmp_path / 'cache'}",
+          f"--output_folder={out}", "--number_of_epochs=2", "--warmup_epochs=1",
+          "--attn_domain", "continuous", "--attn_max_activation", "sparsemax")
+    res = json.loads((out / "results.json").read_text())
+    assert res["epochs_completed"] == 2 and res["augment"] is True
+    assert 0.0 < res["test_mAP"] <= 1.0 and res["test_loss"] == res["test_loss"]
+    assert "nan" not in (out / "train_log.txt").read_text().lower()
+
+
+@pytest.mark.slow
+def test_seed_yaml_takes_augmentation_from_the_command_line(demo):
+    """The seed configuration stays as it was (augment off) and gains it with --augment=True."""
+    out = demo["root"] / "seed_aug"
+    train(SEED, *_common(demo, out), "--number_of_epochs=1", "--augment=True",
+          "--mixup_alpha=0.2")
+    res = json.loads((out / "results.json").read_text())
+    assert res["augment"] is True and res["mixup_alpha"] == 0.2
+    assert "train features computed per batch" in (out / "log.txt").read_text()
