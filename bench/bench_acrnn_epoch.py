@@ -44,12 +44,12 @@ _WRAPPER = (
 )
 
 
-def run_train(args, out):
+def run_train(args, out, hparams="urbansound8k_acrnn.yaml", env=None):
     """Run train.py in a child process; returns (results dict, peak RSS of that process in GB)."""
     cmd = [sys.executable, "-c", _WRAPPER, os.path.join(REPO, "recipes", "train.py"),
-           os.path.join(REPO, "hparams", "urbansound8k_acrnn.yaml"), *args,
+           os.path.join(REPO, "hparams", hparams), *args,
            f"--output_folder={out}", "--noprogressbar"]
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         sys.exit(f"train.py failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
     peak_kb = int(p.stdout.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
