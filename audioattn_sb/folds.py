@@ -16,6 +16,7 @@ import os
 import statistics
 from collections import OrderedDict
 
+from audioattn_sb.plots import save_figure
 from audioattn_sb.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -201,12 +202,8 @@ def box_plot(rows, path, title="Test accuracy over folds"):
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, "." + os.path.basename(path) + ".tmp.png")
-    fig.savefig(tmp)
+    save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def best_epochs_plot(rows, path):
@@ -235,12 +232,8 @@ def best_epochs_plot(rows, path):
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, "." + os.path.basename(path) + ".tmp.png")
-    fig.savefig(tmp)
+    save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_table(rows, out_prefix):
