@@ -4,6 +4,7 @@
 Usage (the training command's hparams file and overrides, plus --output_folder=<trained run>):
     python recipes/save_attentions.py HPARAMS.yaml [training overrides] --output_folder=RUN
         [--attn_fname saved_attentions/NAME.csv] [--attn_density_points K] [--attn_split test]
+        [--events_csv EVENTS.csv]
 
 Example:
     python recipes/save_attentions.py hparams/urbansound8k_acrnn.yaml \\
@@ -23,7 +24,14 @@ Evaluates the best checkpoint (lowest valid error) on the split and writes (a re
   NAME_density.csv  file_id, t_seconds, density, kind: the continuous pdf per second at K points
                     (integrates to ~1 with the trapezoid rule), or the discrete frame weights
                     (kind frame_weight, sum 1), at the frame centres.
-  NAME.json         what was exported (run, checkpoint, attention, class names, units).
+                    With --events_csv (slice_file_name,onset_s,offset_s per clip, e.g. the
+                    metadata/events.csv of recipes/make_noisy_folds.py; test the run on that
+                    noisy copy with --data_folder=<noisy copy>): event_onset_s, event_offset_s,
+                    mass_in_event (the attention's mass on the event), event_coverage (fraction
+                    of the event inside the support / nonzero frames), mu_in_event (0/1),
+                    uniform_mass (event length / clip length: uniform attention's mass).
+  NAME.json         what was exported (run, checkpoint, attention, class names, units, and the
+                    mean localisation figures).
 All files are written atomically. Units and details: audioattn_sb/inspection/export.py.
 """
 

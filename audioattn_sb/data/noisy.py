@@ -95,6 +95,48 @@ def place_in_noise(event, n_total, onset, snr_db, noise, rng, sample_rate=16000)
     return mix.astype(np.float32)
 
 
+def read_events_csv(path):
+    """``{file_id: (onset_s, offset_s)}`` from an events csv (``slice_file_name`` or FSD50K's
+    ``fname`` column, plus ``onset_s``, ``offset_s``; other columns ignored). ``file_id`` is the
+    file name without its extension. Bad rows raise a ``ValueError`` naming the file and line.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "events.csv")
+        >>> _ = open(p, "w").write("slice_file_name,onset_s,offset_s\\na-1.wav,0.5,1.25\\n")
+        >>> read_events_csv(p)
+        {'a-1': (0.5, 1.25)}
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no events csv there (recipes/make_noisy_folds.py writes "
+                                "<out>/metadata/events.csv)")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        key = "slice_file_name" if "slice_file_name" in cols else "fname" if "fname" in cols \
+            else None
+        if key is None or "onset_s" not in cols or "offset_s" not in cols:
+            raise ValueError(f"{path}: the header must hold slice_file_name (or fname), onset_s "
+                             f"and offset_s; it has {', '.join(cols) or 'nothing'}")
+        events = {}
+        for row in reader:
+            where = f"{path}, line {reader.line_num}"
+            try:
+                on, off = float(row["onset_s"]), float(row["offset_s"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: onset_s/offset_s must be numbers in seconds, got "
+                                 f"{row['onset_s']!r}, {row['offset_s']!r}") from None
+            if not (0 <= on < off):
+                raise ValueError(f"{where}: need 0 ≤ onset_s < offset_s, got {on}, {off}")
+            fid = os.path.splitext(str(row[key]).strip())[0]
+            if fid in events:
+                raise ValueError(f"{where}: {row[key]} appears twice")
+            events[fid] = (on, off)
+    if not events:
+        raise ValueError(f"{path}: no event rows")
+    return events
+
+
 def _clip_rng(seed, name):
     return np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
 

@@ -37,6 +37,20 @@ Record fields (units)
 ``weights``
     The discrete frame weights over the valid frames (for continuous pooling: those of its
     discrete encoder, when it has one), or None.
+
+Localisation (:func:`event_measures`, when the clip's labelled event [onset, offset] in seconds
+is known, e.g. from ``recipes/make_noisy_folds.py``'s ``metadata/events.csv``)
+----------------------------------------------------------------------------------------------
+``mass_in_event``
+    Continuous: the density's exact mass on [onset, offset]. Discrete: the total weight of the
+    frames whose centre lies in [onset, offset].
+``event_coverage``
+    The fraction of the event inside the support (continuous: [μ − a, μ + a], the Gaussian's is
+    everything) or, discrete, the fraction of the event's frames that have nonzero weight.
+``mu_in_event``
+    1 when μ (in seconds) lies in [onset, offset], else 0.
+``uniform_mass``
+    The uniform baseline: the event's share of the clip, (offset − onset) / duration.
 """
 
 import math
@@ -147,6 +161,40 @@ def _continuous_record(mu, sigma_sq, var, alpha, duration, points):
     }
 
 
+def event_measures(record, onset_s, offset_s):
+    """Localisation of a clip's attention (``record`` of :func:`clip_attention`) against its
+    labelled event [onset_s, offset_s] (module docstring: ``mass_in_event``, ``event_coverage``,
+    ``mu_in_event``, ``uniform_mass``). The event is clipped to the clip [0, duration].
+
+    Example:
+        >>> cfg = {"attn_domain": "discrete", "family": "sparsemax", "alpha_value": 2.0}
+        >>> r = clip_attention({"weights": torch.tensor([0.0, 0.75, 0.25, 0.0])}, cfg, 2.0)
+        >>> event_measures(r, 0.5, 1.0)   # frame centres 0.25, 0.75, 1.25, 1.75 s
+        {'mass_in_event': 0.75, 'event_coverage': 1.0, 'mu_in_event': 1, 'uniform_mass': 0.25}
+    """
+    duration = float(record["duration"])
+    on, off = max(0.0, float(onset_s)), min(duration, float(offset_s))
+    if not off > on:
+        raise ValueError(f"event [{onset_s}, {offset_s}] s is empty inside the clip "
+                         f"[0, {duration:g}] s")
+    if record["attn_domain"] == "continuous":
+        mass = continuous_mass(on / duration, off / duration, record["mu"], record["sigma_sq"],
+                               record["alpha_value"])
+        lo, hi = record["support_start_s"], record["support_end_s"]
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # the Gaussian: support everywhere
+            lo, hi = -math.inf, math.inf
+        coverage = max(0.0, min(hi, off) - max(lo, on)) / (off - on)
+    else:
+        t = np.asarray(record["density_t"], dtype=np.float64)
+        w = np.asarray(record["density"], dtype=np.float64)
+        inside = (t >= on) & (t <= off)
+        mass = float(w[inside].sum())
+        coverage = float((w[inside] > 0).mean()) if inside.any() else 0.0
+    mu_s = record["mu_seconds"]
+    return {"mass_in_event": float(mass), "event_coverage": float(coverage),
+            "mu_in_event": int(on <= mu_s <= off), "uniform_mass": (off - on) / duration}
+
+
 def clip_attention(info, config, duration, density_points=200):
     """The attention record of one clip (module docstring) from its pooling ``info``.
 
@@ -210,4 +258,4 @@ def clip_attention(info, config, duration, density_points=200):
 
 
 __all__ = ["DENSITY_KINDS", "clip_attention", "continuous_mass", "density_grid",
-           "frame_positions"]
+           "event_measures", "frame_positions"]

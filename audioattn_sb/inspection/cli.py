@@ -83,27 +83,38 @@ def save_specs_main(argv=None):
 # --------------------------------------------------------------------------- save_attentions
 def save_attentions_main(argv=None):
     """``save_attentions.py HPARAMS [overrides] --output_folder=<run> [--attn_fname F.csv]
-    [--attn_density_points K] [--attn_split test]``."""
+    [--attn_density_points K] [--attn_split test] [--events_csv EVENTS.csv]``."""
     from audioattn_sb.inspection.export import save_attentions
 
     def options(p):
         p.add_argument("--attn_fname", default=None)
         p.add_argument("--attn_density_points", type=int, default=200)
         p.add_argument("--attn_split", default="test")
+        p.add_argument("--events_csv", default=None)
 
     argv = sys.argv[1:] if argv is None else argv
     ns, hparams_file, run_opts, overrides = parse_run_args(argv, options)
     if ns.attn_density_points < 4:
         raise ValueError(f"--attn_density_points must be ≥ 4, got {ns.attn_density_points}")
+    events = None
+    if ns.events_csv:
+        from audioattn_sb.data.noisy import read_events_csv
+
+        events = read_events_csv(ns.events_csv)
     run = _load(hparams_file, run_opts, overrides)
     tag = run.attention_config()["tag"]
     csv_path = _under_run(run, ns.attn_fname, f"saved_attentions/{tag}.csv")
     res = save_attentions(run, csv_path, split=ns.attn_split,
                           density_points=ns.attn_density_points, progress=_progress(run_opts),
-                          command=" ".join(["save_attentions.py", *argv]))
+                          command=" ".join(["save_attentions.py", *argv]), events=events)
     print(f"saved the attention of {res['n_clips']} {ns.attn_split} clips ({tag}, accuracy "
           f"{res['accuracy']:.3f}) -> {res['csv']} (+ {os.path.basename(res['density_csv'])}: "
           f"{res['n_density_rows']} rows)")
+    loc = res.get("localisation")
+    if loc:
+        print(f"localisation over {loc['n_clips_with_event']} clips with an event: mass in event "
+              f"{loc['mass_in_event']:.3f} (uniform {loc['uniform_mass']:.3f}), event coverage "
+              f"{loc['event_coverage']:.3f}, mu in event {loc['mu_in_event']:.3f}")
     return res
 
 

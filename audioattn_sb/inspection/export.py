@@ -45,6 +45,12 @@ r"""Export a trained run's inputs and attention: spectrogram files and attention
     ``label_id``, ``pred_id``, ``score`` (probability of ``pred``), ``correct`` (0/1),
     ``n_frames`` (valid frames seen by the pooling), ``mu_seconds``, ``supp_seconds``,
     ``support_start_s``, ``support_end_s`` (seconds), ``mass_in_clip``
+    ``event_onset_s``,   with ``--events_csv``: the clip's labelled event and its
+    ``event_offset_s``,  localisation (:func:`~audioattn_sb.inspection.attention.
+    ``mass_in_event``,   event_measures`); empty for clips the csv does not name
+    ``event_coverage``,
+    ``mu_in_event``,
+    ``uniform_mass``
     ===================  ==========================================================
 
     Density CSV (long format): ``file_id, t_seconds, density, kind``; ``kind = pdf`` for
@@ -67,7 +73,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audioattn_sb.inspection.attention import clip_attention
+from audioattn_sb.inspection.attention import clip_attention, event_measures
 from audioattn_sb.inspection.files import atomic_write
 from audioattn_sb.inspection.trained_run import clip_info
 from audioattn_sb.utils import atomic_write_text
@@ -79,12 +85,16 @@ SUMMARY_COLUMNS = (
     "attn_domain", "family", "alpha_value",
     "label_id", "pred_id", "score", "correct", "n_frames", "mu_seconds", "supp_seconds",
     "support_start_s", "support_end_s", "mass_in_clip",
+    "event_onset_s", "event_offset_s", "mass_in_event", "event_coverage", "mu_in_event",
+    "uniform_mass",
 )
+EVENT_COLUMNS = SUMMARY_COLUMNS[-6:]
 DENSITY_COLUMNS = ("file_id", "t_seconds", "density", "kind")
 _FLOAT_COLUMNS = ("duration", "mu", "var", "sigma_sq", "supp", "alpha_value", "score",
                   "mu_seconds", "supp_seconds", "support_start_s", "support_end_s",
-                  "mass_in_clip")
-_INT_COLUMNS = ("label_id", "pred_id", "correct", "n_frames")
+                  "mass_in_clip", "event_onset_s", "event_offset_s", "mass_in_event",
+                  "event_coverage", "uniform_mass")
+_INT_COLUMNS = ("label_id", "pred_id", "correct", "n_frames", "mu_in_event")
 
 
 # --------------------------------------------------------------------------- formatting
@@ -139,13 +149,17 @@ def _csv_text(columns, rows):
 
 
 # --------------------------------------------------------------------------- rows
-def summary_row(file_id, entry, record, scores, class_names):
+def summary_row(file_id, entry, record, scores, class_names, event=None):
     """One summary CSV row (a dict over :data:`SUMMARY_COLUMNS`) of a clip.
 
     ``entry`` is the clip's manifest entry (``classID``, ``fold``, ``duration``…, may be empty
     for files outside a dataset), ``record`` its :func:`clip_attention`, ``scores`` its class
-    probabilities.
+    probabilities, ``event`` its labelled ``(onset_s, offset_s)`` or None.
     """
+    loc = {}
+    if event is not None:
+        loc = {"event_onset_s": event[0], "event_offset_s": event[1],
+               **event_measures(record, *event)}
     scores = np.asarray(scores, dtype=np.float64)
     pred_id = int(scores.argmax())
     label_id = entry.get("classID")
@@ -175,6 +189,7 @@ def summary_row(file_id, entry, record, scores, class_names):
         "support_start_s": fmt(record["support_start_s"]),
         "support_end_s": fmt(record["support_end_s"]),
         "mass_in_clip": fmt(record["mass_in_clip"]),
+        **{k: fmt(loc.get(k)) for k in EVENT_COLUMNS},
     }
 
 
@@ -407,9 +422,11 @@ def save_specs(run, out_dir, n_clips=10, split="test", progress=True):
 
 # --------------------------------------------------------------------------- attentions
 def save_attentions(run, csv_path, split="test", density_points=200, progress=True,
-                    command=None):
+                    command=None, events=None):
     """Write the attention summary CSV, its density CSV and ``<name>.json`` for every clip of
-    ``split`` (module docstring). Returns a summary dict (paths, counts, accuracy)."""
+    ``split`` (module docstring). ``events``: ``{file_id: (onset_s, offset_s)}``
+    (:func:`audioattn_sb.data.noisy.read_events_csv`) adds the localisation columns. Returns a
+    summary dict (paths, counts, accuracy, and with events the mean localisation figures)."""
     if run.multilabel:
         raise ValueError(
             f"save_attentions.py is single-label only (one label, prediction and correctness "
@@ -427,13 +444,25 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
             entry = entries[fid]
             record = clip_attention(clip_info(out.info, i), config, entry["duration"],
                                     density_points)
-            row = summary_row(fid, entry, record, out.scores[i], class_names)
+            event = None if events is None else events.get(fid)
+            row = summary_row(fid, entry, record, out.scores[i], class_names, event)
             rows.append([row[c] for c in SUMMARY_COLUMNS])
             dens.extend(density_rows(fid, record))
     if not rows:
         raise ValueError(f"the {split} split has no clip")
     correct = [r[SUMMARY_COLUMNS.index("correct")] for r in rows]
     accuracy = sum(c == "1" for c in correct) / len(correct)
+    localisation = {}
+    if events is not None:
+        for col in ("mass_in_event", "event_coverage", "mu_in_event", "uniform_mass"):
+            vals = [float(r[SUMMARY_COLUMNS.index(col)]) for r in rows
+                    if r[SUMMARY_COLUMNS.index(col)] != ""]
+            localisation[col] = float(np.mean(vals)) if vals else None
+        localisation["n_clips_with_event"] = sum(
+            1 for r in rows if r[SUMMARY_COLUMNS.index("mass_in_event")] != "")
+        if not localisation["n_clips_with_event"]:
+            raise ValueError(f"the events csv names none of the {len(rows)} {split} clips (its "
+                             "file names must be the clips' slice_file_name)")
     dens_path = density_csv_path(csv_path)
     atomic_write_text(dens_path, _csv_text(DENSITY_COLUMNS, dens))
     atomic_write_text(csv_path, _csv_text(SUMMARY_COLUMNS, rows))
@@ -451,10 +480,12 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
                   "density (pdf)": "per second; trapezoid integral over its points ≈ 1",
                   "density (frame_weight)": "weight of the frame; sums to 1 per clip"},
         "command": command,
+        "localisation": localisation or None,
     }
     atomic_write_text(meta_json_path(csv_path), json.dumps(meta, indent=2) + "\n")
     return {"csv": str(csv_path), "density_csv": dens_path, "n_clips": len(rows),
-            "n_density_rows": len(dens), "accuracy": accuracy, "attention": config}
+            "n_density_rows": len(dens), "accuracy": accuracy, "attention": config,
+            "localisation": localisation or None}
 
 
 __all__ = ["DENSITY_COLUMNS", "SUMMARY_COLUMNS", "density_csv_path", "density_rows",
