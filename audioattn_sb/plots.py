@@ -204,6 +204,11 @@ def _draw_panel(fig, ax, record, spec, colour, title):
         over = ax
         ax.set_xlabel("time (s)")
     draw_attention(over, record, colour)
+    on, off = record.get("event_onset_s"), record.get("event_offset_s")
+    if on is not None and off is not None and math.isfinite(on) and math.isfinite(off):
+        # the labelled event (save_attentions.py --events_csv), hatched in gold
+        ax.axvspan(on, off, facecolor="gold", alpha=0.25, edgecolor="darkgoldenrod",
+                   hatch="//", linewidth=0.8, zorder=0.5)
     for edge in (0.0, duration):
         ax.axvline(edge, color="0.35", linewidth=0.8)
     ax.set_xlim(*_time_limits([record], duration))
@@ -212,7 +217,8 @@ def _draw_panel(fig, ax, record, spec, colour, title):
 
 
 def plot_clip_attention(path, record, spec=None, row=None, title=None):
-    """A 1000 × 400 PNG: the clip's spectrogram (if given) with its attention over it."""
+    """A 1000 × 400 PNG: the clip's spectrogram (if given) with its attention over it, and the
+    labelled event shaded in gold when the record has ``event_onset_s``/``event_offset_s``."""
     fig = new_figure(1000, 400)
     ax = fig.add_subplot()
     _draw_panel(fig, ax, record, spec, COLOURS[0], title or _record_title(record, row))

@@ -118,3 +118,25 @@ def test_events_round_trip_through_save_attentions(demo_trained_runs, tmp_path, 
     assert means["mass_in_event"] == pytest.approx(
         np.mean([float(r["mass_in_event"]) for r in rows]), rel=1e-6)
     assert not math.isnan(means["uniform_mass"])
+
+
+def test_plot_shades_the_labelled_event(tmp_path):
+    from PIL import Image
+
+    from audioattn_sb.plots import plot_clip_attention
+
+    cfg = {"attn_domain": "continuous", "family": "biweight", "alpha_value": 1.5}
+    r = clip_attention({"mu": 0.5, "sigma_sq": 0.002, "var": 0.0}, cfg, 4.0)
+    plot_clip_attention(tmp_path / "plain.png", r)
+    plot_clip_attention(tmp_path / "event.png", {**r, "event_onset_s": 0.4,
+                                                 "event_offset_s": 1.2})
+    plot_clip_attention(tmp_path / "nan.png", {**r, "event_onset_s": math.nan,
+                                               "event_offset_s": math.nan})
+    a, b = (np.asarray(Image.open(tmp_path / f).convert("RGB"), dtype=int)
+            for f in ("plain.png", "event.png"))
+    assert a.shape == b.shape == (400, 1000, 3)
+    diff = np.abs(a - b).sum(axis=2) > 30
+    cols = np.flatnonzero(diff.any(axis=0))
+    # the changed pixels lie in the event's columns (0.4–1.2 s of a 4 s clip ≈ x 10–30 %)
+    assert cols.size and 0.05 * 1000 < np.median(cols) < 0.35 * 1000
+    assert np.array_equal(a, np.asarray(Image.open(tmp_path / "nan.png").convert("RGB")))
