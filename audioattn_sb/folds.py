@@ -63,6 +63,21 @@ def _std(values):
     return statistics.stdev(values) if len(values) > 1 else float("nan")
 
 
+def _saved_localisation(run_folder):
+    """The localisation means (``mass_in_event`` …) of the newest ``saved_attentions/*.json`` of
+    a run that has them (``save_attentions.py --events_csv``), or None."""
+    best, newest = None, -1.0
+    for meta in glob.glob(os.path.join(run_folder, "saved_attentions", "*.json")):
+        try:
+            with open(meta, encoding="utf-8") as fin:
+                loc = json.load(fin).get("localisation")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+        if loc and loc.get("mass_in_event") is not None and os.path.getmtime(meta) > newest:
+            best, newest = loc, os.path.getmtime(meta)
+    return best
+
+
 def collect_results(paths):
     """Load results.json files from files, folders (searched recursively) or glob patterns."""
     files = []
@@ -86,6 +101,7 @@ def collect_results(paths):
             if key not in r:
                 raise ValueError(f"{f}: results.json lacks {key!r}; was it written by train.py?")
         r["_path"] = f
+        r["_localisation"] = _saved_localisation(os.path.dirname(f))
         runs.append(r)
     if not runs:
         raise ValueError(f"no results.json found under {', '.join(paths)}")
@@ -120,6 +136,8 @@ def aggregate(runs):
         dup = sorted({k for k in folds if folds.count(k) > 1})
         noisy = [float(r["test_noisy_accuracy"]) for r in rs if "test_noisy_accuracy" in r]
         best = [int(r["best_epoch"]) for r in rs if r.get("best_epoch") is not None]
+        locs = [r["_localisation"] for r in rs if r.get("_localisation")]
+        loc_all = len(locs) == len(rs)
         rows.append({
             "experiment": exp,
             "attention": tag,
@@ -138,6 +156,14 @@ def aggregate(runs):
             "noisy_accuracy_std": _std(noisy) if len(noisy) == len(rs) else float("nan"),
             "best_epochs": " ".join(str(b) for b in best),
             "best_epoch_mean": statistics.fmean(best) if best else float("nan"),
+            # attention mass on the labelled event (save_attentions.py --events_csv), and the
+            # uniform baseline, when every run of the group has it
+            "mass_in_event_mean": statistics.fmean(x["mass_in_event"] for x in locs)
+            if loc_all else float("nan"),
+            "mass_in_event_std": _std([x["mass_in_event"] for x in locs]) if loc_all
+            else float("nan"),
+            "uniform_mass_mean": statistics.fmean(x["uniform_mass"] for x in locs)
+            if loc_all else float("nan"),
             "n_last_epoch_best": sum(1 for r in rs if r.get("best_epoch") is not None
                                      and r.get("best_epoch") == r.get("epochs_completed")),
             "accuracies": accs,
@@ -148,7 +174,8 @@ def aggregate(runs):
 CSV_COLUMNS = ["experiment", "attention", "epochs", "n_runs", "test_folds", "duplicate_folds",
                "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "error_mean",
                "epoch_seconds_mean", "noisy_accuracy_mean", "noisy_accuracy_std", "best_epochs",
-               "best_epoch_mean", "n_last_epoch_best"]
+               "best_epoch_mean", "n_last_epoch_best", "mass_in_event_mean", "mass_in_event_std",
+               "uniform_mass_mean"]
 
 
 def rows_to_csv(rows):
@@ -167,8 +194,10 @@ def _pm(mean, std):
 def rows_to_markdown(rows):
     """The table in Markdown; the noisy-test column only when some row has it."""
     noisy = any(not math.isnan(r.get("noisy_accuracy_mean", float("nan"))) for r in rows)
+    loc = any(not math.isnan(r.get("mass_in_event_mean", float("nan"))) for r in rows)
     head = "| experiment | attention | epochs | folds | accuracy (mean ± std) | "
     head += "noisy test (mean ± std) | " if noisy else ""
+    head += "mass in event (uniform) | " if loc else ""
     head += "best epochs | s / epoch |"
     lines = [head, "|---" * head.count(" | ") + "|---|"]
     for r in rows:
@@ -178,6 +207,10 @@ def rows_to_markdown(rows):
         if noisy:
             nm = r.get("noisy_accuracy_mean", float("nan"))
             line += ("– | " if math.isnan(nm) else f"{_pm(nm, r['noisy_accuracy_std'])} | ")
+        if loc:
+            m = r.get("mass_in_event_mean", float("nan"))
+            line += ("– | " if math.isnan(m) else
+                     f"{_pm(m, r['mass_in_event_std'])} ({r['uniform_mass_mean']:.3f}) | ")
         line += f"{r.get('best_epochs', '')} | {sec} |"
         lines.append(line)
     return "\n".join(lines) + "\n"

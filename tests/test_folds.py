@@ -109,6 +109,24 @@ def test_aggregate_noisy_accuracy_and_best_epochs(tmp_path):
     assert "noisy test" not in rows_to_markdown([rows["continuous-biweight"]])
 
 
+def test_aggregate_reads_localisation_of_saved_attentions(tmp_path):
+    """Runs with saved_attentions/*.json holding localisation means (save_attentions.py
+    --events_csv) get mass in event mean ± std and the uniform baseline in the table."""
+    masses, uniform = [0.4, 0.6], [0.25, 0.35]
+    for k, (m, u) in enumerate(zip(masses, uniform), start=1):
+        d = _fake_run(str(tmp_path), "continuous-sparsemax", k, 0.8)
+        os.makedirs(os.path.join(d, "saved_attentions"))
+        with open(os.path.join(d, "saved_attentions", "x.json"), "w") as f:
+            json.dump({"localisation": {"mass_in_event": m, "uniform_mass": u}}, f)
+        with open(os.path.join(d, "saved_attentions", "old.json"), "w") as f:
+            json.dump({"localisation": None}, f)
+    (row,) = aggregate(collect_results([str(tmp_path)]))
+    assert row["mass_in_event_mean"] == pytest.approx(0.5)
+    assert row["mass_in_event_std"] == pytest.approx(np.std(masses, ddof=1))
+    assert row["uniform_mass_mean"] == pytest.approx(0.3)
+    assert "0.500 ± 0.141 (0.300)" in rows_to_markdown([row])
+
+
 def test_aggregate_flags_two_runs_on_the_same_fold(tmp_path):
     _fake_run(str(tmp_path), "discrete-softmax", 1, 0.5, seed=0)
     _fake_run(str(tmp_path), "discrete-softmax", 1, 0.7, seed=1)
