@@ -140,3 +140,26 @@ def test_plot_shades_the_labelled_event(tmp_path):
     # the changed pixels lie in the event's columns (0.4–1.2 s of a 4 s clip ≈ x 10–30 %)
     assert cols.size and 0.05 * 1000 < np.median(cols) < 0.35 * 1000
     assert np.array_equal(a, np.asarray(Image.open(tmp_path / "nan.png").convert("RGB")))
+
+
+@pytest.mark.slow
+def test_localise_folds_on_trained_runs_writes_events_csvs_and_the_table(demo_trained_runs,
+                                                                       tmp_path):
+    """localise_folds.py over the two trained demo runs: each gets saved_attentions/*_events.csv
+    with one row per test clip, and the table has the mass-in-event column."""
+    from tests.conftest import run_script
+
+    noisy = tmp_path / "noisy"
+    make_noisy_folds(demo_trained_runs["data_folder"], noisy, folds=[1, 2, 3], progress=False)
+    runs = [demo_trained_runs["discrete"], demo_trained_runs["continuous"]]
+    p = run_script("localise_folds.py", *runs, "--noisy_folder", noisy, "--out",
+                   tmp_path / "table")
+    assert "localised 2 runs" in p.stdout and "mass in event (uniform)" in p.stdout
+    for run in runs:
+        (csv_path,) = (run / "saved_attentions").glob("*_events.csv")
+        with open(csv_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        n_test = len([r for r in csv.DictReader(open(noisy / "metadata" / "UrbanSound8K.csv"))
+                      if r["fold"] == "1"])
+        assert len(rows) == n_test and all(r["mass_in_event"] != "" for r in rows)
+    assert "mass_in_event_mean" in (tmp_path / "table.csv").read_text()

@@ -118,6 +118,64 @@ def save_attentions_main(argv=None):
     return res
 
 
+# --------------------------------------------------------------------------- localise_folds
+def localise_runs(paths, noisy_folder, events_csv=None, progress=True):
+    """For every finished run under ``paths`` (folders, results.json files or globs): its best
+    checkpoint's attention on the run's test folds read from ``noisy_folder`` (a
+    ``make_noisy_folds.py`` copy), with the localisation columns, into
+    ``<run>/saved_attentions/<tag>_events.csv``. Returns ``[(run folder, localisation means)]``.
+    """
+    from tqdm import tqdm
+
+    from audioattn_sb.data.noisy import EVENTS_CSV, read_events_csv
+    from audioattn_sb.folds import collect_results
+    from audioattn_sb.inspection.export import save_attentions
+    from audioattn_sb.inspection.trained_run import load_trained_run
+
+    events = read_events_csv(events_csv or os.path.join(noisy_folder, EVENTS_CSV))
+    out = []
+    for r in tqdm(collect_results(paths), desc="runs", unit="run", disable=not progress):
+        folder = os.path.dirname(r["_path"])
+        if "overrides_dict" not in r or "hparams_file" not in r:
+            raise ValueError(f"{r['_path']}: no overrides_dict/hparams_file (written by an older "
+                             "train.py?); run save_attentions.py on it by hand")
+        ov = {k: v for k, v in (r["overrides_dict"] or {}).items()
+              if k not in ("cache_folder", "noisy_test_folder")}
+        ov.update(data_folder=str(noisy_folder), output_folder=folder)
+        run = load_trained_run(hparams_file=r["hparams_file"], overrides=ov, device="cpu")
+        tag = run.attention_config()["tag"]
+        res = save_attentions(run, Path(folder) / "saved_attentions" / f"{tag}_events.csv",
+                              progress=False, events=events,
+                              command=f"localise_folds.py (noisy folder {noisy_folder})")
+        out.append((folder, res["localisation"]))
+    return out
+
+
+def localise_folds_main(argv=None):
+    """``localise_folds.py RESULTS... --noisy_folder DIR [--events_csv F] [--out PREFIX]``."""
+    from audioattn_sb.folds import aggregate, collect_results, rows_to_markdown, write_table
+
+    p = argparse.ArgumentParser(prog="localise_folds.py",
+                                description=sys.modules["__main__"].__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", nargs="+", help="folders, results.json files or glob patterns")
+    p.add_argument("--noisy_folder", required=True,
+                   help="make_noisy_folds.py output holding the runs' test folds")
+    p.add_argument("--events_csv", default=None,
+                   help="default: <noisy_folder>/metadata/events.csv")
+    p.add_argument("--out", default=None, help="table prefix (default: no table)")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    done = localise_runs(args.results, args.noisy_folder, args.events_csv)
+    print(f"localised {len(done)} runs (mean mass in event "
+          f"{sum(x['mass_in_event'] for _, x in done) / max(1, len(done)):.3f})")
+    if args.out:
+        rows = aggregate(collect_results(args.results))
+        paths = write_table(rows, args.out)
+        print(rows_to_markdown(rows))
+        print(f"table -> {', '.join(paths)}")
+    return done
+
+
 # --------------------------------------------------------------------------- plot_attentions
 def _variant_name(rows, csv_path):
     from audioattn_sb.plots import attention_label
