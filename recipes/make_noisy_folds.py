@@ -3,10 +3,11 @@
 
 Usage:
     python recipes/make_noisy_folds.py SRC --out DST [--snr_low 0] [--snr_high 12]
-        [--noises pink white] [--folds 1 2 ...] [--seed 0] [--active_db 35]
+        [--noises pink white] [--folds 1 2 ...] [--seed 0] [--active_db 35] [--max_event_s S]
 
 Each clip of SRC's folds (all by default) is trimmed to its active part (first to last 20 ms frame
-within --active_db dB of the loudest) and placed at a random onset in white or pink noise as
+within --active_db dB of the loudest; with --max_event_s, only its loudest window of S seconds,
+for short events that localisation measures can tell from uniform attention) and placed at a random onset in white or pink noise as
 long as the original clip, at a random SNR in [--snr_low, --snr_high] dB (event RMS over noise
 RMS). DST has UrbanSound8K's layout (audio/foldN/, metadata/UrbanSound8K.csv with the same rows),
 plus metadata/events.csv (slice_file_name,onset_s,offset_s,snr_db,noise) and
@@ -44,9 +45,10 @@ def main(argv=None):
         p.add_argument("--folds", type=int, nargs="+")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--active_db", type=float, default=35.0)
+        p.add_argument("--max_event_s", type=float, default=None)
         a = p.parse_args(args_list)
         s = make_noisy_folds(a.src, a.out, a.snr_low, a.snr_high, a.noises, a.seed, a.folds,
-                             active_db=a.active_db)
+                             active_db=a.active_db, max_event_s=a.max_event_s)
         print(f"{s['clips']} noisy clips written to {a.out} (per fold {s['per_fold']}; "
               f"mean event {s['mean_event_s']:.2f} s; SNR {a.snr_low:g}-{a.snr_high:g} dB)")
 

@@ -79,3 +79,20 @@ def test_make_noisy_folds_cli_and_errors(small_us8k, tmp_path):
     assert p.returncode == 2 and "must differ" in p.stderr
     assert "events-in-noise" in run_script("make_noisy_folds.py", "--help").stdout.lower() or \
         "events in noise" in run_script("make_noisy_folds.py", "--help").stdout.lower()
+
+
+def test_max_event_s_keeps_the_loudest_window(small_us8k, tmp_path):
+    from audioattn_sb.data.noisy import loudest_window
+
+    x = np.zeros(20000)
+    x[3000:3100] = 0.2
+    x[12000:12800] = 1.0
+    # every 1600-sample window holding the loud burst ties; the first one is returned
+    assert loudest_window(x, 16000, 0.1) == (11200, 12800)
+    assert loudest_window(x, 16000, 5.0) == (0, 20000)
+    with pytest.raises(ValueError, match="max_event_s"):
+        loudest_window(x, 16000, 0)
+    make_noisy_folds(small_us8k, tmp_path / "o", max_event_s=0.25, progress=False)
+    with open(tmp_path / "o" / "metadata" / "events.csv", newline="") as f:
+        lengths = [float(e["offset_s"]) - float(e["onset_s"]) for e in csv.DictReader(f)]
+    assert lengths and max(lengths) <= 0.25 + 1e-3

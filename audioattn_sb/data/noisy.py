@@ -2,7 +2,7 @@
 
 For every clip of the chosen folds: read it (any rate, downmixed, resampled to 16 kHz), keep its
 **active part** (from the first to the last 20 ms frame whose energy is within ``active_db`` dB
-of the loudest frame), and place that event at a uniformly random onset inside a background of
+of the loudest frame; with ``max_event_s``, only its loudest window of that length), and place that event at a uniformly random onset inside a background of
 white or pink noise as long as the original clip, at a uniformly random SNR in
 [``snr_low``, ``snr_high``] dB (RMS of the event's active part over RMS of the noise). The copy
 keeps UrbanSound8K's layout and csv columns (same file names, folds and labels), so every recipe
@@ -59,6 +59,26 @@ def active_region(wave, sample_rate, active_db=35.0, frame_s=0.02):
     db = 10 * np.log10(energy + 1e-20)
     active = np.flatnonzero(db >= db.max() - active_db)
     return int(active[0] * hop), int(min(n, (active[-1] + 1) * hop))
+
+
+def loudest_window(wave, sample_rate, max_seconds):
+    """``(start, stop)`` of the ``max_seconds`` window of ``wave`` with the most energy (the whole
+    wave when it is shorter).
+
+    Example:
+        >>> x = np.zeros(16000); x[9000:9500] = 1.0
+        >>> loudest_window(x, 16000, 0.1)          # 1600 samples holding the whole burst
+        (7900, 9500)
+    """
+    n = len(wave)
+    k = int(round(max_seconds * sample_rate))
+    if k <= 0:
+        raise ValueError(f"max_event_s must be > 0, got {max_seconds}")
+    if n <= k:
+        return 0, n
+    c = np.concatenate([[0.0], np.cumsum(np.square(np.asarray(wave, dtype=np.float64)))])
+    start = int(np.argmax(c[k:] - c[:-k]))
+    return start, start + k
 
 
 def _rms(x):
@@ -142,9 +162,12 @@ def _clip_rng(seed, name):
 
 
 def make_noisy_folds(src, out, snr_low=0.0, snr_high=12.0, noises=("pink", "white"), seed=0,
-                     folds=None, sample_rate=16000, active_db=35.0, progress=True):
+                     folds=None, sample_rate=16000, active_db=35.0, max_event_s=None,
+                     progress=True):
     """Write the noisy copy of ``src`` (UrbanSound8K layout) into ``out``; returns a summary dict
-    (clips written per fold, mean event length, SNR range)."""
+    (clips written per fold, mean event length, SNR range). ``max_event_s``: keep at most that
+    much of each active part, its loudest window (short events for localisation measures:
+    stationary sounds such as rain are otherwise active over the whole clip)."""
     from tqdm import tqdm
 
     from audioattn_sb.data.urbansound8k import CSV_RELPATH, _read_rows
@@ -172,6 +195,9 @@ def make_noisy_folds(src, out, snr_low=0.0, snr_high=12.0, noises=("pink", "whit
         wave = resample(to_mono(wave), sr, sample_rate)
         start, stop = active_region(wave, sample_rate, active_db)
         event = wave[start:stop]
+        if max_event_s is not None:
+            a, b = loudest_window(event, sample_rate, max_event_s)
+            event = event[a:b]
         rng = _clip_rng(seed, name)
         onset = int(rng.integers(0, len(wave) - len(event) + 1))
         snr = float(rng.uniform(snr_low, snr_high))
@@ -199,7 +225,7 @@ def make_noisy_folds(src, out, snr_low=0.0, snr_high=12.0, noises=("pink", "whit
     atomic_write_text(os.path.join(out, EVENTS_CSV), csv_text(EVENTS_COLUMNS, events))
     options = {"source": os.path.abspath(src), "snr_low": snr_low, "snr_high": snr_high,
                "noises": noises, "seed": seed, "sample_rate": sample_rate,
-               "active_db": active_db, "folds": sorted(written)}
+               "active_db": active_db, "max_event_s": max_event_s, "folds": sorted(written)}
     atomic_write_text(os.path.join(out, "metadata", "noisy_folds.json"),
                       json.dumps(options, indent=2) + "\n")
     atomic_write_text(os.path.join(out, CSV_RELPATH), csv_text(fieldnames, rows))
