@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -163,6 +164,25 @@ def test_brain_scores_clips_by_averaging_chunk_probabilities(tmp_path, loss):
     assert [float(r["ap"]) for r in rows] == pytest.approx(
         [stats["per_class_ap"]["c0"], stats["per_class_ap"]["c1"]])
     assert [int(r["n_positives"]) for r in rows] == [2, 3]
+
+
+def test_brain_averages_chunk_probabilities_not_logits(tmp_path):
+    """Chunk logits chosen so that the two averages rank the clips differently: clip A's chunks
+    (6, −2) average to p = 0.558 (probabilities) but σ(2) = 0.881 (logits); clip B's (1, 1) give
+    0.731 either way. B is the positive: AP = 1 only if probabilities are averaged (0.5 if
+    logits). (Making the Brain average logits makes this fail.)"""
+    import speechbrain as sb
+
+    brain = _brain(tmp_path, n_classes=1)
+    brain.on_stage_start(sb.Stage.TEST)
+    batches = [(torch.tensor([[6.0], [1.0]]), ["A", "B"], [[0.0], [1.0]]),
+               (torch.tensor([[1.0], [-2.0]]), ["B", "A"], [[1.0], [0.0]])]
+    for logits, clips, targets in batches:
+        batch = SimpleNamespace(targets=SimpleNamespace(data=torch.tensor(targets)), clip=clips)
+        brain.compute_objectives(logits, batch, sb.Stage.TEST)
+    stats = brain._stats(0.0)
+    assert stats["per_class_ap"]["c0"] == pytest.approx(1.0)
+    assert stats["n_clips"] == 2 and stats["n_chunks"] == 4
 
 
 def test_brain_refuses_softmax_models_and_unknown_losses(tmp_path):
