@@ -36,8 +36,14 @@ def test_compact_trains_two_epochs_with_augmentation(demo, domain, act):
     which features are cached; the noisy test on the clean data itself reproduces the test
     accuracy exactly (same clips, same checkpoint, no augmentation at test time)."""
     out = demo["root"] / f"{domain}_{act}"
+    # the "noisy" copy is the clean data itself, through links: its 16 kHz cache is written
+    # next to the links, not into the session's read-only demo folder
+    noisy = demo["root"] / f"same_{domain}"
+    noisy.mkdir()
+    for sub in ("audio", "metadata"):
+        (noisy / sub).symlink_to(os.path.join(demo["data"], sub))
     train(COMPACT, *_common(demo, out), "--number_of_epochs=2", "--warmup_epochs=1",
-          f"--noisy_test_folder={demo['data']}",
+          f"--noisy_test_folder={noisy}",
           "--attn_domain", domain, "--attn_max_activation", act)
     res = json.loads((out / "results.json").read_text())
     assert res["epochs_completed"] == 2 and res["augment"] is True and res["mixup_alpha"] == 0.2
