@@ -170,7 +170,8 @@ class FeatureCache:
     The features of the seed models (Fbank, no augmentation) do not change between epochs, so
     recomputing them (and re-reading the audio) each epoch is wasted work. Memory: 80 mel bands ×
     100 frames/s × 4 bytes = 32 kB per second of audio (UrbanSound8K: ~1.1 GB). Set
-    ``feature_cache: False`` to compute them per batch instead (e.g. with augmentation).
+    ``feature_cache: False`` to compute them per batch instead; with waveform augmentation the
+    training split computes them per batch anyway (:func:`build_datasets`).
 
     Example:
         >>> import torch
