@@ -8,19 +8,32 @@ context is its expectation
     c = E_p[V(t)] = B E_p[ψ(t)] = B r,        r = expected_basis(μ, σ², basis, α),
 
 computed as c = Σ_ℓ w_ℓ h_ℓ with the effective frame weights w = G_L r (G_L the ridge matrix).
-With ``fuse_discrete`` the discrete context Σ_ℓ p_ℓ h_ℓ of the encoder's softmax attention is
+With ``fuse_discrete`` the discrete context Σ_ℓ p_ℓ h_ℓ of the encoder's discrete attention is
 added, as in the predecessor (``attn_fuse_disc_and_cont: True``).
 
 Encoders
 --------
-``moments`` (the predecessor's): a softmax attention with the scaled additive scorer
-s_ℓ = vᵀ tanh(W h_ℓ + b)/√D over the valid frames gives μ = Σ p_ℓ t_ℓ and
-v = Σ p_ℓ (t_ℓ − μ)² (clamped below at ``var_floor``); σ² is chosen so that the continuous
-density has variance v (σ² = v for the Gaussian, σ² = (a/R_α)^{α+1} with a = √(v(3α−1)/(α−1))
-otherwise).
+The ``moments_*`` encoders score the valid frames with the additive scorer
+s_ℓ = c · vᵀ tanh(W h_ℓ + b) (c: ``score_scale``), map the scores to discrete weights p and take
+their moments: μ = Σ p_ℓ t_ℓ and v = Σ p_ℓ (t_ℓ − μ)² (clamped below at ``var_floor``); σ² is
+chosen so that the continuous density has variance v (σ² = v for the Gaussian,
+σ² = (a/R_α)^{α+1} with a = √(v(3α−1)/(α−1)) otherwise).
+
+``moments_alpha`` (the default): p = α-entmax(s) with the density's own α (softmax for the
+Gaussian, entmax-4/3 for triweight, entmax-1.5 for biweight, sparsemax for sparsemax) and c = 1,
+as in discrete attention pooling. Sparse weights on the frames of the sound give a density whose
+support covers those frames.
+
+``moments_softmax`` (the predecessor's; ``moments`` is accepted as its old name): p = softmax(s)
+with c = 1/√D. Measured on ESC-10 (README, Results) the scaled scores stay nearly flat, v stays
+near that of uniform weights (1/12) and the densities are wider than the clip.
 
 ``direct``: from the masked mean h̄ of the frames, μ = sigmoid(w_μᵀ h̄ + b_μ) and
-σ² = softplus(w_σᵀ h̄ + b_σ) + σ²_min, with σ²_min the σ² of variance ``var_floor``.
+σ² = softplus(w_σᵀ h̄ + b_σ) + σ²_min, with σ²_min the σ² of variance ``var_floor``; b_σ is
+initialised so that the first densities have variance ``direct_init_var`` (narrow).
+
+``score_scale``: None (the encoder's default above), a number, or ``"learned"`` (a learned
+temperature exp(θ), θ initialised at the encoder's default).
 
 Padding: positions use each clip's own length, padded frames are zeroed, get no discrete weight
 and no value-function weight, so a clip's output does not depend on its batch.
@@ -35,7 +48,10 @@ from audioattn_sb.attention import beta_gaussian as bg
 from audioattn_sb.attention.discrete import AdditiveScorer, frame_counts, masked_attention
 from audioattn_sb.attention.value_function import RidgeValueFunction, gaussian_basis
 
-ENCODERS = ("moments", "direct")
+ENCODERS = ("moments_alpha", "moments_softmax", "direct")
+
+#: old encoder names → current ones (runs saved before the rename keep their meaning)
+ENCODER_ALIASES = {"moments": "moments_softmax"}
 
 
 def absolute_lengths(lengths, max_len, batch, device=None):
@@ -52,6 +68,27 @@ def absolute_lengths(lengths, max_len, batch, device=None):
     if lengths.numel() != batch:
         raise ValueError(f"expected {batch} relative lengths, got {lengths.numel()}")
     return frame_counts(lengths, max_len).clamp(min=1)
+
+
+def _resolve_score_scale(score_scale, default):
+    """(initial scale, learned?) from ``score_scale`` (None, a positive number or "learned").
+
+    Example:
+        >>> _resolve_score_scale(None, 0.5), _resolve_score_scale("learned", 1.0)
+        ((0.5, False), (1.0, True))
+    """
+    if score_scale is None:
+        return float(default), False
+    if isinstance(score_scale, str):
+        if score_scale == "learned":
+            return float(default), True
+        raise ValueError(f"score_scale must be a positive number, None or 'learned', got "
+                         f"{score_scale!r}")
+    value = float(score_scale)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"score_scale must be a positive number, None or 'learned', got "
+                         f"{score_scale!r}")
+    return value, False
 
 
 def _resolve_family(family, alpha):
@@ -107,9 +144,15 @@ class ContinuousAttentionPooling(nn.Module):
     ridge_penalty : float
         λ of the value-function regression.
     encoder : str
-        ``moments`` or ``direct`` (module docstring).
+        ``moments_alpha``, ``moments_softmax`` or ``direct`` (module docstring).
     fuse_discrete : bool
-        Add the discrete context Σ p_ℓ h_ℓ (builds the scorer even for ``direct``).
+        Add the discrete context Σ p_ℓ h_ℓ (builds the scorer even for ``direct``; its weights
+        use the mapping of the ``moments_*`` encoder, softmax for ``direct``).
+    score_scale : float, str or None
+        Multiplier c of the scores: None = the encoder's default (1/√D for ``moments_softmax``,
+        1 otherwise), a number, or ``"learned"``.
+    direct_init_var : float
+        Variance of the ``direct`` encoder's densities at initialisation (clip length = 1).
     attention_dim : int or None
         Hidden size of the additive scorer (default D).
     cache_bytes : int
@@ -138,19 +181,23 @@ class ContinuousAttentionPooling(nn.Module):
         num_centres=64,
         basis_sigmas=(0.1, 0.5),
         ridge_penalty=0.1,
-        encoder="moments",
+        encoder="moments_alpha",
         fuse_discrete=True,
         attention_dim=None,
         cache_bytes=50_000_000,
         pad_grid=False,
         var_floor=1e-4,
+        score_scale=None,
+        direct_init_var=0.01,
     ):
         super().__init__()
         if int(input_dim) < 1:
             raise ValueError(f"input_dim must be ≥ 1, got {input_dim}")
+        encoder = ENCODER_ALIASES.get(encoder, encoder)
         if encoder not in ENCODERS:
             raise ValueError(
-                f"unknown continuous encoder {encoder!r}; valid: {', '.join(ENCODERS)}"
+                f"unknown continuous encoder {encoder!r}; valid: {', '.join(ENCODERS)} "
+                f"(old name: {', '.join(f'{k} = {v}' for k, v in ENCODER_ALIASES.items())})"
             )
         var_floor = float(var_floor)
         if not math.isfinite(var_floor) or var_floor <= 0:
@@ -169,10 +216,24 @@ class ContinuousAttentionPooling(nn.Module):
                                                  cache_bytes=cache_bytes)
         self._basis = {}
         self.scorer = None
-        if encoder == "moments" or self.fuse_discrete:
-            self.scorer = AdditiveScorer(self.input_dim, attention_dim,
-                                         scale=1.0 / math.sqrt(self.input_dim))
-        self.param_head = nn.Linear(self.input_dim, 2) if encoder == "direct" else None
+        self.discrete_alpha = self.alpha if encoder == "moments_alpha" else 1.0
+        if encoder != "direct" or self.fuse_discrete:
+            default = 1.0 / math.sqrt(self.input_dim) if encoder == "moments_softmax" else 1.0
+            scale, learn = _resolve_score_scale(score_scale, default)
+            self.scorer = AdditiveScorer(self.input_dim, attention_dim, scale=scale,
+                                         learn_scale=learn)
+        self.param_head = None
+        if encoder == "direct":
+            init_var = float(direct_init_var)
+            if not math.isfinite(init_var) or not var_floor < init_var < 1.0:
+                raise ValueError(
+                    f"direct_init_var must lie in (var_floor={var_floor}, 1), got {direct_init_var}"
+                )
+            self.param_head = nn.Linear(self.input_dim, 2)
+            init = bg.sigma_sq_from_variance(torch.tensor(init_var, dtype=torch.float64),
+                                             self.alpha) - self.sigma_sq_floor
+            with torch.no_grad():  # softplus(b) = init: b = log(exp(init) − 1)
+                self.param_head.bias[1] = float(torch.log(torch.expm1(init)))
 
     # --------------------------------------------------------------------------------------
     def basis(self, device):
@@ -187,7 +248,7 @@ class ContinuousAttentionPooling(nn.Module):
     def density_params(self, x, mask, abs_len, weights):
         """(μ, σ², variance) [B] in float32 (float64 for float64 inputs)."""
         work = torch.float64 if x.dtype == torch.float64 else torch.float32
-        if self.encoder == "moments":
+        if self.encoder != "direct":
             batch, max_len = mask.shape
             idx = torch.arange(1, max_len + 1, device=x.device, dtype=work)
             pos = (2.0 * idx - 1.0)[None, :] / (2.0 * abs_len.to(work)[:, None])
@@ -222,7 +283,7 @@ class ContinuousAttentionPooling(nn.Module):
 
         weights = None
         if self.scorer is not None:
-            weights = masked_attention(self.scorer(x), mask, "softmax")
+            weights = masked_attention(self.scorer(x), mask, "entmax", self.discrete_alpha)
         mu, sigma_sq, var = self.density_params(x, mask, abs_len, weights)
 
         centres, sigmas = self.basis(x.device)
@@ -252,4 +313,4 @@ class ContinuousAttentionPooling(nn.Module):
                 f"{self.value_function!r}")
 
 
-__all__ = ["ContinuousAttentionPooling", "ENCODERS", "absolute_lengths"]
+__all__ = ["ContinuousAttentionPooling", "ENCODERS", "ENCODER_ALIASES", "absolute_lengths"]

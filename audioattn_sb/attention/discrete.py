@@ -152,7 +152,9 @@ class AdditiveScorer(nn.Module):
     attention_dim : int or None
         Size of the hidden layer W (default: ``input_dim``).
     scale : float
-        Multiplies the scores (a temperature; 1 = none).
+        Multiplies the scores (an inverse temperature; 1 = none).
+    learn_scale : bool
+        Learn the scale as exp(θ), θ initialised at log(scale).
 
     Example:
         >>> scorer = AdditiveScorer(8)
@@ -160,16 +162,24 @@ class AdditiveScorer(nn.Module):
         torch.Size([2, 5])
     """
 
-    def __init__(self, input_dim, attention_dim=None, scale=1.0):
+    def __init__(self, input_dim, attention_dim=None, scale=1.0, learn_scale=False):
         super().__init__()
         attention_dim = attention_dim or input_dim
         self.proj = nn.Linear(input_dim, attention_dim)
         self.v = nn.Linear(attention_dim, 1, bias=False)
-        self.scale = float(scale)
+        self.log_scale = None
+        if learn_scale:
+            self.log_scale = nn.Parameter(torch.tensor(math.log(float(scale))))
+            self.scale = None
+        else:
+            self.scale = float(scale)
 
     def forward(self, x):
         """x [B, L, D] → scores [B, L]."""
-        return self.v(torch.tanh(self.proj(x))).squeeze(-1) * self.scale
+        scores = self.v(torch.tanh(self.proj(x))).squeeze(-1)
+        if self.log_scale is not None:
+            return scores * self.log_scale.exp().to(scores.dtype)
+        return scores * self.scale
 
 
 class DiscreteAttentionPooling(nn.Module):
