@@ -303,7 +303,8 @@ def evaluate_noisy_test(hparams, brain, test_loader_opts):
     return {"noisy_test_folder": os.path.abspath(folder),
             "test_noisy_accuracy": noisy["accuracy"],
             "test_noisy_loss": noisy["loss"],
-            "test_noisy_per_class_accuracy": noisy["per_class_accuracy"]}
+            "test_noisy_per_class_accuracy": noisy["per_class_accuracy"],
+            "test_noisy_confusion_matrix": noisy["confusion_matrix"]}
 
 
 def _set_lr_schedule(hparams, n_train):

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from audioattn_sb.attention import beta_gaussian as bg
-from audioattn_sb.attention.continuous import ContinuousAttentionPooling, absolute_lengths
+from audioattn_sb.attention.continuous import (
+    ENCODERS,
+    ContinuousAttentionPooling,
+    absolute_lengths,
+)
+from audioattn_sb.attention.discrete import masked_attention
+from audioattn_sb.inspection.attention import continuous_mass
 from audioattn_sb.attention.value_function import frame_positions
 
 CONFIGS = [("gaussian", 1.0), ("softmax", 1.0), ("triweight", 4 / 3), ("biweight", 1.5),
@@ -20,7 +26,7 @@ def _pool(family, alpha, **kw):
     return ContinuousAttentionPooling(D, alpha=alpha, family=family, **kw).double()
 
 
-@pytest.mark.parametrize("encoder", ["moments", "direct"])
+@pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize("family,alpha", CONFIGS)
 def test_shapes_and_info(family, alpha, encoder):
     pool = _pool(family, alpha, encoder=encoder)
@@ -84,7 +90,7 @@ def test_constant_frames_give_their_value(family, alpha):
     torch.testing.assert_close(ctx, torch.full_like(ctx, 2.5), rtol=1e-2, atol=0)
 
 
-@pytest.mark.parametrize("encoder", ["moments", "direct"])
+@pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize("family,alpha", CONFIGS)
 def test_padding_invariance(family, alpha, encoder):
     pool = _pool(family, alpha, encoder=encoder).float()
@@ -102,7 +108,7 @@ def test_padding_invariance(family, alpha, encoder):
     assert (info_both["weights"][0, 23:] == 0).all()
 
 
-@pytest.mark.parametrize("encoder", ["moments", "direct"])
+@pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize("family,alpha", CONFIGS)
 def test_gradients_finite_and_reach_parameters(family, alpha, encoder):
     pool = _pool(family, alpha, encoder=encoder).float()
@@ -150,14 +156,118 @@ def test_half_precision(dtype):
     assert half.basis(torch.device("cpu"))[0].dtype == torch.float64
 
 
-def test_extreme_scores_no_nan():
-    pool = _pool("sparsemax", 2.0).float()
-    x = torch.randn(2, 50, D) * 1e4  # saturated scorer → one-hot attention, variance floor
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("family,alpha", [("gaussian", 1.0), ("biweight", 1.5), ("sparsemax", 2.0)])
+def test_extreme_scores_no_nan(family, alpha, encoder):
+    """Saturated scorer/head (one-hot weights, variance at the floor, or σ² huge), one-frame
+    clips: μ, σ² and every gradient stay finite."""
+    pool = _pool(family, alpha, encoder=encoder, score_scale=None if encoder == "direct"
+                 else "learned").float()
+    x = torch.randn(3, 50, D) * 1e4
     x.requires_grad_(True)
-    ctx, info = pool(x)
-    ctx.sum().backward()
+    ctx, info = pool(x, torch.tensor([1.0, 0.5, 0.02]))
+    (ctx.sum() + info["mu"].sum() + info["sigma_sq"].sum()).backward()
     assert torch.isfinite(ctx).all() and torch.isfinite(x.grad).all()
+    for key in ("mu", "sigma_sq", "var"):
+        assert torch.isfinite(info[key]).all(), key
     assert (info["var"] >= pool.var_floor * (1 - 1e-6)).all()
+    for name, param in pool.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
+
+
+@pytest.mark.parametrize("family,alpha,mapping", [("gaussian", 1.0, "softmax"),
+                                                  ("triweight", 4 / 3, "entmax1333"),
+                                                  ("biweight", 1.5, "entmax15"),
+                                                  ("sparsemax", 2.0, "sparsemax"),
+                                                  ("entmax", 1.7, "entmax")])
+def test_moments_alpha_uses_the_familys_own_mapping_unscaled(family, alpha, mapping):
+    pool = _pool(family, alpha, encoder="moments_alpha")
+    with torch.no_grad():
+        pool.scorer.v.weight.mul_(10.0)  # spread scores, as after training
+    x = torch.randn(2, 30, D, dtype=torch.float64) * 3
+    _, info = pool(x, torch.tensor([1.0, 0.6], dtype=torch.float64))
+    mask = torch.arange(30)[None, :] < torch.tensor([[30], [18]])
+    raw = pool.scorer.v(torch.tanh(pool.scorer.proj(x))).squeeze(-1)  # scale 1
+    expected = masked_attention(raw, mask, mapping, alpha if mapping == "entmax" else None)
+    torch.testing.assert_close(info["weights"], expected)
+    if alpha > 1:  # sparse: exact zeros on valid frames
+        assert (info["weights"][mask] == 0).any()
+
+
+def test_moments_softmax_is_the_predecessors_and_old_name_means_it():
+    old = _pool("sparsemax", 2.0, encoder="moments")
+    new = _pool("sparsemax", 2.0, encoder="moments_softmax")
+    assert old.encoder == new.encoder == "moments_softmax"
+    new.load_state_dict(old.state_dict())  # a run saved with encoder: moments loads unchanged
+    x = torch.randn(2, 25, D, dtype=torch.float64)
+    lengths = torch.tensor([1.0, 0.4], dtype=torch.float64)
+    ctx_old, info = old(x, lengths)
+    ctx_new, _ = new(x, lengths)
+    torch.testing.assert_close(ctx_old, ctx_new)
+    raw = old.scorer.v(torch.tanh(old.scorer.proj(x))).squeeze(-1) / math.sqrt(D)
+    mask = torch.arange(25)[None, :] < torch.tensor([[25], [10]])
+    torch.testing.assert_close(info["weights"], masked_attention(raw, mask, "softmax"))
+    assert (info["weights"][mask] > 0).all()  # softmax: never sparse
+
+
+def test_score_scale_number_and_learned():
+    torch.manual_seed(0)
+    x = torch.randn(2, 20, D, dtype=torch.float64)
+    base = _pool("biweight", 1.5, encoder="moments_softmax", score_scale=1.0)
+    hot = _pool("biweight", 1.5, encoder="moments_softmax", score_scale=4.0)
+    assert base.scorer.log_scale is None
+    torch.testing.assert_close(hot.scorer(x), 4.0 * base.scorer(x))
+    learned = _pool("biweight", 1.5, encoder="moments_alpha", score_scale="learned")
+    assert learned.scorer.log_scale.item() == pytest.approx(0.0)  # starts at the default (1)
+    with torch.no_grad():
+        learned.scorer.log_scale.fill_(math.log(4.0))
+    torch.testing.assert_close(learned.scorer(x), hot.scorer(x))
+    ctx, _ = learned(x)
+    ctx.square().sum().backward()
+    assert learned.scorer.log_scale.grad.abs() > 0
+    # the default of the predecessor's encoder: 1/√D
+    torch.testing.assert_close(_pool("biweight", 1.5, encoder="moments_softmax").scorer(x),
+                               base.scorer(x) / math.sqrt(D))
+
+
+def test_sparse_moments_localise_a_block():
+    """Scores +10 on frames 40–59 of 100, −10 elsewhere: sparsemax weights are uniform on the
+    block (exact zeros elsewhere), μ = 0.5, v = (20² − 1)/12 · 0.01², and the sparsemax density
+    of that variance (a = √(5v)) puts (3/(4a))(0.2 − 2·0.1³/(3a²)) of its mass on the block
+    (worked by hand), against the exported mass."""
+    pool = _pool("sparsemax", 2.0, encoder="moments_alpha", fuse_discrete=False)
+    with torch.no_grad():
+        pool.scorer.proj.weight.zero_()
+        pool.scorer.proj.bias.zero_()
+        pool.scorer.proj.weight[0, 0] = 10.0
+        pool.scorer.v.weight.zero_()
+        pool.scorer.v.weight[0, 0] = 10.0
+    x = torch.zeros(1, 100, D, dtype=torch.float64)
+    x[0, :, 0] = -1.0
+    x[0, 40:60, 0] = 1.0
+    _, info = pool(x)
+    w = info["weights"][0]
+    torch.testing.assert_close(w[40:60], torch.full((20,), 0.05, dtype=torch.float64))
+    assert (w[:40] == 0).all() and (w[60:] == 0).all()
+    v = (20**2 - 1) / 12 * 0.01**2
+    assert info["mu"].item() == pytest.approx(0.5, abs=1e-12)
+    assert info["var"].item() == pytest.approx(v, rel=1e-10)
+    a = math.sqrt(5 * v)
+    assert info["support"].item() == pytest.approx(2 * a, rel=1e-10)
+    # sparsemax pdf (3/(4a))(1 − x²/a²) on |x| ≤ a; mass on |x| ≤ 0.1 (< a)
+    mass = 3 / (4 * a) * (0.2 - 2 * 0.1**3 / (3 * a**2))
+    got = continuous_mass(0.4, 0.6, info["mu"].item(), info["sigma_sq"].item(), 2.0)
+    assert got == pytest.approx(mass, rel=1e-8)
+    assert mass > 0.9
+
+
+@pytest.mark.parametrize("family,alpha", [("gaussian", 1.0), ("biweight", 1.5), ("sparsemax", 2.0)])
+def test_direct_encoder_starts_narrow(family, alpha):
+    pool = _pool(family, alpha, encoder="direct", direct_init_var=0.02)
+    with torch.no_grad():
+        pool.param_head.weight.zero_()
+    _, info = pool(torch.randn(2, 30, D, dtype=torch.float64))
+    torch.testing.assert_close(info["var"], torch.full((2,), 0.02, dtype=torch.float64))
 
 
 def test_absolute_lengths():
@@ -181,6 +291,11 @@ def test_absolute_lengths():
     dict(num_centres=0),
     dict(basis_sigmas=(0.1, 0.0)),
     dict(var_floor=0.0),
+    dict(score_scale=0.0),
+    dict(score_scale=-1.0),
+    dict(score_scale="hot"),
+    dict(encoder="direct", direct_init_var=2.0),
+    dict(encoder="direct", direct_init_var=1e-6),
 ])
 def test_bad_config(kwargs):
     with pytest.raises(ValueError):
