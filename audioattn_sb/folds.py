@@ -108,12 +108,25 @@ def collect_results(paths):
     return runs
 
 
-def aggregate(runs):
+def _median_support(locs, classes=None):
+    """Median support width over the clips of every run (``supports_by_class`` of the
+    localisation summaries), only the clips of ``classes`` when given; inf for an unbounded
+    support (Gaussian), nan when no run has the widths."""
+    widths = [math.inf if w is None else w
+              for loc in locs for label, ws in (loc.get("supports_by_class") or {}).items()
+              if classes is None or label in classes for w in ws]
+    return statistics.median(widths) if widths else float("nan")
+
+
+def aggregate(runs, support_classes=None):
     """Group runs by (experiment, attention, epochs) → rows of mean ± std over test folds.
 
     Each row: configuration, number of runs, test folds, accuracy mean/std (sample std, ddof=1),
     error mean, mean wall time per training epoch. Two runs of the same configuration on the same
-    test fold (e.g. two seeds) are both counted and flagged in ``duplicate_folds``.
+    test fold (e.g. two seeds) are both counted and flagged in ``duplicate_folds``. With the
+    localisation summaries of ``localise_folds.py``: mass on the event, uniform mass, the median
+    support width over all test clips and, for ``support_classes`` (e.g. transient sounds), over
+    the clips of those classes.
 
     Example:
         >>> runs = [{"experiment_name": "e", "attention": {"tag": "discrete-softmax"},
@@ -164,6 +177,9 @@ def aggregate(runs):
             else float("nan"),
             "uniform_mass_mean": statistics.fmean(x["uniform_mass"] for x in locs)
             if loc_all else float("nan"),
+            "support_median": _median_support(locs) if loc_all else float("nan"),
+            "support_median_classes": _median_support(locs, set(support_classes))
+            if loc_all and support_classes else float("nan"),
             "n_last_epoch_best": sum(1 for r in rs if r.get("best_epoch") is not None
                                      and r.get("best_epoch") == r.get("epochs_completed")),
             "accuracies": accs,
@@ -175,7 +191,7 @@ CSV_COLUMNS = ["experiment", "attention", "epochs", "n_runs", "test_folds", "dup
                "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "error_mean",
                "epoch_seconds_mean", "noisy_accuracy_mean", "noisy_accuracy_std", "best_epochs",
                "best_epoch_mean", "n_last_epoch_best", "mass_in_event_mean", "mass_in_event_std",
-               "uniform_mass_mean"]
+               "uniform_mass_mean", "support_median", "support_median_classes"]
 
 
 def rows_to_csv(rows):
@@ -197,7 +213,11 @@ def rows_to_markdown(rows):
     loc = any(not math.isnan(r.get("mass_in_event_mean", float("nan"))) for r in rows)
     head = "| experiment | attention | epochs | folds | accuracy (mean ± std) | "
     head += "noisy test (mean ± std) | " if noisy else ""
+    sup = any(not math.isnan(r.get("support_median", float("nan"))) for r in rows)
+    cls = any(not math.isnan(r.get("support_median_classes", float("nan"))) for r in rows)
     head += "mass in event (uniform) | " if loc else ""
+    head += "median support | " if sup else ""
+    head += "median support (selected classes) | " if cls else ""
     head += "best epochs | s / epoch |"
     lines = [head, "|---" * head.count(" | ") + "|---|"]
     for r in rows:
@@ -211,6 +231,10 @@ def rows_to_markdown(rows):
             m = r.get("mass_in_event_mean", float("nan"))
             line += ("– | " if math.isnan(m) else
                      f"{_pm(m, r['mass_in_event_std'])} ({r['uniform_mass_mean']:.3f}) | ")
+        for flag, key in ((sup, "support_median"), (cls, "support_median_classes")):
+            if flag:
+                v = r.get(key, float("nan"))
+                line += "– | " if math.isnan(v) else ("∞ | " if math.isinf(v) else f"{v:.2f} | ")
         line += f"{r.get('best_epochs', '')} | {sec} |"
         lines.append(line)
     return "\n".join(lines) + "\n"

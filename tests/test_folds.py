@@ -127,6 +127,33 @@ def test_aggregate_reads_localisation_of_saved_attentions(tmp_path):
     assert "0.500 ± 0.141 (0.300)" in rows_to_markdown([row])
 
 
+def test_aggregate_median_support_over_all_clips_and_selected_classes(tmp_path):
+    """Median support width over the clips of every run (not a mean of run medians), over the
+    clips of --support_classes only when given, ∞ for unbounded (Gaussian) supports."""
+    per_run = [{"dog": [0.1, 0.3], "rain": [1.2, 1.4, 1.3]},
+               {"dog": [0.2], "rooster": [0.5], "rain": [1.1]}]
+    for tag, supports in (("continuous-sparsemax", per_run),
+                          ("continuous-gaussian", [{"dog": [None], "rain": [None]}] * 2)):
+        for k, by_class in enumerate(supports, start=1):
+            d = _fake_run(str(tmp_path), tag, k, 0.8)
+            os.makedirs(os.path.join(d, "saved_attentions"))
+            with open(os.path.join(d, "saved_attentions", "x.json"), "w") as f:
+                json.dump({"localisation": {"mass_in_event": 0.5, "uniform_mass": 0.3,
+                                            "supports_by_class": by_class}}, f)
+    runs = collect_results([str(tmp_path)])
+    rows = {r["attention"]: r for r in aggregate(runs, support_classes=["dog", "rooster"])}
+    row = rows["continuous-sparsemax"]
+    every = [w for by in per_run for ws in by.values() for w in ws]
+    assert row["support_median"] == pytest.approx(np.median(every))
+    assert row["support_median_classes"] == pytest.approx(np.median([0.1, 0.3, 0.2, 0.5]))
+    assert math.isinf(rows["continuous-gaussian"]["support_median"])
+    md = rows_to_markdown(list(rows.values()))
+    assert "median support (selected classes)" in md and "| ∞ |" in md
+    assert f"| {np.median(every):.2f} | {np.median([0.1, 0.3, 0.2, 0.5]):.2f} |" in md
+    # without classes: no class column
+    assert "selected classes" not in rows_to_markdown(aggregate(runs))
+
+
 def test_aggregate_flags_two_runs_on_the_same_fold(tmp_path):
     _fake_run(str(tmp_path), "discrete-softmax", 1, 0.5, seed=0)
     _fake_run(str(tmp_path), "discrete-softmax", 1, 0.7, seed=1)

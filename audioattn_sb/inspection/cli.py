@@ -164,12 +164,15 @@ def localise_folds_main(argv=None):
     p.add_argument("--events_csv", default=None,
                    help="default: <noisy_folder>/metadata/events.csv")
     p.add_argument("--out", default=None, help="table prefix (default: no table)")
+    p.add_argument("--support_classes", nargs="+", default=None, metavar="CLASS",
+                   help="also the median support width over the clips of these classes "
+                        "(e.g. transient sounds: dog rooster sneezing clock_tick)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     done = localise_runs(args.results, args.noisy_folder, args.events_csv)
     print(f"localised {len(done)} runs (mean mass in event "
           f"{sum(x['mass_in_event'] for _, x in done) / max(1, len(done)):.3f})")
     if args.out:
-        rows = aggregate(collect_results(args.results))
+        rows = aggregate(collect_results(args.results), support_classes=args.support_classes)
         paths = write_table(rows, args.out)
         print(rows_to_markdown(rows))
         print(f"table -> {', '.join(paths)}")

@@ -421,6 +421,31 @@ def save_specs(run, out_dir, n_clips=10, split="test", progress=True):
 
 
 # --------------------------------------------------------------------------- attentions
+def support_summary(rows):
+    """Support widths (``supp``, normalised to the clip) of summary rows: ``support_median``
+    over all clips and ``supports_by_class`` {label: [width, ...]}. An unbounded support (the
+    Gaussian) is None in the lists and makes the median None.
+
+    Example:
+        >>> i, j = SUMMARY_COLUMNS.index("label"), SUMMARY_COLUMNS.index("supp")
+        >>> def row(label, supp):
+        ...     r = [""] * len(SUMMARY_COLUMNS); r[i], r[j] = label, supp; return r
+        >>> support_summary([row("dog", "0.2"), row("dog", "0.4"), row("rain", "1.0")])
+        {'support_median': 0.4, 'supports_by_class': {'dog': [0.2, 0.4], 'rain': [1.0]}}
+    """
+    i, j = SUMMARY_COLUMNS.index("label"), SUMMARY_COLUMNS.index("supp")
+    by_class = {}
+    for r in rows:
+        width = float(r[j]) if r[j] not in ("", None) else math.nan
+        if math.isnan(width):
+            continue
+        by_class.setdefault(r[i], []).append(None if math.isinf(width) else width)
+    widths = [math.inf if w is None else w for ws in by_class.values() for w in ws]
+    median = float(np.median(widths)) if widths else math.nan
+    return {"support_median": None if not math.isfinite(median) else median,
+            "supports_by_class": by_class}
+
+
 def save_attentions(run, csv_path, split="test", density_points=200, progress=True,
                     command=None, events=None):
     """Write the attention summary CSV, its density CSV and ``<name>.json`` for every clip of
@@ -460,6 +485,7 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
             localisation[col] = float(np.mean(vals)) if vals else None
         localisation["n_clips_with_event"] = sum(
             1 for r in rows if r[SUMMARY_COLUMNS.index("mass_in_event")] != "")
+        localisation.update(support_summary(rows))
         if not localisation["n_clips_with_event"]:
             raise ValueError(f"the events csv names none of the {len(rows)} {split} clips (its "
                              "file names must be the clips' slice_file_name)")
