@@ -118,6 +118,9 @@ def test_events_round_trip_through_save_attentions(demo_trained_runs, tmp_path, 
     assert means["mass_in_event"] == pytest.approx(
         np.mean([float(r["mass_in_event"]) for r in rows]), rel=1e-6)
     assert not math.isnan(means["uniform_mass"])
+    supp = [float(r["supp"]) for r in rows]
+    assert means["support_median"] == pytest.approx(np.median(supp), rel=1e-6)
+    assert sum(len(v) for v in means["supports_by_class"].values()) == len(rows)
 
 
 def test_plot_shades_the_labelled_event(tmp_path):
