@@ -22,11 +22,13 @@ folds and attention variants never share a folder.
 ``test_mAP`` / ``test_dprime`` / ``test_loss`` in ``results.json``.
 """
 
+import contextlib
 import json
 import logging
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 
@@ -64,6 +66,100 @@ def peek_hparams(hparams_file, overrides=""):
         extra = yaml.load(overrides, Loader=_PeekLoader) if isinstance(overrides, str) else overrides
         values.update(extra or {})
     return values
+
+
+def resolved_values(hparams_file, overrides=""):
+    """Plain values of an hparams file after overrides, with ``!ref`` references resolved
+    (``attn_pool_max_activation: !ref <attn_max_activation>`` gives the mapping's name, not None)
+    and nothing built (other tags give None, as :func:`peek_hparams`)."""
+    from hyperpyyaml import resolve_references
+
+    with open(hparams_file, encoding="utf-8") as fin:
+        text = resolve_references(fin, overrides or None).getvalue()
+    return yaml.load(text, Loader=_PeekLoader) or {}
+
+
+def check_override_keys(hparams_file, overrides):
+    """Raise ``ValueError`` naming the first override that is not a key of ``hparams_file``
+    (nested keys of mappings too, e.g. ``attn_continuous: {encodr: …}``), with the closest valid
+    keys (difflib), instead of HyperPyYAML's traceback listing every key.
+
+    Example:
+        >>> import tempfile
+        >>> f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        >>> _ = f.write("number_of_epochs: 2\\nseed: 0\\nopts: {lr: 1}\\n"); f.close()
+        >>> check_override_keys(f.name, "seed: 3\\nopts: {lr: 2}")
+        >>> check_override_keys(f.name, "number_of_epoch: 5")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown override --number_of_epoch: not a key of ...; did you mean --number_of_epochs?
+    """
+    import difflib
+
+    if not overrides:
+        return
+    given = yaml.load(overrides, Loader=_PeekLoader) if isinstance(overrides, str) else overrides
+    with open(hparams_file, encoding="utf-8") as fin:
+        known = yaml.load(fin, Loader=_PeekLoader) or {}
+
+    def check(given, known, prefix):
+        for key, value in (given or {}).items():
+            if key not in known:
+                name = f"{prefix}{key}"
+                close = difflib.get_close_matches(str(key), [str(k) for k in known], n=3,
+                                                  cutoff=0.6)
+                hint = (f"did you mean {', '.join(f'--{prefix}{k}' for k in close)}?" if close
+                        else f"the file's keys are listed in {hparams_file}")
+                where = f"of {prefix.rstrip('.')} in" if prefix else "of"
+                raise ValueError(f"unknown override --{name}: not a key {where} "
+                                 f"{hparams_file}; {hint}")
+            if isinstance(value, dict) and isinstance(known[key], dict):
+                check(value, known[key], f"{prefix}{key}.")
+
+    check(given, known, "")
+
+
+@contextlib.contextmanager
+def _removed_if_setup_fails(folder):
+    """Run the set-up (experiment folder, preparation, datasets); when it raises, remove the
+    folders it created (the highest new one), so that a failed run leaves nothing behind, and
+    re-raise. Folders that existed before (e.g. a run being resumed) are kept."""
+    root = None
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        root, path = path, os.path.dirname(path)
+    try:
+        yield
+    except BaseException:
+        if root is not None and os.path.isdir(root) and sb.utils.distributed.if_main_process():
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def command_line_checkpoint_interval(run_opts):
+    """A ``--ckpt_interval_steps`` or ``--ckpt_interval_minutes`` given on the command line
+    replaces the yaml's interval of the other kind (SpeechBrain would stop with "mutually
+    exclusive" because the yamls set ``ckpt_interval_minutes``). Both given: SpeechBrain's error.
+    Returns the (new) run options.
+
+    Example:
+        >>> import speechbrain as sb
+        >>> opts = sb.parse_arguments(["h.yaml", "--ckpt_interval_steps=3"])[1]
+        >>> opts = command_line_checkpoint_interval(opts)
+        >>> opts.ckpt_interval_steps, opts.ckpt_interval_minutes, "ckpt_interval_minutes" in opts.overridden_args
+        (3, 0, True)
+    """
+    import dataclasses
+
+    given = getattr(run_opts, "overridden_args", None)
+    if given is None:
+        return run_opts
+    for chosen, other in (("ckpt_interval_steps", "ckpt_interval_minutes"),
+                          ("ckpt_interval_minutes", "ckpt_interval_steps")):
+        if chosen in given and other not in given and float(getattr(run_opts, chosen)) > 0:
+            logger.info("--%s on the command line: the yaml's %s is not used", chosen, other)
+            return dataclasses.replace(run_opts, **{other: 0, "overridden_args": given | {other}})
+    return run_opts
 
 
 def _fold_str(folds):
@@ -341,6 +437,8 @@ def run(argv=None):
     """Train and test one configuration; returns the results dict written to results.json."""
     argv = sys.argv[1:] if argv is None else list(argv)
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    check_override_keys(hparams_file, overrides)
+    run_opts = command_line_checkpoint_interval(run_opts)
     sb.utils.distributed.ddp_init_group(run_opts)  # no-op unless started by torchrun
     values = peek_hparams(hparams_file, overrides)
 
@@ -364,22 +462,25 @@ def run(argv=None):
         out = default_output_folder(values)
         overrides = (overrides + "\n" if overrides else "") + f"output_folder: {out}"
 
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
-    manifests, class_names = _prepare(hparams)
-    if len(class_names) != hparams["n_classes"]:
-        raise ValueError(
-            f"{hparams['data_folder']} has {len(class_names)} classes but the hparams say "
-            f"n_classes: {hparams['n_classes']}; pass --n_classes={len(class_names)}"
+    # the set-up creates folders (loading the yaml builds the checkpointer, which makes its
+    # save folder); when it fails, they are removed again
+    with _removed_if_setup_fails(resolved_values(hparams_file, overrides)["output_folder"]):
+        with open(hparams_file, encoding="utf-8") as fin:
+            hparams = load_hyperpyyaml(fin, overrides)
+        sb.create_experiment_directory(
+            experiment_directory=hparams["output_folder"],
+            hyperparams_to_save=hparams_file,
+            overrides=overrides,
         )
-    hparams["class_names"] = class_names
+        manifests, class_names = _prepare(hparams)
+        if len(class_names) != hparams["n_classes"]:
+            raise ValueError(
+                f"{hparams['data_folder']} has {len(class_names)} classes but the hparams say "
+                f"n_classes: {hparams['n_classes']}; pass --n_classes={len(class_names)}"
+            )
+        hparams["class_names"] = class_names
+        datasets = build_datasets(hparams, manifests)
     multilabel = DATASETS.get(hparams.get("dataset", "urbansound8k"), False)
-    datasets = build_datasets(hparams, manifests)
     _set_lr_schedule(hparams, len(datasets["train"]))
 
     brain_cls = hparams.get("brain_class")

@@ -3,15 +3,16 @@
 
 Usage (the training command's hparams file and overrides, plus --output_folder=<trained run>):
     python recipes/save_attentions.py HPARAMS.yaml [training overrides] --output_folder=RUN
-        [--attn_fname saved_attentions/NAME.csv] [--attn_density_points K] [--attn_split test]
-        [--events_csv EVENTS.csv]
+        [--attn_fname saved_attentions/NAME.csv] [--attn_num_samples N] [--attn_density_points K]
+        [--attn_split test] [--events_csv EVENTS.csv]
 
 Example:
     python recipes/save_attentions.py hparams/urbansound8k_acrnn.yaml \\
         --data_folder=data/demo_us8k --cache_folder=data/demo_cache --output_folder=/tmp/x \\
         --attn_domain continuous --attn_max_activation biweight --attn_fname saved_attentions/b.csv
 
-Evaluates the best checkpoint (lowest valid error) on the split and writes (a relative
+Evaluates the best checkpoint (lowest valid error) on the split (its first N clips in manifest
+order with --attn_num_samples N; -1, the default, = all) and writes (a relative
 --attn_fname resolves under RUN; default saved_attentions/<attention tag>.csv):
   NAME.csv          one row per clip: file_id, label, pred, duration (s), fold (from the data),
                     mu, var, sigma_sq, supp, alpha (R's columns), attn_domain, family,

@@ -3,14 +3,15 @@
 
 Usage (the training command's hparams file and overrides, plus --output_folder=<trained run>):
     python recipes/save_specs.py HPARAMS.yaml [training overrides] --output_folder=RUN
-        [--attn_num_samples N] [--attn_split test] [--attn_specs_folder DIR]
+        [--attn_num_samples N] [--attn_split test] [--attn_specs_folder DIR | --spec_dname DIR]
 
 Example:
     python recipes/save_specs.py hparams/urbansound8k_acrnn.yaml --data_folder=data/demo_us8k \\
         --cache_folder=data/demo_cache --output_folder=/tmp/x --attn_num_samples 5
 
-Writes <RUN>/specs/<file_id>.npz and .png for the first N clips (manifest order; N = -1: all) of
-the split, on the best checkpoint (lowest valid error). Each .npz holds features [T, F] (the
+Writes <RUN>/specs/<file_id>.npz and .png (another folder with --attn_specs_folder, or
+--spec_dname as in the predecessor's commands; relative to RUN) for the first N clips (manifest
+order; N = -1: all) of the split, on the best checkpoint (lowest valid error). Each .npz holds features [T, F] (the
 model's input, after the normaliser), raw_features [T, F] (the log-mel Fbank), time_s [T]
 (seconds), freqs_hz [F] (mel-band centres, Hz), hop_seconds, file_id, label, fold, duration (s),
 source. Every attention domain works. For models whose compute_features is not a SpeechBrain

@@ -45,7 +45,9 @@ def parse_run_args(argv, add_options):
 
 def _load(hparams_file, run_opts, overrides):
     from audioattn_sb.inspection.trained_run import load_trained_run
+    from audioattn_sb.recipe import check_override_keys
 
+    check_override_keys(hparams_file, overrides)
     return load_trained_run(hparams_file=hparams_file, overrides=overrides, run_opts=run_opts)
 
 
@@ -61,13 +63,15 @@ def _progress(run_opts):
 
 # --------------------------------------------------------------------------- save_specs
 def save_specs_main(argv=None):
-    """``save_specs.py HPARAMS [overrides] --output_folder=<run> [--attn_num_samples N]``."""
+    """``save_specs.py HPARAMS [overrides] --output_folder=<run> [--attn_num_samples N]
+    [--attn_specs_folder DIR | --spec_dname DIR]`` (``--spec_dname``: the predecessor's name)."""
     from audioattn_sb.inspection.export import save_specs
 
     def options(p):
         p.add_argument("--attn_num_samples", type=int, default=10)
         p.add_argument("--attn_split", default="test")
-        p.add_argument("--attn_specs_folder", default=None)
+        p.add_argument("--attn_specs_folder", "--spec_dname", dest="attn_specs_folder",
+                       default=None)
 
     argv = sys.argv[1:] if argv is None else argv
     ns, hparams_file, run_opts, overrides = parse_run_args(argv, options)
@@ -83,11 +87,14 @@ def save_specs_main(argv=None):
 # --------------------------------------------------------------------------- save_attentions
 def save_attentions_main(argv=None):
     """``save_attentions.py HPARAMS [overrides] --output_folder=<run> [--attn_fname F.csv]
-    [--attn_density_points K] [--attn_split test] [--events_csv EVENTS.csv]``."""
+    [--attn_num_samples N] [--attn_density_points K] [--attn_split test]
+    [--events_csv EVENTS.csv]`` (``--attn_num_samples``: the first N clips, −1 = all, the
+    default)."""
     from audioattn_sb.inspection.export import save_attentions
 
     def options(p):
         p.add_argument("--attn_fname", default=None)
+        p.add_argument("--attn_num_samples", type=int, default=-1)
         p.add_argument("--attn_density_points", type=int, default=200)
         p.add_argument("--attn_split", default="test")
         p.add_argument("--events_csv", default=None)
@@ -104,9 +111,13 @@ def save_attentions_main(argv=None):
     run = _load(hparams_file, run_opts, overrides)
     tag = run.attention_config()["tag"]
     csv_path = _under_run(run, ns.attn_fname, f"saved_attentions/{tag}.csv")
+    if ns.attn_num_samples == 0 or ns.attn_num_samples < -1:
+        raise ValueError(f"--attn_num_samples must be a positive number of clips or -1 (all), "
+                         f"got {ns.attn_num_samples}")
     res = save_attentions(run, csv_path, split=ns.attn_split,
                           density_points=ns.attn_density_points, progress=_progress(run_opts),
-                          command=" ".join(["save_attentions.py", *argv]), events=events)
+                          command=" ".join(["save_attentions.py", *argv]), events=events,
+                          limit=None if ns.attn_num_samples < 0 else ns.attn_num_samples)
     print(f"saved the attention of {res['n_clips']} {ns.attn_split} clips ({tag}, accuracy "
           f"{res['accuracy']:.3f}) -> {res['csv']} (+ {os.path.basename(res['density_csv'])}: "
           f"{res['n_density_rows']} rows)")

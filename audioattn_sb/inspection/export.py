@@ -447,9 +447,10 @@ def support_summary(rows):
 
 
 def save_attentions(run, csv_path, split="test", density_points=200, progress=True,
-                    command=None, events=None):
+                    command=None, events=None, limit=None):
     """Write the attention summary CSV, its density CSV and ``<name>.json`` for every clip of
-    ``split`` (module docstring). ``events``: ``{file_id: (onset_s, offset_s)}``
+    ``split`` (its first ``limit`` clips when given; module docstring). ``events``:
+    ``{file_id: (onset_s, offset_s)}``
     (:func:`audioattn_sb.data.noisy.read_events_csv`) adds the localisation columns. Returns a
     summary dict (paths, counts, accuracy, and with events the mean localisation figures)."""
     if run.multilabel:
@@ -460,7 +461,7 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
             "scores and pooling attention classify.py, for a Transformer's self-attention "
             "save_self_attention.py")
     csv_path = Path(csv_path)
-    dataset, entries, class_names = split_data(run, split)
+    dataset, entries, class_names = split_data(run, split, limit=limit)
     config = run.attention_config()
     rows, dens = [], []
     for out in iterate_batches(run, dataset, progress, desc=f"attention ({split})",

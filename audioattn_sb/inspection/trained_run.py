@@ -109,7 +109,7 @@ def check_same_training(run_folder, hparams_file, overrides=""):
     differ. This matters because a checkpoint can load without error into a different model
     (e.g. discrete and ``moments`` continuous pooling have the same parameters).
     """
-    from audioattn_sb.recipe import peek_hparams
+    from audioattn_sb.recipe import peek_hparams, resolved_values
 
     saved_file = Path(run_folder) / "hyperparams.yaml"
     if not saved_file.is_file():
@@ -128,20 +128,6 @@ def check_same_training(run_folder, hparams_file, overrides=""):
             f"{run_folder} was trained with other settings than these hparams and overrides:\n"
             f"{lines}\nPass the same hparams file and overrides as the training (the run's "
             "results.json lists them under 'overrides'), plus --output_folder")
-
-
-def resolved_values(hparams_file, overrides=""):
-    """Plain values of an hparams file after overrides, with ``!ref`` references resolved
-    (``attn_pool_max_activation: !ref <attn_max_activation>`` gives the mapping's name, not None)
-    and nothing built (other tags give None, as :func:`audioattn_sb.recipe.peek_hparams`)."""
-    import yaml
-    from hyperpyyaml import resolve_references
-
-    from audioattn_sb.recipe import _PeekLoader
-
-    with open(hparams_file, encoding="utf-8") as fin:
-        text = resolve_references(fin, overrides or None).getvalue()
-    return yaml.load(text, Loader=_PeekLoader) or {}
 
 
 def _n_classes_override(run_folder, hparams_file, overrides):
@@ -563,4 +549,4 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
 __all__ = ["BatchOutput", "RunLoadError", "TrainedRun", "check_run_folder",
            "check_same_training", "clip_info",
            "find_best_checkpoint", "load_checkpoint_weights", "load_trained_run",
-           "resolved_values", "run_folder_of"]
+           "run_folder_of"]

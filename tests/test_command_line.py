@@ -1,0 +1,86 @@
+"""The command line a user types: unknown overrides, the predecessor's own commands, the
+checkpoint interval given on the command line, and no folder left behind by a failed set-up."""
+
+import json
+import os
+
+import pytest
+from conftest import run_script
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEED = os.path.join(REPO, "hparams", "urbansound8k_acrnn.yaml")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--bogus_key=3"], "unknown override --bogus_key: not a key of"),
+    (["--number_of_epoch=5"], "did you mean --number_of_epochs?"),
+    (["--attn_continuous={encodr: direct}"], "did you mean --attn_continuous.encoder?"),
+])
+def test_unknown_override_is_one_line_with_the_closest_keys(demo_us8k, tmp_path, args, expected):
+    out = tmp_path / "never"
+    p = run_script("train.py", SEED, f"--data_folder={demo_us8k}", f"--output_folder={out}",
+                   *args, check=False)
+    assert p.returncode == 2, p.stderr
+    assert expected in p.stderr and "Traceback" not in p.stderr
+    assert "Override" not in p.stderr  # not HyperPyYAML's message with the whole key list
+    assert not out.exists()
+
+
+def test_unknown_override_of_an_export_script(demo_trained_runs, tmp_path):
+    args = demo_trained_runs["args"]["discrete"]
+    p = run_script("save_attentions.py", demo_trained_runs["hparams"], *args, "--spec_dnam=x",
+                   check=False)
+    assert p.returncode == 2 and "unknown override --spec_dnam" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_failed_preparation_leaves_no_new_folder_and_keeps_an_old_one(tmp_path):
+    new = tmp_path / "new"
+    p = run_script("train.py", SEED, f"--data_folder={tmp_path / 'missing'}",
+                   f"--output_folder={new / 'a' / 'b'}", check=False)
+    assert p.returncode == 2 and "no UrbanSound8K metadata" in p.stderr
+    assert not new.exists()
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "keep.txt").write_text("a run being resumed")
+    p = run_script("train.py", SEED, f"--data_folder={tmp_path / 'missing'}",
+                   f"--output_folder={old}", check=False)
+    assert p.returncode == 2 and (old / "keep.txt").exists()
+
+
+@pytest.mark.slow
+def test_ckpt_interval_steps_on_the_command_line_wins_over_the_yaml(demo_us8k, tmp_path):
+    """The yamls set ckpt_interval_minutes; --ckpt_interval_steps=3 alone used to stop with
+    SpeechBrain's "mutually exclusive" message. Now it trains, saving intra-epoch checkpoints."""
+    out = tmp_path / "steps"
+    p = run_script("train.py", SEED, f"--data_folder={demo_us8k}",
+                   f"--cache_folder={tmp_path / 'cache'}", f"--output_folder={out}",
+                   "--train_fold_nums=[3, 4]", "--valid_fold_nums=[2]", "--test_fold_nums=[1]",
+                   "--number_of_epochs=1", "--ckpt_interval_steps=3", "--noprogressbar")
+    assert "mutually exclusive" not in p.stdout + p.stderr
+    assert json.loads((out / "results.json").read_text())["epochs_completed"] == 1
+
+
+@pytest.mark.slow
+def test_the_predecessors_export_commands_run_verbatim(demo_trained_runs, tmp_path):
+    """The seed's README commands: save_specs.py ... --attn_num_samples 50 --spec_dname specs/x/
+    and save_attentions.py ... --attn_num_samples 200 --attn_fname saved_attentions/x.csv (and a
+    smaller N, which keeps the first N clips), with --device=cpu."""
+    args = [*demo_trained_runs["args"]["continuous"], "--device=cpu"]
+    run_folder = demo_trained_runs["continuous"]
+    p = run_script("save_specs.py", demo_trained_runs["hparams"], *args,
+                   "--attn_num_samples", "50", "--spec_dname", "specs/x/")
+    specs = sorted((run_folder / "specs" / "x").glob("*.npz"))
+    test_clips = json.loads((run_folder / "test.json").read_text())
+    assert len(specs) == min(50, len(test_clips)), p.stdout
+    p = run_script("save_attentions.py", demo_trained_runs["hparams"], *args,
+                   "--attn_num_samples", "200", "--attn_fname", "saved_attentions/x.csv")
+    rows = (run_folder / "saved_attentions" / "x.csv").read_text().splitlines()
+    assert len(rows) - 1 == min(200, len(test_clips))
+    run_script("save_attentions.py", demo_trained_runs["hparams"], *args,
+               "--attn_num_samples", "3", "--attn_fname", "saved_attentions/three.csv")
+    three = (run_folder / "saved_attentions" / "three.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in three[1:]] == [r.split(",")[0] for r in rows[1:4]]
+    p = run_script("save_attentions.py", demo_trained_runs["hparams"], *args,
+                   "--attn_num_samples", "0", check=False)
+    assert p.returncode == 2 and "--attn_num_samples must be" in p.stderr
