@@ -14,7 +14,8 @@ SEED = os.path.join(REPO, "hparams", "urbansound8k_acrnn.yaml")
 @pytest.mark.parametrize("args,expected", [
     (["--bogus_key=3"], "unknown override --bogus_key: not a key of"),
     (["--number_of_epoch=5"], "did you mean --number_of_epochs?"),
-    (["--attn_continuous={encodr: direct}"], "did you mean --attn_continuous.encoder?"),
+    (["--attn_domain=continuous", "--attn_continuous={encodr: direct}"],
+     "unknown attn_continuous option 'encodr'; did you mean encoder?"),
 ])
 def test_unknown_override_is_one_line_with_the_closest_keys(demo_us8k, tmp_path, args, expected):
     out = tmp_path / "never"

@@ -313,3 +313,13 @@ def test_factory_builds_continuous():
     ctx, _ = pool(torch.randn(2, 8, 16), torch.tensor([1.0, 0.5]))
     assert ctx.shape == (2, 16)
     assert ContinuousAttentionPooling(8, alpha=None, family="triweight").alpha == 4 / 3
+
+
+def test_factory_checks_continuous_option_names():
+    from audioattn_sb.attention import build_pooling
+
+    pool = build_pooling("continuous", "sparsemax", 8, continuous={"score_scale": "learned",
+                                                                   "encoder": "moments_alpha"})
+    assert pool.scorer.log_scale is not None
+    with pytest.raises(ValueError, match="did you mean encoder"):
+        build_pooling("continuous", "sparsemax", 8, continuous={"encodr": "direct"})

@@ -120,10 +120,27 @@ def build_pooling(
         except ImportError as err:  # pragma: no cover - only before the continuous family lands
             raise ValueError(f"continuous attention is not available: {err}") from err
         kwargs = dict(continuous or {})
+        _check_continuous_options(kwargs, module.ContinuousAttentionPooling)
         if attention_dim is not None:
             kwargs.setdefault("attention_dim", attention_dim)
         return module.ContinuousAttentionPooling(input_dim, alpha=a, family=family, **kwargs)
     raise ValueError(f"unknown --attn_domain {domain!r}; valid: {', '.join(DOMAINS)}")
+
+
+def _check_continuous_options(kwargs, cls):
+    """``ValueError`` for an ``attn_continuous`` key that the continuous pooling does not take,
+    with the closest valid names (a mistyped ``--attn_continuous={encodr: direct}``)."""
+    import difflib
+    import inspect
+
+    valid = [n for n in inspect.signature(cls).parameters
+             if n not in ("input_dim", "alpha", "family")]
+    for key in kwargs:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ValueError(f"unknown attn_continuous option {key!r}; {hint}valid: "
+                             f"{', '.join(valid)}")
 
 
 def attention_tag(domain, max_activation, alpha=None):
