@@ -65,6 +65,41 @@ class AddNoise(time_domain.AddNoise):
             self.noise_funct = base
 
 
+class RollTime(torch.nn.Module):
+    """Circular shift of each clip in time, within its own length: frame t of a clip of n valid
+    frames moves to (t + k) mod n, k drawn per clip uniformly in [−m·n, m·n] (m =
+    ``max_fraction``); padding stays where it is. The sound moves to another time of the clip
+    and nothing is lost (SpeechBrain's ``RandomShift`` rolls the whole padded batch by one
+    amount, moving padding into short clips). Works on waveforms [B, N] and features [B, T, F].
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> x = torch.arange(1.0, 7.0).repeat(2, 1); x[1, 4:] = 0
+        >>> y = RollTime(1.0)(x, torch.tensor([1.0, 4 / 6]))
+        >>> sorted(y[0].tolist()) == x[0].tolist(), y[1, 4:].tolist()
+        (True, [0.0, 0.0])
+    """
+
+    def __init__(self, max_fraction=1.0):
+        super().__init__()
+        max_fraction = float(max_fraction)
+        if not 0.0 <= max_fraction <= 1.0:
+            raise ValueError(f"max_fraction must lie in [0, 1], got {max_fraction}")
+        self.max_fraction = max_fraction
+
+    def forward(self, x, lengths):
+        if self.max_fraction == 0.0:
+            return x
+        n = frame_counts(lengths, x.shape[1]).to(x.device).clamp(min=1)  # [B]
+        span = torch.floor(self.max_fraction * n.double()).long()
+        k = torch.floor(torch.rand(n.shape, device=x.device, dtype=torch.float64)
+                        * (2 * span + 1).double()).long() - span
+        t = torch.arange(x.shape[1], device=x.device)[None, :]
+        src = torch.where(t < n[:, None], (t - k[:, None]) % n[:, None], t)
+        index = src.view(*src.shape, *([1] * (x.dim() - 2))).expand_as(x)
+        return torch.gather(x, 1, index)
+
+
 def _run(augmenter, x, lengths):
     out = augmenter(x, lengths)
     if isinstance(out, tuple):

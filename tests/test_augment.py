@@ -278,3 +278,26 @@ def test_bad_time_pools_are_rejected():
     with pytest.raises(ValueError, match="time_pools"):
         ACRNN(16, 4, build_pooling("mean", "softmax", 32), conv_channels=[4, 8], conv2d=True,
               time_pools=[2, 0])
+
+
+def test_roll_time_is_a_cyclic_shift_of_each_clip_within_its_length():
+    """Each row: its valid part rolled by some k with |k| ≤ m·n (checked against torch.roll),
+    padding untouched; features [B, T, F] rolled along time only; m = 0 is the identity."""
+    from audioattn_sb.augment import RollTime
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 50, 3)
+    lengths = torch.tensor([1.0, 0.5, 0.2, 0.02, 1.0, 0.9])
+    x = zero_padding(x, lengths)
+    x[3, 1:] = 7.0  # a one-frame clip with garbage padding: stays as it is
+    for m in (0.25, 1.0):
+        y = RollTime(m)(x, lengths)
+        for b, rel in enumerate(lengths.tolist()):
+            n = max(1, round(rel * 50))
+            assert torch.equal(y[b, n:], x[b, n:])
+            shifts = [k for k in range(-n, n + 1)
+                      if torch.equal(y[b, :n], torch.roll(x[b, :n], k, dims=0))]
+            assert shifts and min(abs(k) for k in shifts) <= m * n + 1e-9, (b, m)
+    assert torch.equal(RollTime(0.0)(x, lengths), x)
+    with pytest.raises(ValueError):
+        RollTime(1.5)

@@ -1,9 +1,10 @@
 """What every clip-level Brain shares: features → normalisation → model, per-batch LR schedule,
 epoch timing, and how the checkpoint is selected.
 
-Training-stage augmentation (hparams ``augment``, ``wav_augment``, ``fea_augment``,
-``mixup_alpha``; :mod:`audioattn_sb.augment`): waveform augmentation before the features (only
-when the batch carries waveforms), feature augmentation after the normalisation, then mixup.
+Training-stage augmentation (hparams ``augment``, ``wav_augment``, ``time_roll``,
+``fea_augment``, ``mixup_alpha``; :mod:`audioattn_sb.augment`): waveform augmentation before the
+features (only when the batch carries waveforms), a circular time shift of each clip and feature
+augmentation after the normalisation, then mixup.
 Validation and test never augment.
 
 Module contract (every recipe's yaml): ``modules.compute_features`` (waveforms [B, N] → features
@@ -48,6 +49,9 @@ class ClipBrain(sb.Brain):
         feats = self.modules.mean_var_norm(feats, frame_counts(lens, n_frames).double() / n_frames)
         self.mix = None
         if self.augmenting(stage):
+            time_roll = getattr(self.hparams, "time_roll", None)
+            if time_roll is not None:
+                feats = time_roll(feats, lens)
             fea_augment = getattr(self.hparams, "fea_augment", None)
             if fea_augment is not None:
                 feats = augment_features(fea_augment, feats, lens)
