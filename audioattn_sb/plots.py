@@ -51,7 +51,7 @@ def new_figure(width_px, height_px, dpi=DPI, layout="constrained"):
 
 def save_figure(fig, path):
     """Write ``fig`` as a PNG at its own pixel size, atomically; returns the path."""
-    from audioattn_sb.inspection.files import atomic_write
+    from audioattn_sb.utils import atomic_write
 
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=fig.dpi, format="png"),
                         suffix=".tmp.png")

@@ -18,9 +18,10 @@ returns ``(context [B, D], info)`` where ``info`` is a dict of tensors for loggi
 (``weights`` for discrete, ``mu``/``var``/``sigma_sq``/``support`` for continuous).
 """
 
-import importlib
 import math
 
+from audioattn_sb.attention.beta_gaussian import FAMILY_ALPHA
+from audioattn_sb.attention.continuous import ContinuousAttentionPooling
 from audioattn_sb.attention.discrete import (
     DISCRETE_MAPPINGS,
     DiscreteAttentionPooling,
@@ -29,15 +30,9 @@ from audioattn_sb.attention.discrete import (
     resolve_discrete_alpha,
 )
 
-#: continuous families by name → α (``entmax`` takes α from ``attn_alpha``)
-CONTINUOUS_FAMILIES = {
-    "softmax": 1.0,
-    "gaussian": 1.0,
-    "triweight": 4.0 / 3.0,
-    "biweight": 1.5,
-    "sparsemax": 2.0,
-    "entmax": None,
-}
+#: continuous families by name → α (``entmax`` takes α from ``attn_alpha``); one table with
+#: :data:`audioattn_sb.attention.beta_gaussian.FAMILY_ALPHA`
+CONTINUOUS_FAMILIES = FAMILY_ALPHA
 
 DOMAINS = ("discrete", "continuous", "mean")
 
@@ -115,15 +110,11 @@ def build_pooling(
         return MeanPooling(input_dim)
     if domain == "continuous":
         family, a = resolve_continuous_alpha(max_activation, alpha)
-        try:
-            module = importlib.import_module("audioattn_sb.attention.continuous")
-        except ImportError as err:  # pragma: no cover - only before the continuous family lands
-            raise ValueError(f"continuous attention is not available: {err}") from err
         kwargs = dict(continuous or {})
-        _check_continuous_options(kwargs, module.ContinuousAttentionPooling)
+        _check_continuous_options(kwargs, ContinuousAttentionPooling)
         if attention_dim is not None:
             kwargs.setdefault("attention_dim", attention_dim)
-        return module.ContinuousAttentionPooling(input_dim, alpha=a, family=family, **kwargs)
+        return ContinuousAttentionPooling(input_dim, alpha=a, family=family, **kwargs)
     raise ValueError(f"unknown --attn_domain {domain!r}; valid: {', '.join(DOMAINS)}")
 
 
@@ -160,6 +151,7 @@ def attention_tag(domain, max_activation, alpha=None):
 
 __all__ = [
     "CONTINUOUS_FAMILIES",
+    "ContinuousAttentionPooling",
     "DISCRETE_MAPPINGS",
     "DOMAINS",
     "DiscreteAttentionPooling",

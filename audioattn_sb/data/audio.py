@@ -45,10 +45,11 @@ import contextlib
 import json
 import os
 import struct
-import uuid
 
 import numpy as np
 import soundfile as sf
+
+from audioattn_sb.utils import atomic_write, atomic_write_text
 
 CACHE_VERSION = 1
 CACHE_SUBTYPE = "FLOAT"
@@ -195,37 +196,6 @@ def resample(wave, orig_sr, new_sr):
     return out.numpy().astype(np.float32, copy=False)
 
 
-def _temp_name(path):
-    """A unique temporary name next to ``path`` (same folder, so ``os.replace`` is atomic)."""
-    folder, base = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{base}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-def _atomic_write_wav(path, data, sample_rate, subtype=CACHE_SUBTYPE):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = _temp_name(path)  # created by libsndfile with the usual 0666 & ~umask permissions
-    try:
-        sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_json(path, obj):
-    tmp = _temp_name(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def sidecar_path(cache_path):
     """The JSON sidecar that keys a cached file: ``<cache_path>.json``."""
     return os.fspath(cache_path) + ".json"
@@ -314,7 +284,8 @@ def _write_cache_entry(src_path, cache_path, sample_rate, key):
     n_src = wave.shape[-1]
     channels = 1 if wave.ndim == 1 else wave.shape[0]
     mono = resample(to_mono(wave), sr, sample_rate)
-    _atomic_write_wav(cache_path, mono, sample_rate)
+    atomic_write(cache_path, lambda tmp: sf.write(tmp, mono, sample_rate,
+                                               subtype=CACHE_SUBTYPE, format="WAV"))
     st = os.stat(cache_path)
     info = {
         "version": CACHE_VERSION,
@@ -329,7 +300,7 @@ def _write_cache_entry(src_path, cache_path, sample_rate, key):
         "source_frames": int(n_src),
         "source_duration": n_src / sr,
     }
-    _atomic_write_json(sidecar_path(cache_path), info)
+    atomic_write_text(sidecar_path(cache_path), json.dumps(info, indent=1, sort_keys=True))
     return {**info, "path": cache_path, "reused": False}
 
 

@@ -74,9 +74,8 @@ from pathlib import Path
 import numpy as np
 
 from audioattn_sb.inspection.attention import clip_attention, event_measures
-from audioattn_sb.inspection.files import atomic_write
 from audioattn_sb.inspection.trained_run import clip_info
-from audioattn_sb.utils import atomic_write_text
+from audioattn_sb.utils import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 

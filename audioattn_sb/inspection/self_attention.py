@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audioattn_sb.inspection.files import atomic_write
+from audioattn_sb.utils import atomic_write
 
 AXES = "layer,batch,head,query,key"
 
