@@ -16,7 +16,7 @@ import os
 import statistics
 from collections import OrderedDict
 
-from audioattn_sb.plots import save_figure
+from audioattn_sb.plots import best_epochs_plot, box_plot
 from audioattn_sb.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -238,59 +238,6 @@ def rows_to_markdown(rows):
         line += f"{r.get('best_epochs', '')} | {sec} |"
         lines.append(line)
     return "\n".join(lines) + "\n"
-
-
-def box_plot(rows, path, title="Test accuracy over folds"):
-    """One box per configuration, the fold accuracies as dots; written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(rows) + 2), 4.0), dpi=100)
-    data = [r["accuracies"] for r in rows]
-    labels = [r["attention"] if len({x["experiment"] for x in rows}) == 1
-              else f"{r['experiment']}\n{r['attention']}" for r in rows]
-    ax.boxplot(data, showmeans=True)
-    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize=8)
-    for i, accs in enumerate(data, start=1):
-        ax.scatter([i] * len(accs), accs, s=12, color="tab:blue", alpha=0.7, zorder=3)
-    ax.set_ylabel("test accuracy")
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
-def best_epochs_plot(rows, path):
-    """Histogram of the selected (best) epochs, one panel per configuration: a schedule that
-    converges selects epochs before the last; written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(rows)
-    cols = min(4, n)
-    nrows = -(-n // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols, 2.4 * nrows), dpi=100,
-                             squeeze=False)
-    for ax, r in zip(axes.flat, rows):
-        best = [int(b) for b in str(r.get("best_epochs", "")).split()]
-        limit = int(r["epochs"]) if r.get("epochs") else (max(best) if best else 1)
-        ax.hist(best, bins=range(1, limit + 2), color="tab:blue")
-        ax.axvline(limit + 0.5, color="tab:red", lw=1, ls="--")
-        ax.set_xlim(0.5, limit + 1.5)
-        ax.set_title(r["attention"] if len({x["experiment"] for x in rows}) == 1
-                     else f"{r['experiment']}\n{r['attention']}", fontsize=8)
-        ax.set_xlabel("best epoch (dashed: last)", fontsize=7)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
 
 
 def write_table(rows, out_prefix):

@@ -1,4 +1,6 @@
-"""Multi-label metrics: per-class average precision, macro mAP, ROC AUC, d′; chunk → clip scores.
+"""Classification metrics. Single-label: accuracy, per-class accuracy and the confusion matrix
+(:func:`classification_stats`). Multi-label: per-class average precision, macro mAP, ROC AUC, d′;
+chunk → clip scores.
 
 Everything is numpy (no scikit-learn at run time); ``tests/test_metrics.py`` checks the figures
 against scikit-learn's ``average_precision_score`` and ``roc_auc_score`` on random and tied scores.
@@ -245,3 +247,45 @@ def aggregate_clip_scores(clip_ids, chunk_scores, chunk_targets=None):
         bad = sorted({ids[k] for k in np.flatnonzero((clip_targets[inv] != targets).any(axis=1))})
         raise ValueError(f"chunks of clip(s) {bad[:5]} carry different targets")
     return list(index), clip_scores, clip_targets
+
+
+def confusion_matrix(targets, predictions, n_classes):
+    """Counts ``M[i, j]`` of clips of class i predicted as j.
+
+    Example:
+        >>> confusion_matrix([0, 1, 1], [0, 1, 0], 2).tolist()
+        [[1, 0], [1, 1]]
+    """
+    m = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(m, (np.asarray(targets, dtype=np.int64), np.asarray(predictions, dtype=np.int64)), 1)
+    return m
+
+
+def classification_stats(targets, predictions, n_classes, class_names=None):
+    """Accuracy, error, per-class accuracy (recall) and the confusion matrix.
+
+    A class with no clip in the split gets ``None`` as its accuracy.
+
+    Example:
+        >>> s = classification_stats([0, 1, 1, 2], [0, 1, 0, 2], 3)
+        >>> s["accuracy"], s["error"], s["per_class_accuracy"]
+        (0.75, 0.25, {'0': 1.0, '1': 0.5, '2': 1.0})
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    if targets.size == 0:
+        raise ValueError("no clip was evaluated: the split is empty")
+    m = confusion_matrix(targets, predictions, n_classes)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
+    support = m.sum(axis=1)
+    per_class = {
+        names[i]: (float(m[i, i] / support[i]) if support[i] else None) for i in range(n_classes)
+    }
+    accuracy = float(np.trace(m) / m.sum())
+    return {
+        "accuracy": accuracy,
+        "error": 1.0 - accuracy,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": m.tolist(),
+        "n_clips": int(m.sum()),
+    }
