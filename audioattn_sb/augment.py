@@ -21,7 +21,7 @@ single-label NLL, a vector in [0, 1] for multi-label BCE.
 import torch
 from speechbrain.augment import time_domain
 
-from audioattn_sb.attention.discrete import frame_counts
+from audioattn_sb.lengths import frame_counts
 
 
 def zero_padding(x, lengths):

@@ -17,7 +17,7 @@ import time
 
 import speechbrain as sb
 
-from audioattn_sb.attention.discrete import frame_counts
+from audioattn_sb.lengths import frame_counts
 from audioattn_sb.augment import augment_features, augment_waveforms, mixup
 from audioattn_sb.features import frame_lengths
 

@@ -17,7 +17,7 @@ and the pooling gives them zero weight.
 import torch
 from torch import nn
 
-from audioattn_sb.attention.discrete import lengths_to_mask
+from audioattn_sb.lengths import lengths_to_mask
 
 
 class Conv1dBlock(nn.Module):
