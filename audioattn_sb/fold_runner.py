@@ -28,7 +28,7 @@ def build_commands(hparams, data_folder, num_folds, folds, variants, extra, pyth
     """
     from speechbrain.utils.run_opts import RunOptions
 
-    from audioattn_sb.recipe import default_output_folder, peek_hparams
+    from audioattn_sb.hparams import default_output_folder, peek_hparams
 
     if any(a.startswith("--output_folder") for a in extra):
         raise ValueError("--output_folder cannot be shared by all runs; use --results_root")

@@ -18,16 +18,54 @@ train.json/valid.json/test.json manifests, hyperparams.yaml, train_log.txt, log.
 (checkpoints; a rerun of the same command resumes from them) and results.json (test accuracy,
 error, loss, per-class accuracy, confusion matrix, folds, overrides). The test split is evaluated
 on the checkpoint with the lowest valid error. Valid and test folds must differ (see
---allow_valid_test_overlap=True in the yaml). All logic lives in audioattn_sb.recipe.
+--allow_valid_test_overlap=True in the yaml). A key the yaml does not have stops at once with
+the closest keys. The steps are in audioattn_sb.recipe; the corpora in audioattn_sb.data.corpora.
 """
 
 import sys
 
-if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
     print(__doc__)
     sys.exit(0)
 
-from audioattn_sb.recipe import main  # noqa: E402
+import time  # noqa: E402
+
+import speechbrain as sb  # noqa: E402
+
+from audioattn_sb import recipe  # noqa: E402
+from audioattn_sb.data.corpora import prepare_manifests  # noqa: E402
+from audioattn_sb.utils import run_cli  # noqa: E402
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+
+    # the command line, checked before any work (unknown keys, folds, class count)
+    hparams_file, run_opts, overrides, corpus = recipe.parse_command_line(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)  # no-op unless started by torchrun
+
+    # the experiment's objects, its folder, the corpus's manifests and datasets
+    with recipe.removed_if_setup_fails(hparams_file, overrides):
+        hparams = recipe.load_hparams(hparams_file, overrides)
+        manifests, class_names = prepare_manifests(hparams, corpus)
+        hparams["class_names"] = class_names
+        datasets = recipe.build_datasets(hparams, manifests, corpus)
+
+    # training: the checkpoint of each epoch is kept or not by the Brain's selection key
+    brain = recipe.make_brain(hparams, run_opts, corpus)
+    train_opts, test_opts = recipe.loader_options(hparams)
+    start = time.time()
+    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
+              train_loader_kwargs=train_opts, valid_loader_kwargs=test_opts)
+    train_seconds = time.time() - start
+    epochs_completed = int(hparams["epoch_counter"].current)
+
+    # the test on the selected checkpoint, the noisy copy of the test folds, results.json
+    brain.evaluate(datasets["test"], test_loader_kwargs=test_opts, **brain.checkpoint_key)
+    noisy = recipe.evaluate_noisy_test(hparams, brain, corpus)
+    return recipe.write_results(hparams, hparams_file, overrides, argv, brain, manifests, corpus,
+                                class_names, epochs_completed, train_seconds, extra=noisy)
+
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

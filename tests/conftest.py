@@ -29,7 +29,7 @@ Datasets
     the test when absent. Mark tests that use it ``@pytest.mark.slow``.
 ``demo_trained_runs`` (session)
     Two tiny ACRNN runs trained once per session on ``demo_us8k`` (train fold 3, valid 2, test 1,
-    1 epoch, in-process through ``audioattn_sb.recipe.run``, ~10 s): a dict with ``discrete``
+    1 epoch, in-process through :func:`train_in_process`, ~10 s): a dict with ``discrete``
     (sparsemax) and ``continuous`` (biweight) run folders, ``args`` (each run's training argv
     without the hparams file, ``--output_folder`` included), ``hparams``, ``data_folder`` and
     ``cache_folder``. Read-only; mark tests that use it ``@pytest.mark.slow``.
@@ -55,6 +55,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def train_in_process(argv):
+    """``recipes/train.py``'s ``main(argv)`` in this process (no interpreter start-up); returns
+    the results dict."""
+    import runpy
+
+    return runpy.run_path(str(REPO_ROOT / "recipes" / "train.py"), run_name="train")["main"](
+        list(argv))
 
 
 def run_script(name, *args, check=True, cwd=None):
@@ -170,7 +179,7 @@ def fsd50k_mini_dir():
 @pytest.fixture(scope="session")
 def demo_trained_runs(demo_us8k, tmp_path_factory):
     """Tiny discrete (sparsemax) and continuous (biweight) runs on the demo, trained once."""
-    from audioattn_sb.recipe import run
+    run = train_in_process
 
     root = tmp_path_factory.mktemp("demo_trained_runs")
     hparams = str(REPO_ROOT / "hparams" / "urbansound8k_acrnn.yaml")

@@ -199,7 +199,7 @@ def test_multi_hot_targets_and_tiled_signals(prepared):
 
 
 def test_feature_cache_path_gives_features(prepared):
-    from audioattn_sb.recipe import FeatureCache
+    from audioattn_sb.features import FeatureCache
 
     from speechbrain.lobes.features import Fbank
 
@@ -467,7 +467,7 @@ def test_module_constants_describe_the_layout():
 def test_file_without_a_row_is_counted_logged_and_unused(small, tmp_path, caplog):
     src = next((small / "FSD50K.eval_audio").glob("*.wav"))
     shutil.copy(src, small / "FSD50K.eval_audio" / "999999.wav")
-    with caplog.at_level(logging.INFO, logger="audioattn_sb.data.urbansound8k"):
+    with caplog.at_level(logging.INFO, logger="audioattn_sb.data"):
         paths = _prep(small, tmp_path)
     assert "1 audio file(s) have no row in dev.csv / eval.csv" in caplog.text
     report = json.loads((tmp_path / "save" / "prepare_report.json").read_text())

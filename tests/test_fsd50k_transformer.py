@@ -95,7 +95,7 @@ def test_recipe_results(trained):
      {"domain": "mean", "mapping": None, "alpha": None}),
 ])
 def test_attention_variants_run(fsd, variant, self_att, pooling):
-    from audioattn_sb.recipe import run
+    from conftest import train_in_process as run
 
     out = fsd["root"] / "_".join(variant[1::2]).replace("-", "")
     res = run([HPARAMS, f"--data_folder={fsd['data']}", f"--cache_folder={fsd['cache']}",

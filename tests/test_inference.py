@@ -20,7 +20,9 @@ def _brain_test_scores(runs, domain, tmp_path, batch_size=1):
     from hyperpyyaml import load_hyperpyyaml
 
     from audioattn_sb.brains.classification import ClassificationBrain
-    from audioattn_sb.recipe import FeatureCache, _prepare, build_single_label_datasets
+    from audioattn_sb.data.corpora import prepare_manifests
+    from audioattn_sb.data.urbansound8k import build_single_label_datasets
+    from audioattn_sb.features import FeatureCache
 
     class Recording(ClassificationBrain):
         def compute_forward(self, batch, stage):
@@ -33,7 +35,7 @@ def _brain_test_scores(runs, domain, tmp_path, batch_size=1):
     overrides += f"\ntrain_log: {tmp_path / f'{domain}_log.txt'}"
     with open(runs["hparams"]) as f:
         hparams = load_hyperpyyaml(f, overrides)
-    manifests, names = _prepare(hparams)
+    manifests, names = prepare_manifests(hparams)
     hparams["class_names"] = names
     data = build_single_label_datasets(manifests, FeatureCache(hparams["compute_features"]))
     brain = Recording(modules=hparams["modules"], hparams=hparams, run_opts=run_opts,

@@ -145,7 +145,7 @@ def test_argument_errors_before_loading_anything(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def transformer_run(demo_us8k, tmp_path_factory):
     """A tiny Transformer trained 1 epoch on the demo (train fold 3, valid 2, test 1)."""
-    from audioattn_sb.recipe import run
+    from conftest import train_in_process as run
 
     root = tmp_path_factory.mktemp("self_attention_run")
     args = [f"--data_folder={demo_us8k}", f"--cache_folder={root / 'cache'}",

@@ -377,7 +377,7 @@ def test_pooling_mapping_translation():
 def test_brain_counts_waveform_lengths_with_the_feature_module():
     """ClassificationBrain.compute_features uses WaveformFeatures.frame_lengths (no +1 frame)."""
     from audioattn_sb.brains.classification import ClassificationBrain
-    from audioattn_sb.recipe import FeatureCache
+    from audioattn_sb.features import FeatureCache
 
     wavs, lens = torch.randn(2, 800), torch.tensor([1.0, 0.5])
     fake = SimpleNamespace(hparams=SimpleNamespace(feature_cache=False, hop_samples=160),

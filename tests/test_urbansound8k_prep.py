@@ -79,7 +79,7 @@ def test_valid_test_overlap_is_an_error_explained(valid, test):
 
 
 def test_valid_test_overlap_allowed_warns_loudly(caplog):
-    with caplog.at_level(logging.WARNING, logger="audioattn_sb.data.urbansound8k"):
+    with caplog.at_level(logging.WARNING, logger="audioattn_sb.data"):
         assert check_folds([2, 3], [1], [1], allow_valid_test_overlap=True) == ([2, 3], [1], [1])
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) >= 3
@@ -205,7 +205,7 @@ def test_rerun_same_save_folder_reuses_manifests(demo_us8k_prepared, monkeypatch
 
 
 def test_prepare_summary_line_logged(small_us8k, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="audioattn_sb.data.urbansound8k"):
+    with caplog.at_level(logging.INFO, logger="audioattn_sb.data"):
         _prep(small_us8k, tmp_path)
     assert ("prepared 30 clips (train 10 / valid 10 / test 10), resampled 30, "
             "reused from cache 0, skipped 0") in caplog.text
@@ -214,7 +214,7 @@ def test_prepare_summary_line_logged(small_us8k, tmp_path, caplog):
 def test_file_without_a_row_is_counted_logged_and_unused(small_us8k, tmp_path, caplog):
     src = next((small_us8k / "audio" / "fold1").glob("*.wav"))
     shutil.copy(src, small_us8k / "audio" / "fold1" / "99999-0-0-0.wav")
-    with caplog.at_level(logging.INFO, logger="audioattn_sb.data.urbansound8k"):
+    with caplog.at_level(logging.INFO, logger="audioattn_sb.data"):
         paths = _prep(small_us8k, tmp_path)
     assert "1 audio file(s) have no row" in caplog.text
     assert "fold1/99999-0-0-0.wav" in caplog.text
@@ -371,7 +371,7 @@ def test_valid_equal_test_rejected_then_allowed_with_warning(small_us8k, tmp_pat
     with pytest.raises(ValueError, match="biased"):
         _prep(small_us8k, tmp_path, train=(1, 2), valid=(3,), test=(3,))
     assert not (tmp_path / "save").exists()
-    with caplog.at_level(logging.WARNING, logger="audioattn_sb.data.urbansound8k"):
+    with caplog.at_level(logging.WARNING, logger="audioattn_sb.data"):
         paths = _prep(small_us8k, tmp_path, train=(1, 2), valid=(3,), test=(3,),
                       allow_valid_test_overlap=True)
     assert "SELECTED ON TEST DATA" in caplog.text
@@ -438,7 +438,7 @@ def test_prepare_options_record_the_sources(small_us8k, tmp_path):
     assert opts["sample_rate"] == 8000 and len(opts["sources_fingerprint"]) == 40
     e = next(iter(_load(tmp_path / "save" / "train.json").values()))
     assert sf.info(e["wav"]).samplerate == 8000
-    assert us8k._default_cache_folder("/d", 22050).endswith("audioattn_cache_22050hz")
+    assert us8k.default_cache_folder("/d", 22050).endswith("audioattn_cache_22050hz")
 
 
 # --------------------------------------------------------------------------- real data

@@ -121,6 +121,18 @@ class ClipBrain(sb.Brain):
     def _after_test(self, stats):
         """Extra logging / files after the test stage (subclasses)."""
 
+    def results(self, manifests):
+        """The results.json entries of this kind of Brain after the test stage: what was
+        tested and its figures (subclasses; ``manifests``: ``{split: path}``)."""
+        raise NotImplementedError
+
+    #: how the checkpoint of the test stage was chosen, for results.json
+    selected_by = "min valid error"
+
+    def line_summary(self):
+        """One line of the test figures for the console."""
+        raise NotImplementedError
+
     def on_stage_end(self, stage, stage_loss, epoch=None):
         if stage == sb.Stage.TRAIN:
             self._end_train_stage(stage_loss)

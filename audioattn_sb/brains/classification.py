@@ -11,6 +11,7 @@ The hparams the Brain reads: ``epoch_counter``, ``train_logger``, ``checkpointer
 ``class_names`` (optional list, for readable logs).
 """
 
+import json
 import logging
 
 import numpy as np
@@ -66,3 +67,25 @@ class ClassificationBrain(ClipBrain):
         logger.info("test per-class accuracy: %s", stats["per_class_accuracy"])
         logger.info("test confusion matrix (rows = true class):\n%s",
                     np.array(stats["confusion_matrix"]))
+
+    def results(self, manifests):
+        """Clips per split, test accuracy, error, loss, per-class accuracy, confusion matrix."""
+        test = self.test_stats
+        counts = {}
+        for split, path in manifests.items():
+            with open(path, encoding="utf-8") as f:
+                counts[split] = len(json.load(f))
+        return {
+            "checkpoint_selected_by": self.selected_by,
+            "n_clips": counts,
+            "test_accuracy": test["accuracy"],
+            "test_error": test["error"],
+            "test_loss": test["loss"],
+            "test_per_class_accuracy": test["per_class_accuracy"],
+            "test_confusion_matrix": test["confusion_matrix"],
+            "valid_error_last_epoch": getattr(self, "valid_stats", {}).get("error"),
+        }
+
+    def line_summary(self):
+        return (f"test accuracy {self.test_stats['accuracy']:.4f}  "
+                f"error {self.test_stats['error']:.4f}")

@@ -29,6 +29,7 @@ recipe), ``output_folder``, ``epoch_counter``, ``train_logger``, ``checkpointer`
 
 import csv
 import io
+import json
 import logging
 import math
 import os
@@ -146,6 +147,45 @@ class MultiLabelBrain(ClipBrain):
             path = os.path.join(folder, PER_CLASS_CSV)
             atomic_write_text(path, per_class_csv_text(stats))
             self.per_class_csv = path
+
+    selected_by = "max valid mAP"
+
+    def results(self, manifests):
+        """Splits, chunking, clips and chunks per split, loss, test mAP, d′, AUC, per-class AP."""
+        test, valid = self.test_stats, getattr(self, "valid_stats", {})
+        clips, chunks = {}, {}
+        for split, path in manifests.items():
+            with open(path, encoding="utf-8") as f:
+                entries = json.load(f)
+            clips[split] = len({e["clip"] for e in entries.values()})
+            chunks[split] = len(entries)
+        hp = self.hparams
+        return {
+            "splits": {"train": "dev.csv split=train", "valid": "dev.csv split=val",
+                       "test": "eval.csv"},
+            "chunking": {"chunk_seconds": getattr(hp, "chunk_seconds", 1.0),
+                         "chunk_overlap": getattr(hp, "chunk_overlap", 0.5),
+                         "short_clips": "tiled to one chunk",
+                         "clip_score": "mean of the chunks' sigmoid probabilities"},
+            "checkpoint_selected_by": self.selected_by,
+            "n_clips": clips,
+            "n_chunks": chunks,
+            "loss": self.loss_name,
+            "test_mAP": test["mAP"],
+            "test_dprime": test["dprime"],
+            "test_auc": test["auc"],
+            "test_loss": test["loss"],
+            "test_mAP_chance": test.get("mAP_chance"),
+            "test_n_classes_scored": test["n_classes_scored"],
+            "test_per_class_ap": test["per_class_ap"],
+            "test_per_class_auc": test["per_class_auc"],
+            "test_per_class_ap_csv": getattr(self, "per_class_csv", None),
+            "valid_mAP_last_epoch": valid.get("mAP"),
+            "valid_dprime_last_epoch": valid.get("dprime"),
+        }
+
+    def line_summary(self):
+        return f"test mAP {self.test_stats['mAP']:.4f}  d' {self.test_stats['dprime']:.3f}"
 
 
 __all__ = ["MultiLabelBrain", "multilabel_loss", "per_class_csv_text", "LOSSES"]

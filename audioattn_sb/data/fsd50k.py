@@ -73,8 +73,9 @@ import os
 import numpy as np
 
 from audioattn_sb.data import audio
-from audioattn_sb.data.urbansound8k import (PrepareError, _default_cache_folder, begin_prepare,
-                                           finish_prepare, log_unlisted, unlisted_audio_files)
+from audioattn_sb.data.preparation import (SPLITS, PrepareError, begin_prepare,
+                                           default_cache_folder, finish_prepare, log_unlisted,
+                                           unlisted_audio_files)
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +85,8 @@ DEV_CSV = os.path.join(GROUND_TRUTH, "dev.csv")
 EVAL_CSV = os.path.join(GROUND_TRUTH, "eval.csv")
 DEV_AUDIO = "FSD50K.dev_audio"
 EVAL_AUDIO = "FSD50K.eval_audio"
-SPLITS = ("train", "valid", "test")
 #: manifest split → (csv, value of its ``split`` column or None for every row)
 SPLIT_SOURCES = {"train": ("dev", "train"), "valid": ("dev", "val"), "test": ("eval", None)}
-OPTIONS_FILE = "prepare_options.json"
-REPORT_FILE = "prepare_report.json"
 PREPARE_VERSION = 1
 
 __all__ = ["PrepareError", "prepare_fsd50k", "load_vocabulary", "load_class_names",
@@ -400,7 +398,7 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
     data_folder = os.path.abspath(os.fspath(data_folder))
     save_folder = os.path.abspath(os.fspath(save_folder))
     cache_folder = os.path.abspath(os.fspath(cache_folder)) if cache_folder else \
-        _default_cache_folder(data_folder, sample_rate)
+        default_cache_folder(data_folder, sample_rate)
     vocab = load_vocabulary(data_folder)
     csv_paths = {"dev": _path(data_folder, DEV_CSV, "dev.csv"),
                  "eval": _path(data_folder, EVAL_CSV, "eval.csv")}
@@ -511,7 +509,7 @@ def build_chunk_datasets(manifests, n_classes, feature_cache=None):
 
     Each item has ``id``, ``clip`` (the clip id, for chunk → clip averaging), ``targets``
     (multi-hot float ``[n_classes]``) and either ``sig`` (the chunk's 16 kHz waveform, tiled to
-    ``chunk_samples``) or, with a ``feature_cache`` (``recipe.FeatureCache``), ``feats`` (its
+    ``chunk_samples``) or, with a ``feature_cache`` (:class:`audioattn_sb.features.FeatureCache`), ``feats`` (its
     features, computed once per chunk).
 
     Example:

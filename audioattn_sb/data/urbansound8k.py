@@ -44,25 +44,19 @@ import json
 import logging
 import operator
 import os
-import tempfile
 from collections import Counter, OrderedDict
 
 from audioattn_sb.data import audio
-from audioattn_sb.utils import atomic_write_text
+from audioattn_sb.data.preparation import (SPLITS, PrepareError, begin_prepare,
+                                           default_cache_folder, finish_prepare, log_unlisted,
+                                           unlisted_audio_files)
 
 logger = logging.getLogger(__name__)
 
 NUM_FOLDS = 10
 CSV_RELPATH = os.path.join("metadata", "UrbanSound8K.csv")
 REQUIRED_COLUMNS = ("slice_file_name", "fold", "classID", "class")
-SPLITS = ("train", "valid", "test")
-OPTIONS_FILE = "prepare_options.json"
-REPORT_FILE = "prepare_report.json"
 PREPARE_VERSION = 1
-
-
-class PrepareError(ValueError):
-    """Bad dataset or options for preparation (the message says what to do)."""
 
 
 # --------------------------------------------------------------------------- folds
@@ -280,21 +274,6 @@ def load_class_names(data_folder):
 
 
 # --------------------------------------------------------------------------- preparation
-def _default_cache_folder(data_folder, sample_rate):
-    tag = f"{sample_rate // 1000}k" if sample_rate % 1000 == 0 else f"{sample_rate}hz"
-    return os.path.join(data_folder, f"audioattn_cache_{tag}")
-
-
-def _ensure_writable(folder, what, hint):
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write_test.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as err:
-        raise PrepareError(f"cannot write the {what} {folder} ({err}); {hint}") from err
-
-
 def _file_fingerprint(data_folder, rows):
     h = hashlib.sha1()
     for r in sorted(rows, key=lambda r: r["file"]):
@@ -306,88 +285,6 @@ def _file_fingerprint(data_folder, rows):
             key = "missing"
         h.update(f"{r['fold']}/{r['file']}={key}|{r['classID']}|{r['class']}\n".encode())
     return h.hexdigest()
-
-
-def _load_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _reusable(save_folder, options):
-    """Manifest paths if save_folder holds manifests prepared with exactly these options."""
-    old = _load_json(os.path.join(save_folder, OPTIONS_FILE))
-    if old is None:
-        return None
-    if old != options:
-        changed = sorted(k for k in set(old) | set(options) if old.get(k) != options.get(k))
-        logger.info("%s: preparation options or sources changed (%s); preparing again",
-                    save_folder, ", ".join(changed))
-        return None
-    paths, counts = {}, {}
-    for split in SPLITS:
-        path = os.path.join(save_folder, f"{split}.json")
-        data = _load_json(path)
-        if not isinstance(data, dict) or not data:
-            return None
-        if not all(isinstance(e, dict) and os.path.isfile(str(e.get("wav")))
-                   for e in data.values()):
-            logger.info("%s: some cached audio of %s.json is gone; preparing again",
-                        save_folder, split)
-            return None
-        paths[split], counts[split] = path, len(data)
-    logger.info("manifests in %s are up to date (train %d / valid %d / test %d); reusing them",
-                save_folder, counts["train"], counts["valid"], counts["test"])
-    return paths
-
-
-def begin_prepare(save_folder, cache_folder, options):
-    """The manifests of an earlier preparation with the same ``options`` (reused as they are), or
-    None after checking that both folders are writable and removing the stale options file (the
-    old options no longer describe what is about to be written)."""
-    reused = _reusable(save_folder, options)
-    if reused is not None:
-        return reused
-    _ensure_writable(save_folder, "save folder", "choose another output folder")
-    _ensure_writable(cache_folder, "cache folder",
-                     "pass a writable cache_folder=DIR (--cache_folder=DIR); the dataset "
-                     "folder may be read-only")
-    try:
-        os.remove(os.path.join(save_folder, OPTIONS_FILE))
-    except FileNotFoundError:
-        pass
-    return None
-
-
-def unlisted_audio_files(folders, listed):
-    """``<name>/<file>`` of the .wav files in ``folders`` (``{name: path}``) that are not in
-    ``listed`` (the file names the csv rows give): they are not used, and the preparation counts
-    and logs them.
-
-    Example:
-        >>> import tempfile, os
-        >>> d = tempfile.mkdtemp()
-        >>> for n in ("a.wav", "b.wav", "notes.txt"):
-        ...     open(os.path.join(d, n), "w").close()
-        >>> unlisted_audio_files({"fold1": d, "fold2": d + "_absent"}, {"a.wav"})
-        ['fold1/b.wav']
-    """
-    found = []
-    for name, folder in folders.items():
-        if os.path.isdir(folder):
-            found += [f"{name}/{n}" for n in sorted(os.listdir(folder))
-                      if n.lower().endswith(".wav") and n not in listed]
-    return found
-
-
-def log_unlisted(unlisted, csv_desc):
-    """Warn about audio files that no csv row names (at most 5 listed)."""
-    if unlisted:
-        logger.warning("%d audio file(s) have no row in %s and are not used (add rows for them "
-                       "to use them): %s%s", len(unlisted), csv_desc, ", ".join(unlisted[:5]),
-                       " ..." if len(unlisted) > 5 else "")
 
 
 def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_nums,
@@ -406,7 +303,7 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
     data_folder = os.path.abspath(os.fspath(data_folder))
     save_folder = os.path.abspath(os.fspath(save_folder))
     cache_folder = os.path.abspath(os.fspath(cache_folder)) if cache_folder else \
-        _default_cache_folder(data_folder, sample_rate)
+        default_cache_folder(data_folder, sample_rate)
     csv_path = _csv_path(data_folder)
     fold_split = {}
     for split, folds in (("train", train), ("valid", valid), ("test", test)):
@@ -493,24 +390,40 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
                            "test": f"folds {test}"})
 
 
-def finish_prepare(save_folder, manifests, report, progress, split_desc, indent=2):
-    """Write the report, refuse an empty split (naming the report), then write the manifests and
-    the options file (last: its presence means the preparation is complete) and log the summary.
-    Returns the manifest paths."""
-    report_path = os.path.join(save_folder, REPORT_FILE)
-    atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
-    for split in SPLITS:
-        if not manifests[split]:
-            raise PrepareError(
-                f"the {split} split ({split_desc[split]}) is empty: all its rows were skipped "
-                f"as bad; see {report_path}")
-    paths = {}
-    for split in SPLITS:
-        paths[split] = os.path.join(save_folder, f"{split}.json")
-        atomic_write_text(paths[split], json.dumps(manifests[split], indent=indent) + "\n")
-    atomic_write_text(os.path.join(save_folder, OPTIONS_FILE),
-                      json.dumps(report["options"], indent=2) + "\n")
-    logger.info(report["summary"])
-    if progress and not logger.isEnabledFor(logging.INFO):
-        print(report["summary"])
-    return paths
+def build_single_label_datasets(manifests, feature_cache=None):
+    """SpeechBrain datasets of the prepared manifests (``{split: path}``) yielding ``label`` (class
+    index) and either ``feats`` (cached features, when ``feature_cache`` is given, e.g. a
+    :class:`~audioattn_sb.features.FeatureCache`) or ``sig`` (the cached float32 audio)."""
+    import soundfile as sf
+    import speechbrain as sb
+    import torch
+
+    def read(wav):
+        data, _ = sf.read(wav, dtype="float32", always_2d=False)
+        return torch.from_numpy(data)
+
+    if feature_cache is None:
+        @sb.utils.data_pipeline.takes("wav")
+        @sb.utils.data_pipeline.provides("sig")
+        def audio_pipeline(wav):
+            return read(wav)
+        signal_key = "sig"
+    else:
+        @sb.utils.data_pipeline.takes("wav")
+        @sb.utils.data_pipeline.provides("feats")
+        def audio_pipeline(wav):
+            return feature_cache(wav, lambda: read(wav).unsqueeze(0))
+        signal_key = "feats"
+
+    @sb.utils.data_pipeline.takes("classID")
+    @sb.utils.data_pipeline.provides("label")
+    def label_pipeline(class_id):
+        return torch.tensor([int(class_id)], dtype=torch.long)
+
+    datasets = {}
+    for split, path in manifests.items():
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_json(
+            path, dynamic_items=[audio_pipeline, label_pipeline],
+            output_keys=["id", signal_key, "label"],
+        )
+    return datasets

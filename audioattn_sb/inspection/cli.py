@@ -45,7 +45,7 @@ def parse_run_args(argv, add_options):
 
 def _load(hparams_file, run_opts, overrides):
     from audioattn_sb.inspection.trained_run import load_trained_run
-    from audioattn_sb.recipe import check_override_keys
+    from audioattn_sb.hparams import check_override_keys
 
     check_override_keys(hparams_file, overrides)
     return load_trained_run(hparams_file=hparams_file, overrides=overrides, run_opts=run_opts)

@@ -244,28 +244,24 @@ def read_density_csv(path):
 def split_data(run, split="test", limit=None):
     """``(dataset, manifest entries, class names)`` of a split of the run's data.
 
-    The manifests come from the recipe's own preparation (:func:`audioattn_sb.recipe._prepare`,
-    which reuses the run's manifests when the data and options are unchanged); the dataset is
-    the recipe's (:func:`audioattn_sb.recipe.build_single_label_datasets`, or
-    :func:`audioattn_sb.data.fsd50k.build_chunk_datasets` for multi-label runs, whose items are
-    chunks; with the feature cache when the hparams use it), limited to its first ``limit``
-    items.
+    The manifests come from the corpus's own preparation
+    (:func:`audioattn_sb.data.corpora.prepare_manifests`, which reuses the run's manifests when
+    the data and options are unchanged); the dataset is the corpus's (clips, or chunks for
+    multi-label runs; with the feature cache when the hparams use it), limited to its first
+    ``limit`` items.
     """
-    from audioattn_sb.recipe import FeatureCache, _prepare, build_single_label_datasets
+    from audioattn_sb.data.corpora import get_corpus, prepare_manifests
+    from audioattn_sb.features import FeatureCache
 
-    manifests, class_names = _prepare(run.hparams)
+    corpus = get_corpus(run.hparams)
+    manifests, class_names = prepare_manifests(run.hparams, corpus)
     if split not in manifests:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(manifests)}")
     cache = None
     if run.hparams.get("feature_cache", False):
         compute = run.brain.modules["compute_features"]
         cache = FeatureCache(lambda wave: compute(wave.to(run.device)))
-    if run.multilabel:
-        from audioattn_sb.data.fsd50k import build_chunk_datasets
-
-        dataset = build_chunk_datasets({split: manifests[split]}, len(class_names), cache)[split]
-    else:
-        dataset = build_single_label_datasets({split: manifests[split]}, cache)[split]
+    dataset = corpus.datasets({split: manifests[split]}, run.hparams, cache)[split]
     if limit is not None and limit >= 0:
         dataset = dataset.filtered_sorted(select_n=int(limit))
     with open(manifests[split], encoding="utf-8") as f:

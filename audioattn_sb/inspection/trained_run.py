@@ -109,7 +109,7 @@ def check_same_training(run_folder, hparams_file, overrides=""):
     differ. This matters because a checkpoint can load without error into a different model
     (e.g. discrete and ``moments`` continuous pooling have the same parameters).
     """
-    from audioattn_sb.recipe import peek_hparams, resolved_values
+    from audioattn_sb.hparams import peek_hparams, resolved_values
 
     saved_file = Path(run_folder) / "hyperparams.yaml"
     if not saved_file.is_file():
@@ -134,7 +134,7 @@ def _n_classes_override(run_folder, hparams_file, overrides):
     """``n_classes: auto`` (multi-label yamls) becomes the run's own class count, read from its
     saved ``hyperparams.yaml`` (else from the data's vocabulary, as ``recipes/train.py`` does), so
     that a run loads with the training command's arguments and without its data folder."""
-    from audioattn_sb.recipe import peek_hparams
+    from audioattn_sb.hparams import peek_hparams
 
     values = peek_hparams(hparams_file, overrides)
     if str(values.get("n_classes", "")) != "auto":
@@ -142,9 +142,9 @@ def _n_classes_override(run_folder, hparams_file, overrides):
     saved_file = Path(run_folder) / "hyperparams.yaml"
     n = peek_hparams(saved_file).get("n_classes") if saved_file.is_file() else None
     if not isinstance(n, int):
-        from audioattn_sb.data.fsd50k import load_class_names
+        from audioattn_sb.data.corpora import get_corpus
 
-        n = len(load_class_names(values["data_folder"]))
+        n = len(get_corpus(values).class_names(values["data_folder"]))
     if isinstance(overrides, dict):
         return {**overrides, "n_classes": n}
     return (overrides + "\n" if overrides else "") + f"n_classes: {n}"
@@ -154,9 +154,9 @@ def run_folder_of(hparams_file, overrides=""):
     """The run folder a training command with these hparams/overrides wrote to.
 
     ``output_folder: auto`` resolves like ``recipes/train.py`` does
-    (:func:`audioattn_sb.recipe.default_output_folder`).
+    (:func:`audioattn_sb.hparams.default_output_folder`).
     """
-    from audioattn_sb.recipe import default_output_folder, peek_hparams
+    from audioattn_sb.hparams import default_output_folder, peek_hparams
 
     values = peek_hparams(hparams_file, overrides)
     out = values.get("output_folder")
@@ -313,11 +313,11 @@ class TrainedRun:
     # ---- forward
     def make_batch(self, waves, ids=None):
         """A ``PaddedBatch`` like the recipe's datasets give: ``feats`` computed once per clip
-        (``feature_cache: True``, the recipe's :class:`~audioattn_sb.recipe.FeatureCache`) or
+        (``feature_cache: True``, the recipe's :class:`~audioattn_sb.features.FeatureCache`) or
         ``sig``. ``waves``: 1-D float tensors at the run's sample rate."""
         from speechbrain.dataio.batch import PaddedBatch
 
-        from audioattn_sb.recipe import FeatureCache
+        from audioattn_sb.features import FeatureCache
 
         ids = list(ids) if ids is not None else [str(i) for i in range(len(waves))]
         waves = [torch.as_tensor(w, dtype=torch.float32).reshape(-1) for w in waves]
@@ -332,9 +332,9 @@ class TrainedRun:
     @property
     def multilabel(self):
         """True for multi-label runs (``dataset: fsd50k``: chunked data, sigmoid scores)."""
-        from audioattn_sb.recipe import DATASETS
+        from audioattn_sb.data.corpora import get_corpus
 
-        return bool(DATASETS.get(self.hparams.get("dataset", "urbansound8k"), False))
+        return get_corpus(self.hparams).multilabel
 
     def has_self_attention(self):
         """True when the model can return its self-attention (``forward(...,
@@ -439,14 +439,9 @@ def _class_names(run_folder, hparams):
     except (OSError, ValueError):
         pass
     try:
-        from audioattn_sb.recipe import DATASETS
+        from audioattn_sb.data.corpora import get_corpus
 
-        if DATASETS.get(hparams.get("dataset", "urbansound8k")):
-            from audioattn_sb.data.fsd50k import load_class_names
-        else:
-            from audioattn_sb.data.urbansound8k import load_class_names
-
-        names = load_class_names(hparams["data_folder"])
+        names = get_corpus(hparams).class_names(hparams["data_folder"])
         if len(names) == int(hparams.get("n_classes", len(names))):
             return names
     except Exception:  # noqa: BLE001 - no usable data folder: fall back to indices
@@ -479,7 +474,7 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
     """
     from hyperpyyaml import load_hyperpyyaml
 
-    from audioattn_sb.recipe import peek_hparams
+    from audioattn_sb.hparams import peek_hparams
 
     if hparams_file is None:
         run_folder = check_run_folder(run_folder)

@@ -1,0 +1,151 @@
+"""What every corpus preparation shares (UrbanSound8K, FSD50K, any later one): the error type,
+the default cache folder, reuse of an earlier preparation with the same options, writable-folder
+checks, unlisted audio files, and writing the report, manifests and options file (the options
+file last: its presence means the preparation is complete)."""
+
+import json
+import logging
+import os
+import tempfile
+
+from audioattn_sb.utils import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+OPTIONS_FILE = "prepare_options.json"
+REPORT_FILE = "prepare_report.json"
+
+
+class PrepareError(ValueError):
+    """Bad dataset or options for preparation (the message says what to do)."""
+
+
+def default_cache_folder(data_folder, sample_rate):
+    """Where resampled audio goes when no ``cache_folder`` is given: inside the data folder.
+
+    Example:
+        >>> default_cache_folder("data/UrbanSound8K", 16000), default_cache_folder("d", 22050)
+        ('data/UrbanSound8K/audioattn_cache_16k', 'd/audioattn_cache_22050hz')
+    """
+    tag = f"{sample_rate // 1000}k" if sample_rate % 1000 == 0 else f"{sample_rate}hz"
+    return os.path.join(data_folder, f"audioattn_cache_{tag}")
+
+
+def _ensure_writable(folder, what, hint):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write_test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise PrepareError(f"cannot write the {what} {folder} ({err}); {hint}") from err
+
+
+def _load_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _reusable(save_folder, options):
+    """Manifest paths if save_folder holds manifests prepared with exactly these options."""
+    old = _load_json(os.path.join(save_folder, OPTIONS_FILE))
+    if old is None:
+        return None
+    if old != options:
+        changed = sorted(k for k in set(old) | set(options) if old.get(k) != options.get(k))
+        logger.info("%s: preparation options or sources changed (%s); preparing again",
+                    save_folder, ", ".join(changed))
+        return None
+    paths, counts = {}, {}
+    for split in SPLITS:
+        path = os.path.join(save_folder, f"{split}.json")
+        data = _load_json(path)
+        if not isinstance(data, dict) or not data:
+            return None
+        if not all(isinstance(e, dict) and os.path.isfile(str(e.get("wav")))
+                   for e in data.values()):
+            logger.info("%s: some cached audio of %s.json is gone; preparing again",
+                        save_folder, split)
+            return None
+        paths[split], counts[split] = path, len(data)
+    logger.info("manifests in %s are up to date (train %d / valid %d / test %d); reusing them",
+                save_folder, counts["train"], counts["valid"], counts["test"])
+    return paths
+
+
+def begin_prepare(save_folder, cache_folder, options):
+    """The manifests of an earlier preparation with the same ``options`` (reused as they are), or
+    None after checking that both folders are writable and removing the stale options file (the
+    old options no longer describe what is about to be written)."""
+    reused = _reusable(save_folder, options)
+    if reused is not None:
+        return reused
+    _ensure_writable(save_folder, "save folder", "choose another output folder")
+    _ensure_writable(cache_folder, "cache folder",
+                     "pass a writable cache_folder=DIR (--cache_folder=DIR); the dataset "
+                     "folder may be read-only")
+    try:
+        os.remove(os.path.join(save_folder, OPTIONS_FILE))
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def unlisted_audio_files(folders, listed):
+    """``<name>/<file>`` of the .wav files in ``folders`` (``{name: path}``) that are not in
+    ``listed`` (the file names the csv rows give): they are not used, and the preparation counts
+    and logs them.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> for n in ("a.wav", "b.wav", "notes.txt"):
+        ...     open(os.path.join(d, n), "w").close()
+        >>> unlisted_audio_files({"fold1": d, "fold2": d + "_absent"}, {"a.wav"})
+        ['fold1/b.wav']
+    """
+    found = []
+    for name, folder in folders.items():
+        if os.path.isdir(folder):
+            found += [f"{name}/{n}" for n in sorted(os.listdir(folder))
+                      if n.lower().endswith(".wav") and n not in listed]
+    return found
+
+
+def log_unlisted(unlisted, csv_desc):
+    """Warn about audio files that no csv row names (at most 5 listed)."""
+    if unlisted:
+        logger.warning("%d audio file(s) have no row in %s and are not used (add rows for them "
+                       "to use them): %s%s", len(unlisted), csv_desc, ", ".join(unlisted[:5]),
+                       " ..." if len(unlisted) > 5 else "")
+
+
+def finish_prepare(save_folder, manifests, report, progress, split_desc, indent=2):
+    """Write the report, refuse an empty split (naming the report), then write the manifests and
+    the options file (last: its presence means the preparation is complete) and log the summary.
+    Returns the manifest paths."""
+    report_path = os.path.join(save_folder, REPORT_FILE)
+    atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
+    for split in SPLITS:
+        if not manifests[split]:
+            raise PrepareError(
+                f"the {split} split ({split_desc[split]}) is empty: all its rows were skipped "
+                f"as bad; see {report_path}")
+    paths = {}
+    for split in SPLITS:
+        paths[split] = os.path.join(save_folder, f"{split}.json")
+        atomic_write_text(paths[split], json.dumps(manifests[split], indent=indent) + "\n")
+    atomic_write_text(os.path.join(save_folder, OPTIONS_FILE),
+                      json.dumps(report["options"], indent=2) + "\n")
+    logger.info(report["summary"])
+    if progress and not logger.isEnabledFor(logging.INFO):
+        print(report["summary"])
+    return paths
+
+
+__all__ = ["OPTIONS_FILE", "REPORT_FILE", "SPLITS", "PrepareError", "begin_prepare",
+           "default_cache_folder", "finish_prepare", "log_unlisted", "unlisted_audio_files"]
