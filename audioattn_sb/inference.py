@@ -139,19 +139,13 @@ class AudioClassifier:
         return self.run.attention_config()
 
     def load_audio(self, path):
-        """Any audio file → 1-D float32 tensor, mono, at the run's sample rate (the dataset
-        preparation's own reader, downmix and resampler)."""
-        from audioattn_sb.data.audio import read_audio, resample, to_mono
-
-        wave, sr = read_audio(path)
-        return torch.from_numpy(np.ascontiguousarray(resample(to_mono(wave), sr,
-                                                              self.sample_rate)))
+        """Any audio file → 1-D float32 tensor, mono, at the run's sample rate
+        (:meth:`~audioattn_sb.inspection.trained_run.TrainedRun.read_audio`)."""
+        return self.run.read_audio(path)
 
     def classify_file(self, path, top_k=5):
         """Classify an audio file: a :class:`Classification`."""
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such audio file")
         return self.classify_waveform(self.load_audio(path), self.sample_rate, top_k=top_k,
                                       name=path)
 

@@ -304,9 +304,9 @@ def save_run_self_attention(run, out_dir, wav=None, textgrid=None, n_clips=10, s
                             word_tier=None, phone_tier=None, progress=True):
     """Export a trained Transformer run's self-attention (module docstring) into ``out_dir``.
 
-    With ``wav``: that audio file (any rate / channels, read as
-    :meth:`audioattn_sb.inference.AudioClassifier.classify_file` does, which also gives the
-    maps), saved as ``<out_dir>/<wav stem>.npz``, with the intervals of ``textgrid`` (a Praat
+    With ``wav``: that audio file (any rate / channels, read as the dataset preparation does:
+    :meth:`~audioattn_sb.inspection.trained_run.TrainedRun.read_audio`), saved as
+    ``<out_dir>/<wav stem>.npz``, with the intervals of ``textgrid`` (a Praat
     TextGrid; tiers found by name, :func:`audioattn_sb.textgrid.words_and_phones`). Without: the
     first ``n_clips`` items of ``split`` (manifest order; -1 = all), ``<out_dir>/<id>.npz`` each.
     Returns the paths written.
@@ -320,20 +320,27 @@ def save_run_self_attention(run, out_dir, wav=None, textgrid=None, n_clips=10, s
               "run_folder": np.str_(run.run_folder), "checkpoint": np.str_(run.checkpoint)}
     written = []
     if wav is not None:
-        from audioattn_sb.inference import AudioClassifier
-
         words = phones = None
         if textgrid is not None:
             from audioattn_sb.textgrid import read_textgrid, words_and_phones
 
             words, phones = words_and_phones(read_textgrid(textgrid), word_tier, phone_tier)
-        res = AudioClassifier(run).classify_file(wav, top_k=1)
-        n_samples = int(round(res.duration * run.sample_rate))
+        wave = run.read_audio(wav)
+        if wave.numel() == 0:
+            raise ValueError(f"{wav}: no audio samples")
+        out = run.run_batch(run.make_batch([wave], ids=[_file_stem(wav)]), capture_features=False,
+                            self_attention=True)
+        n_samples = int(wave.numel())
+        layer_spf = list(model.layer_samples_per_frame())
+        maps = clip_self_attention(out.info, 0, layer_spf, n_samples)
+        scores = out.scores[0]
+        pred_id = int(np.argmax(scores))
+        pred = run.class_names[pred_id] if pred_id < len(run.class_names) else str(pred_id)
         path = out_dir / f"{_file_stem(wav)}.npz"
-        export_clip(path, res.self_attention, res.self_attention_spf, n_samples,
+        export_clip(path, maps, layer_spf, n_samples,
                     run.sample_rate, words, phones, file_id=np.str_(_file_stem(wav)),
-                    source=np.str_(os.fspath(wav)), label=np.str_(""), pred=np.str_(res.pred),
-                    score=np.float64(res.top_k[0][1]),
+                    source=np.str_(os.fspath(wav)), label=np.str_(""), pred=np.str_(pred),
+                    score=np.float64(scores[pred_id]),
                     textgrid=None if textgrid is None else np.str_(os.fspath(textgrid)),
                     **common)
         return [str(path)]

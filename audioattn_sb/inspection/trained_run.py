@@ -311,6 +311,18 @@ class TrainedRun:
         return feats if isinstance(feats, Fbank) else None
 
     # ---- forward
+    def read_audio(self, path):
+        """Any audio file → 1-D float32 tensor, mono, at the run's sample rate (the dataset
+        preparation's own reader, downmix and resampler)."""
+        from audioattn_sb.data.audio import read_audio, resample, to_mono
+
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such audio file")
+        wave, sr = read_audio(path)
+        return torch.from_numpy(np.ascontiguousarray(resample(to_mono(wave), sr,
+                                                              self.sample_rate)))
+
     def make_batch(self, waves, ids=None):
         """A ``PaddedBatch`` like the recipe's datasets give: ``feats`` computed once per clip
         (``feature_cache: True``, the recipe's :class:`~audioattn_sb.features.FeatureCache`) or
