@@ -70,12 +70,27 @@ def _saved_localisation(run_folder):
     for meta in glob.glob(os.path.join(run_folder, "saved_attentions", "*.json")):
         try:
             with open(meta, encoding="utf-8") as fin:
-                loc = json.load(fin).get("localisation")
+                data = json.load(fin)
+            loc = data.get("localisation")
         except (OSError, json.JSONDecodeError, AttributeError):
             continue
         if loc and loc.get("mass_in_event") is not None and os.path.getmtime(meta) > newest:
-            best, newest = loc, os.path.getmtime(meta)
+            best, newest = dict(loc), os.path.getmtime(meta)
+            if "supports_by_class" not in best:  # written before the support figures existed
+                best.update(_supports_from_csv(data.get("summary_csv")))
     return best
+
+
+def _supports_from_csv(summary_csv):
+    """The support figures of a save_attentions summary CSV (older JSONs lack them)."""
+    from audioattn_sb.inspection.export import SUMMARY_COLUMNS, support_summary
+
+    try:
+        with open(summary_csv, newline="", encoding="utf-8") as f:
+            rows = [[r.get(c, "") for c in SUMMARY_COLUMNS] for r in csv.DictReader(f)]
+    except (OSError, TypeError):
+        return {}
+    return support_summary(rows)
 
 
 def collect_results(paths):

@@ -154,6 +154,24 @@ def test_aggregate_median_support_over_all_clips_and_selected_classes(tmp_path):
     assert "selected classes" not in rows_to_markdown(aggregate(runs))
 
 
+def test_aggregate_reads_supports_from_the_csv_of_an_older_summary(tmp_path):
+    """A saved_attentions JSON written before the support figures existed: the widths come
+    from its summary CSV (label, supp columns)."""
+    d = _fake_run(str(tmp_path), "continuous-sparsemax", 1, 0.8)
+    os.makedirs(os.path.join(d, "saved_attentions"))
+    summary = os.path.join(d, "saved_attentions", "x.csv")
+    with open(summary, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_id", "label", "supp"])
+        w.writerows([["a", "dog", "0.2"], ["b", "dog", "0.6"], ["c", "rain", "1.3"]])
+    with open(os.path.join(d, "saved_attentions", "x.json"), "w") as f:
+        json.dump({"summary_csv": summary,
+                   "localisation": {"mass_in_event": 0.5, "uniform_mass": 0.3}}, f)
+    (row,) = aggregate(collect_results([str(tmp_path)]), support_classes=["dog"])
+    assert row["support_median"] == pytest.approx(0.6)
+    assert row["support_median_classes"] == pytest.approx(0.4)
+
+
 def test_aggregate_flags_two_runs_on_the_same_fold(tmp_path):
     _fake_run(str(tmp_path), "discrete-softmax", 1, 0.5, seed=0)
     _fake_run(str(tmp_path), "discrete-softmax", 1, 0.7, seed=1)
