@@ -402,25 +402,7 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
     vocab = load_vocabulary(data_folder)
     csv_paths = {"dev": _path(data_folder, DEV_CSV, "dev.csv"),
                  "eval": _path(data_folder, EVAL_CSV, "eval.csv")}
-    good, problems, seen = [], [], {}
-    for which, required in (("dev", ("fname", "labels", "mids", "split")),
-                            ("eval", ("fname", "labels", "mids"))):
-        header, rows = _read_table(csv_paths[which], required)
-        g, p = _validate_table(csv_paths[which], which, header, rows, vocab, seen)
-        good += g
-        problems += p
-    if problems and not skip_bad_files:
-        shown = [_problem_text(data_folder, p) for p in problems[:10]]
-        more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise PrepareError("\n".join(shown) + more)
-    by_split = _rows_by_split(good)
-    for split in SPLITS:
-        if not by_split[split]:
-            raise PrepareError(
-                f"the {split} split ({_split_desc(split)}) is empty: no valid row in "
-                f"{csv_paths[SPLIT_SOURCES[split][0]]}; FSD50K needs train and val rows in "
-                "dev.csv and rows in eval.csv")
-
+    good, problems = _valid_rows(data_folder, csv_paths, vocab, skip_bad_files)
     stats = {w: os.stat(p) for w, p in csv_paths.items()}
     stats["vocabulary"] = os.stat(os.path.join(data_folder, VOCABULARY_CSV))
     options = {
@@ -440,13 +422,65 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
     reused = begin_prepare(save_folder, cache_folder, options)
     if reused is not None:
         return reused
+    manifests, clips, skipped, n = _cache_and_chunk(
+        data_folder, cache_folder, csv_paths, _rows_by_split(good), sample_rate, chunk_samples,
+        hop_samples, skip_bad_files, progress)
+    unlisted = unlisted_audio_files(
+        {d: os.path.join(data_folder, d) for d in (DEV_AUDIO, EVAL_AUDIO)},
+        {r["fname"] + ".wav" for r in good} | {f"{p['file']}.wav" for p in problems})
+    log_unlisted(unlisted, "dev.csv / eval.csv")
+    skipped = problems + skipped
+    chunks = {s: len(manifests[s]) for s in SPLITS}
+    summary = (f"prepared {sum(clips.values())} clips (train {clips['train']} / valid "
+               f"{clips['valid']} / test {clips['test']}) = {sum(chunks.values())} chunks of "
+               f"{chunk_samples / sample_rate:g} s (train {chunks['train']} / valid "
+               f"{chunks['valid']} / test {chunks['test']}), {n['tiled']} short clips tiled, "
+               f"{len(vocab)} classes, resampled {n['resampled']}, reused from cache "
+               f"{n['reused']}, skipped {len(skipped)}"
+               + (f", files without a csv row {len(unlisted)}" if unlisted else ""))
+    report = {"summary": summary, "counts": clips, "chunk_counts": chunks, "tiled": n["tiled"],
+              "n_classes": len(vocab), "resampled": n["resampled"],
+              "reused_from_cache": n["reused"], "n_skipped": len(skipped), "skipped": skipped,
+              "n_unlisted": len(unlisted), "unlisted": unlisted, "options": options}
+    return finish_prepare(save_folder, manifests, report, progress,
+                          {split: _split_desc(split) for split in SPLITS}, indent=1)
 
+
+def _valid_rows(data_folder, csv_paths, vocab, skip_bad_files):
+    """``(valid rows of dev.csv and eval.csv, problems)``: a bad row stops the preparation
+    unless ``skip_bad_files``; an empty split always does."""
+    good, problems, seen = [], [], {}
+    for which, required in (("dev", ("fname", "labels", "mids", "split")),
+                            ("eval", ("fname", "labels", "mids"))):
+        header, rows = _read_table(csv_paths[which], required)
+        g, p = _validate_table(csv_paths[which], which, header, rows, vocab, seen)
+        good += g
+        problems += p
+    if problems and not skip_bad_files:
+        shown = [_problem_text(data_folder, p) for p in problems[:10]]
+        more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise PrepareError("\n".join(shown) + more)
+    by_split = _rows_by_split(good)
+    for split in SPLITS:
+        if not by_split[split]:
+            raise PrepareError(
+                f"the {split} split ({_split_desc(split)}) is empty: no valid row in "
+                f"{csv_paths[SPLIT_SOURCES[split][0]]}; FSD50K needs train and val rows in "
+                "dev.csv and rows in eval.csv")
+    return good, problems
+
+
+def _cache_and_chunk(data_folder, cache_folder, csv_paths, by_split, sample_rate, chunk_samples,
+                     hop_samples, skip_bad_files, progress):
+    """Resample (or reuse) every clip into the cache and cut it into chunks: ``(manifests
+    {split: {<fname>_<k>: entry}}, clips per split, skipped files, {"resampled", "reused",
+    "tiled"} counts)``."""
     from tqdm import tqdm
 
-    skipped = list(problems)
+    skipped = []
     manifests = {s: {} for s in SPLITS}
     clips = {s: 0 for s in SPLITS}
-    n_resampled = n_reused = n_tiled = 0
+    n = {"resampled": 0, "reused": 0, "tiled": 0}
     todo = [(split, r) for split in SPLITS for r in by_split[split]]
     for split, r in tqdm(todo, desc="prepare FSD50K", unit="clip", disable=not progress,
                          dynamic_ncols=True):
@@ -461,10 +495,10 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
             logger.warning("skipping %s", _problem_text(data_folder, p))
             skipped.append(p)
             continue
-        n_reused += bool(info["reused"])
-        n_resampled += not info["reused"]
+        n["reused"] += bool(info["reused"])
+        n["resampled"] += not info["reused"]
         bounds = chunk_bounds(info["frames"], chunk_samples, hop_samples)
-        n_tiled += info["frames"] < chunk_samples
+        n["tiled"] += info["frames"] < chunk_samples
         clips[split] += 1
         for k, (start, stop) in enumerate(bounds):
             manifests[split][f"{r['fname']}_{k}"] = {
@@ -482,25 +516,7 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
                 "split": r["split"] or "eval",
                 "source": os.path.relpath(src, data_folder),
             }
-
-    unlisted = unlisted_audio_files(
-        {d: os.path.join(data_folder, d) for d in (DEV_AUDIO, EVAL_AUDIO)},
-        {r["fname"] + ".wav" for r in good} | {f"{p['file']}.wav" for p in problems})
-    log_unlisted(unlisted, "dev.csv / eval.csv")
-    chunks = {s: len(manifests[s]) for s in SPLITS}
-    summary = (f"prepared {sum(clips.values())} clips (train {clips['train']} / valid "
-               f"{clips['valid']} / test {clips['test']}) = {sum(chunks.values())} chunks of "
-               f"{chunk_samples / sample_rate:g} s (train {chunks['train']} / valid "
-               f"{chunks['valid']} / test {chunks['test']}), {n_tiled} short clips tiled, "
-               f"{len(vocab)} classes, resampled {n_resampled}, reused from cache {n_reused}, "
-               f"skipped {len(skipped)}"
-               + (f", files without a csv row {len(unlisted)}" if unlisted else ""))
-    report = {"summary": summary, "counts": clips, "chunk_counts": chunks, "tiled": n_tiled,
-              "n_classes": len(vocab), "resampled": n_resampled, "reused_from_cache": n_reused,
-              "n_skipped": len(skipped), "skipped": skipped, "n_unlisted": len(unlisted),
-              "unlisted": unlisted, "options": options}
-    return finish_prepare(save_folder, manifests, report, progress,
-                          {split: _split_desc(split) for split in SPLITS}, indent=1)
+    return manifests, clips, skipped, n
 
 
 # --------------------------------------------------------------------------- datasets

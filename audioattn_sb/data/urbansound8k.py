@@ -299,32 +299,14 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
     """
     train, valid, test = check_folds(train_fold_nums, valid_fold_nums, test_fold_nums,
                                      allow_valid_test_overlap)
+    folds = {"train": train, "valid": valid, "test": test}
     sample_rate = int(sample_rate)
     data_folder = os.path.abspath(os.fspath(data_folder))
     save_folder = os.path.abspath(os.fspath(save_folder))
     cache_folder = os.path.abspath(os.fspath(cache_folder)) if cache_folder else \
         default_cache_folder(data_folder, sample_rate)
-    csv_path = _csv_path(data_folder)
-    fold_split = {}
-    for split, folds in (("train", train), ("valid", valid), ("test", test)):
-        for f in folds:
-            fold_split.setdefault(f, []).append(split)
-
-    rows = _read_rows(data_folder)
-    good, problems = _validate_rows(rows)
-    if problems and not skip_bad_files:
-        shown = [_problem_text(csv_path, p) for p in problems[:10]]
-        more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise PrepareError("\n".join(shown) + more)
-    chosen = [r for r in good if r["fold"] in fold_split]
-    present = sorted({r["fold"] for r in good})
-    for split, folds in (("train", train), ("valid", valid), ("test", test)):
-        if not any(r["fold"] in folds for r in chosen):
-            raise PrepareError(
-                f"the {split} split (folds {folds}) is empty: {csv_path} has no valid rows in "
-                f"those folds (folds present: {present}); choose {split}_fold_nums among them")
-
-    st = os.stat(csv_path)
+    rows, chosen, problems = _chosen_rows(data_folder, folds, skip_bad_files)
+    st = os.stat(_csv_path(data_folder))
     options = {
         "version": PREPARE_VERSION,
         "data_folder": data_folder,
@@ -339,10 +321,59 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
     reused = begin_prepare(save_folder, cache_folder, options)
     if reused is not None:
         return reused
+    manifests, skipped, n_resampled, n_reused = _cache_clips(
+        data_folder, cache_folder, sample_rate, chosen, folds, skip_bad_files, progress)
+    unlisted = unlisted_audio_files(
+        {f"fold{k}": os.path.join(data_folder, "audio", f"fold{k}")
+         for k in sorted(set(train) | set(valid) | set(test))},
+        {r.get("slice_file_name") for r in rows})
+    log_unlisted(unlisted, _csv_path(data_folder))
+    counts = {s: len(manifests[s]) for s in SPLITS}
+    skipped = problems + skipped
+    summary = (f"prepared {len(set().union(*manifests.values()))} clips (train {counts['train']}"
+               f" / valid {counts['valid']} / test {counts['test']}), resampled {n_resampled}, "
+               f"reused from cache {n_reused}, skipped {len(skipped)}"
+               + (f", files without a csv row {len(unlisted)}" if unlisted else ""))
+    report = {"summary": summary, "counts": counts, "resampled": n_resampled,
+              "reused_from_cache": n_reused, "n_skipped": len(skipped), "skipped": skipped,
+              "n_unlisted": len(unlisted), "unlisted": unlisted, "options": options}
+    return finish_prepare(save_folder, manifests, report, progress,
+                          {split: f"folds {f}" for split, f in folds.items()})
 
+
+def _chosen_rows(data_folder, folds, skip_bad_files):
+    """``(all csv rows, the valid rows of the chosen folds, the problems found)``: a bad row
+    stops the preparation unless ``skip_bad_files``; a split without rows always does."""
+    csv_path = _csv_path(data_folder)
+    rows = _read_rows(data_folder)
+    good, problems = _validate_rows(rows)
+    if problems and not skip_bad_files:
+        shown = [_problem_text(csv_path, p) for p in problems[:10]]
+        more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise PrepareError("\n".join(shown) + more)
+    wanted = set().union(*folds.values())
+    chosen = [r for r in good if r["fold"] in wanted]
+    present = sorted({r["fold"] for r in good})
+    for split, split_folds in folds.items():
+        if not any(r["fold"] in split_folds for r in chosen):
+            raise PrepareError(
+                f"the {split} split (folds {split_folds}) is empty: {csv_path} has no valid rows "
+                f"in those folds (folds present: {present}); choose {split}_fold_nums among them")
+    return rows, chosen, list(problems)
+
+
+def _cache_clips(data_folder, cache_folder, sample_rate, chosen, folds, skip_bad_files,
+                 progress):
+    """Resample (or reuse) every chosen clip into the cache and build the manifests:
+    ``(manifests {split: {stem: entry}}, skipped files, n resampled, n reused)``."""
     from tqdm import tqdm
 
-    skipped = list(problems)
+    csv_path = _csv_path(data_folder)
+    fold_split = {}
+    for split, split_folds in folds.items():
+        for f in split_folds:
+            fold_split.setdefault(f, []).append(split)
+    skipped = []
     manifests = {s: {} for s in SPLITS}
     n_resampled = n_reused = 0
     for r in tqdm(chosen, desc="prepare UrbanSound8K", unit="clip", disable=not progress,
@@ -372,22 +403,7 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
         }
         for split in fold_split[r["fold"]]:
             manifests[split][stem] = entry
-
-    unlisted = unlisted_audio_files(
-        {f"fold{k}": os.path.join(data_folder, "audio", f"fold{k}") for k in sorted(fold_split)},
-        {r.get("slice_file_name") for r in rows})
-    log_unlisted(unlisted, csv_path)
-    counts = {s: len(manifests[s]) for s in SPLITS}
-    summary = (f"prepared {len(set().union(*manifests.values()))} clips (train {counts['train']}"
-               f" / valid {counts['valid']} / test {counts['test']}), resampled {n_resampled}, "
-               f"reused from cache {n_reused}, skipped {len(skipped)}"
-               + (f", files without a csv row {len(unlisted)}" if unlisted else ""))
-    report = {"summary": summary, "counts": counts, "resampled": n_resampled,
-              "reused_from_cache": n_reused, "n_skipped": len(skipped), "skipped": skipped,
-              "n_unlisted": len(unlisted), "unlisted": unlisted, "options": options}
-    return finish_prepare(save_folder, manifests, report, progress,
-                          {"train": f"folds {train}", "valid": f"folds {valid}",
-                           "test": f"folds {test}"})
+    return manifests, skipped, n_resampled, n_reused
 
 
 def build_single_label_datasets(manifests, feature_cache=None):
