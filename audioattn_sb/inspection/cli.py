@@ -201,7 +201,7 @@ def plot_attentions_main(argv=None):
     """``plot_attentions.py CSV [--specs DIR] [--compare CSV ...] [--out DIR] [--clips ID ...]
     [--max_clips N]``."""
     from audioattn_sb import plots
-    from audioattn_sb.inspection.export import load_spec, meta_json_path, read_attention_csv
+    from audioattn_sb.inspection.export import load_spec
 
     parser = argparse.ArgumentParser(
         prog="plot_attentions.py", allow_abbrev=False,
@@ -222,7 +222,41 @@ def plot_attentions_main(argv=None):
                              "first; default 8)")
     ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
-    csv_paths = [ns.csv, *ns.compare]
+    tables = _read_attention_tables([ns.csv, *ns.compare])
+    names = [_variant_name(rows, path) for path, rows in tables]
+    if len(set(names)) < len(names):
+        names = [f"{n} [{Path(p).stem}]" for n, (p, _) in zip(names, tables)]
+    specs = _specs_folder(ns.csv, ns.specs)
+    out_dir = Path(ns.out) if ns.out else Path(ns.csv).parent / "plots" / Path(ns.csv).stem
+
+    def spec_of(fid):
+        path = os.path.join(specs, f"{fid}.npz") if specs else None
+        return load_spec(path) if path and os.path.isfile(path) else None
+
+    main_rows = {r["file_id"]: r for r in tables[0][1]}
+    chosen = _chosen_clips(ns, tables, specs)
+    written = []
+    for fid in chosen:
+        row, spec = main_rows[fid], spec_of(fid)
+        written.append(plots.plot_clip_attention(out_dir / f"attention_{fid}.png", row, spec,
+                                                 row=row))
+        if len(tables) > 1:
+            written.append(plots.plot_attention_comparison(
+                out_dir / f"compare_{fid}.png", _clip_under_variants(fid, names, tables), spec,
+                title=f"{fid} · label {row.get('label', '')}"))
+    written.append(plots.plot_attention_distributions(
+        out_dir / "distributions.png", [(n, rows) for n, (_, rows) in zip(names, tables)],
+        _present_class_names(ns.csv, tables)))
+    n_spec = sum(spec_of(f) is not None for f in chosen)
+    print(f"wrote {len(written)} figures ({len(chosen)} clips, {n_spec} with a spectrogram; "
+          f"{len(tables)} attention variant(s)) -> {out_dir}")
+    return written
+
+
+def _read_attention_tables(csv_paths):
+    """``[(path, rows)]`` of save_attentions.py CSVs (with their densities), clear errors."""
+    from audioattn_sb.inspection.export import read_attention_csv
+
     tables = []
     for path in csv_paths:
         if not os.path.isfile(path):
@@ -235,74 +269,69 @@ def plot_attentions_main(argv=None):
             raise FileNotFoundError(f"{path}: its density CSV is missing; rerun "
                                     "save_attentions.py")
         tables.append((path, rows))
-    names = [_variant_name(rows, path) for path, rows in tables]
-    if len(set(names)) < len(names):
-        names = [f"{n} [{Path(p).stem}]" for n, (p, _) in zip(names, tables)]
+    return tables
 
-    specs = ns.specs
-    if specs is None:
-        try:
-            with open(meta_json_path(ns.csv), encoding="utf-8") as f:
-                run_folder = json.load(f).get("run_folder")
-            if run_folder and os.path.isdir(os.path.join(run_folder, "specs")):
-                specs = os.path.join(run_folder, "specs")
-        except (OSError, ValueError):
-            pass
-    elif not os.path.isdir(specs):
-        raise FileNotFoundError(f"{specs}: no such specs folder; write it with "
-                                "recipes/save_specs.py")
-    out_dir = Path(ns.out) if ns.out else Path(ns.csv).parent / "plots" / Path(ns.csv).stem
 
-    def spec_of(fid):
-        path = os.path.join(specs, f"{fid}.npz") if specs else None
-        return load_spec(path) if path and os.path.isfile(path) else None
+def _specs_folder(csv_path, specs):
+    """``--specs``, or the ``specs`` folder of the CSV's run when it exists, or None."""
+    from audioattn_sb.inspection.export import meta_json_path
 
+    if specs is not None:
+        if not os.path.isdir(specs):
+            raise FileNotFoundError(f"{specs}: no such specs folder; write it with "
+                                    "recipes/save_specs.py")
+        return specs
+    try:
+        with open(meta_json_path(csv_path), encoding="utf-8") as f:
+            run_folder = json.load(f).get("run_folder")
+        if run_folder and os.path.isdir(os.path.join(run_folder, "specs")):
+            return os.path.join(run_folder, "specs")
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _chosen_clips(ns, tables, specs):
+    """``--clips`` (checked), or the first ``--max_clips`` clips every table has, those with a
+    spectrogram first."""
     main_rows = {r["file_id"]: r for r in tables[0][1]}
-    common = [fid for fid in main_rows
-              if all(fid in {r["file_id"] for r in rows} for _, rows in tables[1:])]
     if ns.clips:
         missing = [c for c in ns.clips if c not in main_rows]
         if missing:
             raise ValueError(f"--clips {missing} not in {ns.csv}")
-        chosen = list(ns.clips)
-    else:
-        with_spec = [f for f in common if specs and os.path.isfile(os.path.join(specs,
-                                                                                 f"{f}.npz"))]
-        chosen = (with_spec + [f for f in common if f not in with_spec])[:max(ns.max_clips, 0)]
+        return list(ns.clips)
+    common = [fid for fid in main_rows
+              if all(fid in {r["file_id"] for r in rows} for _, rows in tables[1:])]
+    with_spec = [f for f in common if specs and os.path.isfile(os.path.join(specs, f"{f}.npz"))]
+    return (with_spec + [f for f in common if f not in with_spec])[:max(ns.max_clips, 0)]
 
-    written = []
-    for fid in chosen:
-        row, spec = main_rows[fid], spec_of(fid)
-        written.append(plots.plot_clip_attention(out_dir / f"attention_{fid}.png", row, spec,
-                                                 row=row))
-        if len(tables) > 1:
-            named = []
-            for name, (_, rows) in zip(names, tables):
-                match = [r for r in rows if r["file_id"] == fid]
-                if match:
-                    r = match[0]
-                    score = r.get("score")
-                    sc = f" (p={score:.2f})" if isinstance(score, float) and score == score else ""
-                    named.append((f"{name} → pred {r.get('pred', '')}{sc}", r))
-            label = f"{fid} · label {row.get('label', '')}"
-            written.append(plots.plot_attention_comparison(out_dir / f"compare_{fid}.png",
-                                                           named, spec, title=label))
-    class_names = None
+
+def _clip_under_variants(fid, names, tables):
+    """``[(panel title, row)]`` of one clip in every table that has it."""
+    named = []
+    for name, (_, rows) in zip(names, tables):
+        match = [r for r in rows if r["file_id"] == fid]
+        if match:
+            r = match[0]
+            score = r.get("score")
+            sc = f" (p={score:.2f})" if isinstance(score, float) and score == score else ""
+            named.append((f"{name} → pred {r.get('pred', '')}{sc}", r))
+    return named
+
+
+def _present_class_names(csv_path, tables):
+    """The run's class names (its JSON) that occur in the tables, in class order, or None."""
+    from audioattn_sb.inspection.export import meta_json_path
+
     try:
-        with open(meta_json_path(ns.csv), encoding="utf-8") as f:
+        with open(meta_json_path(csv_path), encoding="utf-8") as f:
             class_names = json.load(f).get("class_names")
     except (OSError, ValueError):
-        pass
-    if class_names:
-        present = {r["label"] for _, rows in tables for r in rows}
-        class_names = [c for c in class_names if c in present]
-    written.append(plots.plot_attention_distributions(
-        out_dir / "distributions.png", [(n, rows) for n, (_, rows) in zip(names, tables)],
-        class_names or None))
-    n_spec = sum(spec_of(f) is not None for f in chosen)
-    print(f"wrote {len(written)} figures ({len(chosen)} clips, {n_spec} with a spectrogram; "
-          f"{len(tables)} attention variant(s)) -> {out_dir}")
-    return written
+        return None
+    if not class_names:
+        return None
+    present = {r["label"] for _, rows in tables for r in rows}
+    return [c for c in class_names if c in present] or None
 
 
 # --------------------------------------------------------------------------- self-attention
