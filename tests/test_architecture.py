@@ -75,3 +75,37 @@ def test_package_imports_have_no_cycle():
     assert "audioattn_sb.recipe" in graph and "audioattn_sb.data.corpora" in graph["audioattn_sb.recipe"]
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+#: README's layers (Architecture): a module imports only modules of lower layers, or of its own
+#: layer inside its own subpackage. Longest matching prefix wins.
+LAYERS = {
+    "audioattn_sb": 0,
+    "audioattn_sb.utils": 1, "audioattn_sb.lengths": 1, "audioattn_sb.textgrid": 1,
+    "audioattn_sb.attention": 2, "audioattn_sb.augment": 2, "audioattn_sb.training": 2,
+    "audioattn_sb.metrics": 2, "audioattn_sb.plots": 2, "audioattn_sb.features": 2,
+    "audioattn_sb.data": 2,
+    "audioattn_sb.models": 3, "audioattn_sb.brains": 3, "audioattn_sb.data.corpora": 3,
+    "audioattn_sb.hparams": 3,
+    "audioattn_sb.inspection": 4,
+    "audioattn_sb.folds": 5,
+    "audioattn_sb.recipe": 6, "audioattn_sb.fold_runner": 6, "audioattn_sb.inspection.cli": 6,
+    "audioattn_sb.inference": 6,
+}
+
+
+def _layer(module):
+    best = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len)
+    return LAYERS[best], best
+
+
+def test_imports_go_down_the_readme_layers():
+    wrong = []
+    for src, deps in import_graph().items():
+        (ls, ps) = _layer(src)
+        for dst in deps:
+            (ld, pd) = _layer(dst)
+            same_package = ps == pd and ps != "audioattn_sb"
+            if not (ld < ls or (ld == ls and same_package)):
+                wrong.append(f"{src} (layer {ls}) imports {dst} (layer {ld})")
+    assert not wrong, "\n".join(wrong)
