@@ -323,3 +323,15 @@ def test_factory_checks_continuous_option_names():
     assert pool.scorer.log_scale is not None
     with pytest.raises(ValueError, match="did you mean encoder"):
         build_pooling("continuous", "sparsemax", 8, continuous={"encodr": "direct"})
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_sigma_sq_alone_carries_gradient_to_the_encoder(encoder):
+    """σ² is learned: a loss on σ² alone moves the encoder's parameters (a frozen, detached σ²
+    would leave them without gradient)."""
+    pool = _pool("biweight", 1.5, encoder=encoder).float()
+    _, info = pool(torch.randn(2, 30, D) * 3, torch.tensor([1.0, 0.6]))
+    info["sigma_sq"].sum().backward()
+    params = dict(pool.named_parameters())
+    head = params["param_head.weight"] if encoder == "direct" else params["scorer.proj.weight"]
+    assert head.grad is not None and head.grad.abs().sum() > 0

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Mutation check of the test suite: break the code on purpose, one line at a time, and see
+which test notices.
+
+Usage:
+    python scripts/mutants.py [--only NAME ...] [--keep] [--list]
+
+Each mutant is a deliberate one-line breakage of a behaviour the README promises. For each, the
+checkout's tracked files (as they are in the working tree) are copied into a scratch folder, the
+breakage is applied there (never to this checkout), and the tests that should catch it run
+against the scratch copy (pytest -x, one thread). One line per mutant: "caught by <test>" or
+MISSED. Exit status 1 when a mutant is missed or its target line no longer exists in the code
+(the mutant must then be updated), 0 when every mutant is caught.
+
+--only NAME ...   run these mutants only (names from --list)
+--keep            keep the scratch folders (their paths are printed)
+--list            print the mutants and exit
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: name → (file, exact old text, new text, tests that should catch it, what it breaks)
+MUTANTS = {
+    "attention-not-masked": (
+        "audioattn_sb/attention/discrete.py",
+        "    work = torch.where(mask, work, fill).masked_fill(~has_valid, 0.0)",
+        "    work = work.masked_fill(~has_valid, 0.0)",
+        ["tests/test_discrete_attention.py"],
+        "padded frames get attention weight"),
+    "logits-averaged": (
+        "audioattn_sb/brains/multilabel.py",
+        "self._probs.append(torch.sigmoid(predictions.detach().float()).cpu())",
+        "self._probs.append(predictions.detach().float().cpu())",
+        ["tests/test_multilabel_recipe.py::test_brain_averages_chunk_probabilities_not_logits"],
+        "clip scores average chunk logits instead of probabilities"),
+    "valid-equals-test-allowed": (
+        "audioattn_sb/data/urbansound8k.py",
+        "        if not allow_valid_test_overlap:",
+        "        if False:",
+        ["tests/test_urbansound8k_prep.py", "tests/test_recipe.py::"
+         "test_valid_equal_test_is_refused_before_any_work"],
+        "valid fold = test fold silently allowed"),
+    "sigma-frozen": (
+        "audioattn_sb/attention/continuous.py",
+        "            sigma_sq = bg.sigma_sq_from_variance(var, self.alpha)",
+        "            sigma_sq = bg.sigma_sq_from_variance(var, self.alpha).detach()",
+        ["tests/test_continuous_pooling.py"],
+        "the continuous density's σ² gets no gradient"),
+    "checkpoint-highest-error": (
+        "audioattn_sb/brains/base.py",
+        '    checkpoint_key = {"min_key": "error"}',
+        '    checkpoint_key = {"max_key": "error"}',
+        ["tests/test_recipe.py::test_two_epochs_then_resume"],
+        "the test uses the checkpoint of the highest valid error"),
+}
+
+
+def scratch_copy(dest):
+    """Copy the checkout's tracked files (working-tree contents) into ``dest``."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = os.path.join(REPO, rel)
+        if os.path.isfile(src):
+            os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, rel))
+
+
+def apply(dest, path, old, new):
+    """Replace the one occurrence of ``old`` in ``dest/path``; False when it is not there once."""
+    full = os.path.join(dest, path)
+    with open(full, encoding="utf-8") as f:
+        text = f.read()
+    if text.count(old) != 1:
+        return False
+    with open(full, "w", encoding="utf-8") as f:
+        f.write(text.replace(old, new))
+    return True
+
+
+def run_tests(dest, tests):
+    """``(caught?, the failing test or a reason)`` for pytest on the scratch copy."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": dest}
+    p = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                        *tests], cwd=dest, env=env, capture_output=True, text=True)
+    if p.returncode == 0:
+        return False, "all passed"
+    if p.returncode == 5:
+        return False, "no test collected"
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", p.stdout, re.M)
+    return True, failed[0] if failed else f"pytest exit {p.returncode}"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", nargs="+", default=None, choices=sorted(MUTANTS), metavar="NAME")
+    p.add_argument("--keep", action="store_true")
+    p.add_argument("--list", action="store_true")
+    args = p.parse_args(argv)
+    if args.list:
+        for name, (path, _, _, tests, what) in MUTANTS.items():
+            print(f"{name:28s} {what} ({path}; caught by {', '.join(tests)})")
+        return 0
+    bad = 0
+    for name in args.only or list(MUTANTS):
+        path, old, new, tests, what = MUTANTS[name]
+        dest = tempfile.mkdtemp(prefix=f"mutant_{name}_")
+        t0 = time.time()
+        try:
+            scratch_copy(dest)
+            if not apply(dest, path, old, new):
+                bad += 1
+                print(f"{name:28s} STALE: the line to break is not (once) in {path}")
+                continue
+            caught, detail = run_tests(dest, tests)
+            bad += not caught
+            verdict = f"caught by {detail}" if caught else f"MISSED ({detail})"
+            print(f"{name:28s} {verdict}  [{what}; {time.time() - t0:.0f} s]", flush=True)
+        finally:
+            if args.keep:
+                print(f"  scratch copy: {dest}")
+            else:
+                shutil.rmtree(dest, ignore_errors=True)
+    print(f"{len(args.only or MUTANTS) - bad} of {len(args.only or MUTANTS)} mutants caught")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
