@@ -1,5 +1,7 @@
 """ACRNN model: parameter counts, shapes, padding invariance (eval mode), bad configs."""
 
+import os
+
 import pytest
 import torch
 from speechbrain.lobes.features import Fbank
@@ -8,6 +10,8 @@ from speechbrain.processing.features import InputNormalization
 from audioattn_sb.attention import build_pooling
 from audioattn_sb.features import frame_lengths
 from audioattn_sb.models.acrnn import ACRNN
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("mapping,alpha", [("softmax", None), ("entmax1333", None),
@@ -83,3 +87,18 @@ def test_bad_configs_raise_value_error():
         ACRNN(40, 10, pool, conv_channels=[16], rnn_type="transformer", rnn_neurons=8)
     with pytest.raises(ValueError, match="output"):
         ACRNN(40, 10, pool, conv_channels=[16], output="softmax")
+
+
+@pytest.mark.parametrize("name,low,high", [
+    ("urbansound8k_acrnn_zhang.yaml", 6.15e6, 6.25e6),      # README: 6.2 M parameters
+    ("urbansound8k_acrnn_compact.yaml", 215_522, 215_522),  # README: 215,522
+    ("urbansound8k_acrnn.yaml", 69_514, 69_514),            # README: 69,514
+])
+def test_readme_parameter_counts_of_the_yamls(tmp_path, name, low, high):
+    """The yamls as shipped build the models whose sizes README gives (discrete softmax)."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    with open(os.path.join(REPO, "hparams", name)) as f:
+        hp = load_hyperpyyaml(f, f"output_folder: {tmp_path}")
+    n = sum(p.numel() for p in hp["model"].parameters())
+    assert low <= n <= high, n
