@@ -218,3 +218,35 @@ def test_fold_loop_commands_never_validate_on_test_and_have_distinct_outputs():
         assert valid.split("=")[1] != test.split("=")[1]
     with pytest.raises(ValueError, match="output_folder"):
         build_commands(hp, "d", 10, [1], ["discrete:softmax"], ["--output_folder=x"])
+
+
+@pytest.mark.slow
+def test_run_folds_skips_finished_runs_runs_the_rest_and_writes_the_table(demo_us8k, tmp_path):
+    """README: run_folds.py skips a run whose results.json exists (an interrupted loop resumes),
+    runs the others, and writes the table over all of them."""
+    root = tmp_path / "res"
+    args = [os.path.join(REPO, "recipes", "run_folds.py"),
+            os.path.join(REPO, "hparams", "urbansound8k_acrnn.yaml"),
+            f"--data_folder={demo_us8k}", "--num_folds", "10", "--folds", "1",
+            "--variants", "discrete:softmax", "discrete:sparsemax", "--results_root", str(root),
+            "--", f"--cache_folder={tmp_path / 'cache'}", "--number_of_epochs=1",
+            "--experiment_name=skip", "--noprogressbar"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a finished softmax run: its results.json (a marker value the loop must not overwrite)
+    expected = root / "skip" / "discrete-softmax" / "test1_valid2" / "seed0"
+    expected.mkdir(parents=True)
+    json.dump({"experiment_name": "skip", "attention": {"tag": "discrete-softmax"},
+               "number_of_epochs": 1, "folds": {"train": [], "valid": [2], "test": [1]},
+               "test_accuracy": 0.123, "test_error": 0.877},
+              open(expected / "results.json", "w"))
+    p = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                       cwd=REPO)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "1 already done, 1 to run" in p.stdout
+    assert json.load(open(expected / "results.json"))["test_accuracy"] == 0.123  # untouched
+    ran = root / "skip" / "discrete-sparsemax" / "test1_valid2" / "seed0" / "results.json"
+    assert json.load(open(ran))["epochs_completed"] == 1
+    with open(root / "skip" / "folds_table.csv") as f:
+        rows = {r["attention"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"discrete-softmax", "discrete-sparsemax"}
+    assert float(rows["discrete-softmax"]["accuracy_mean"]) == pytest.approx(0.123)
