@@ -168,3 +168,18 @@ def test_bad_arguments():
         gaussian_basis(0)
     with pytest.raises(ValueError):
         gaussian_basis(4, (0.1, -0.5))
+
+
+def test_all_urbansound8k_lengths_fit_the_default_cache():
+    """README: every UrbanSound8K length (L = 1..401 frames of the seed ACRNN, 4 s at 10 ms)
+    cached as float32 with 128 bases takes 41 MB (= 4 · 128 · Σ L bytes), inside the default
+    50 MB budget: nothing is evicted, a second pass only hits."""
+    vf = RidgeValueFunction(*gaussian_basis(64, (0.1, 0.5)), 0.1)  # the default budget
+    for length in range(1, 402):
+        vf.regression_matrix(length)
+    info = vf.cache_info()
+    assert info["bytes"] == 4 * 128 * sum(range(1, 402)) and round(info["bytes"] / 1e6) == 41
+    assert info["entries"] == 401 and info["bytes"] <= info["budget"] == 50_000_000
+    for length in range(1, 402):
+        vf.regression_matrix(length)
+    assert vf.cache_info()["hits"] == 401 and vf.cache_info()["misses"] == 401
