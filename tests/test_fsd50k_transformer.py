@@ -149,3 +149,21 @@ def test_inspection_scripts_on_a_multilabel_run(trained, capsys):
         np.testing.assert_allclose(d["attention"].sum(-1), 1.0, atol=1e-5)
         assert str(d["label"]) == ";".join(manifest[cid]["labels"])
         assert str(d["pred"]) in json.loads((out / "results.json").read_text())["class_names"]
+
+
+@pytest.mark.slow
+def test_classify_file_on_a_multilabel_run(trained, fsd):
+    """README: classify_file works on an FSD50K run: the whole file scored as one input, sigmoid
+    scores per class (independent, in [0, 1], not a distribution), top-k of the run's classes."""
+    from audioattn_sb.inference import load_model
+
+    manifest = json.loads((trained["out"] / "test.json").read_text())
+    wav = next(iter(manifest.values()))["wav"]
+    model = load_model(trained["out"])
+    res = model.classify_file(wav, top_k=3)
+    names = json.loads((trained["out"] / "results.json").read_text())["class_names"]
+    assert len(res.scores) == len(names) and len(res.top_k) == 3
+    assert all(0.0 <= s <= 1.0 for s in res.scores)
+    assert abs(float(np.sum(res.scores)) - 1.0) > 1e-3  # sigmoid scores, not a softmax
+    assert [n for n, _ in res.top_k] == [names[i] for i in np.argsort(-res.scores)[:3]]
+    assert res.pred == res.top_k[0][0] and res.self_attention is not None
