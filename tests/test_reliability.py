@@ -107,6 +107,10 @@ def test_parallel_runs_share_a_fresh_cache(demo_us8k, tmp_path):
         assert {v["fold"] for v in manifest.values()} == {fold}
     wavs = glob.glob(str(cache / "**" / "*.wav"), recursive=True)
     assert len(wavs) == 300
+    # each cache entry was written once: one run resampled it, the other reused it
+    reports = [json.loads((out / "prepare_report.json").read_text()) for out in outs]
+    assert all(r["resampled"] + r["reused_from_cache"] == 300 for r in reports), reports
+    assert sum(r["resampled"] for r in reports) == 300, [r["resampled"] for r in reports]
     assert not glob.glob(str(cache / "**" / "*.tmp"), recursive=True)
     import soundfile as sf
 
@@ -130,6 +134,13 @@ def test_torchrun_two_processes_gloo(demo_us8k, tmp_path):
     assert sum(map(sum, res["test_confusion_matrix"])) == len(manifest) == 30
     assert _logged_epochs(out) == ["1", "2"]
     assert res["test_loss"] == res["test_loss"]  # not NaN
+    # the same checkpoint evaluated in one process gives the same test accuracy
+    from audioattn_sb.inspection.cli import save_attentions_main
+
+    single = save_attentions_main([HPARAMS, f"--data_folder={demo_us8k}",
+                                   f"--cache_folder={tmp_path / 'cache'}",
+                                   f"--output_folder={out}", *FOLDS, "--noprogressbar"])
+    assert single["n_clips"] == 30 and single["accuracy"] == pytest.approx(res["test_accuracy"])
 
 
 ATTENTIONS = [("discrete", "softmax"), ("discrete", "entmax1333"), ("discrete", "entmax15"),
