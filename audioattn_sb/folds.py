@@ -100,7 +100,9 @@ def collect_results(paths):
         if os.path.isdir(p):
             files += glob.glob(os.path.join(p, "**", "results.json"), recursive=True)
         elif any(ch in p for ch in "*?["):
-            files += glob.glob(p, recursive=True)
+            for match in glob.glob(p, recursive=True):  # folders found by the pattern too
+                files += (glob.glob(os.path.join(match, "**", "results.json"), recursive=True)
+                          if os.path.isdir(match) else [match])
         elif os.path.isfile(p):
             files.append(p)
         else:

@@ -172,6 +172,15 @@ def test_aggregate_reads_supports_from_the_csv_of_an_older_summary(tmp_path):
     assert row["support_median_classes"] == pytest.approx(0.4)
 
 
+def test_collect_results_globs_match_folders_and_files(tmp_path):
+    for tag in ("discrete-softmax", "continuous-biweight"):
+        _fake_run(str(tmp_path), tag, 1, 0.5)
+    by_folder = collect_results([str(tmp_path / "exp" / "discrete-*")])
+    by_file = collect_results([str(tmp_path / "exp" / "*" / "*" / "seed0" / "results.json")])
+    assert [r["attention"]["tag"] for r in by_folder] == ["discrete-softmax"]
+    assert len(by_file) == 2
+
+
 def test_aggregate_flags_two_runs_on_the_same_fold(tmp_path):
     _fake_run(str(tmp_path), "discrete-softmax", 1, 0.5, seed=0)
     _fake_run(str(tmp_path), "discrete-softmax", 1, 0.7, seed=1)
