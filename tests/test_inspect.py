@@ -21,6 +21,7 @@ from audioattn_sb.inspection.self_attention import (
 )
 from audioattn_sb.plots import png_size
 
+from conftest import REPO_ROOT as REPO
 from conftest import read_csv_rows
 
 FAMILIES = {"gaussian": 1.0, "triweight": 4 / 3, "biweight": 1.5, "sparsemax": 2.0,
@@ -279,3 +280,20 @@ def test_scripts_report_user_errors_without_traceback(demo_trained_runs, tmp_pat
         run_cli(save_self_attention_main, [*args, "--attn_num_samples", "1"])
     err = capsys.readouterr().err
     assert "(ACRNN) has no self-attention to export" in err and "Traceback" not in err
+
+
+def test_a_run_saved_with_the_old_encoder_name_loads_as_the_predecessors(tmp_path):
+    """``encoder: moments`` (runs saved before the rename) is ``moments_softmax``: the same model,
+    so the seed yaml (moments_softmax) matches it; moments_alpha is another model and refused."""
+    from audioattn_sb.inspection.trained_run import RunLoadError, check_same_training
+
+    seed = REPO / "hparams" / "urbansound8k_acrnn.yaml"
+    text = seed.read_text()
+    assert "    encoder: moments_softmax" in text
+    (tmp_path / "hyperparams.yaml").write_text(
+        text.replace("    encoder: moments_softmax", "    encoder: moments"))
+    check_same_training(tmp_path, str(seed))  # no error
+    with pytest.raises(RunLoadError, match="attn_continuous"):
+        check_same_training(tmp_path, str(seed),
+                            "attn_continuous: {num_centres: 64, basis_sigmas: [0.1, 0.5], "
+                            "ridge_penalty: 0.1, encoder: moments_alpha, fuse_discrete: True}")

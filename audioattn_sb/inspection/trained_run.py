@@ -101,6 +101,18 @@ _FREE_KEYS = frozenset({
 })
 
 
+def _canonical(values):
+    """Values with old names replaced by the current ones (a run saved with
+    ``attn_continuous: {encoder: moments}`` is the same model as ``moments_softmax``)."""
+    from audioattn_sb.attention.continuous import ENCODER_ALIASES
+
+    cont = values.get("attn_continuous")
+    if isinstance(cont, dict) and cont.get("encoder") in ENCODER_ALIASES:
+        values = {**values, "attn_continuous": {**cont,
+                                                "encoder": ENCODER_ALIASES[cont["encoder"]]}}
+    return values
+
+
 def check_same_training(run_folder, hparams_file, overrides=""):
     """Raise :class:`RunLoadError` when the hparams + overrides describe another experiment than
     the run's saved ``hyperparams.yaml`` (other attention, model sizes, folds, seed …).
@@ -114,8 +126,8 @@ def check_same_training(run_folder, hparams_file, overrides=""):
     saved_file = Path(run_folder) / "hyperparams.yaml"
     if not saved_file.is_file():
         return
-    saved = peek_hparams(saved_file)  # SpeechBrain saves it with the references resolved
-    given = resolved_values(hparams_file, overrides)
+    saved = _canonical(peek_hparams(saved_file))  # saved with the references resolved
+    given = _canonical(resolved_values(hparams_file, overrides))
     diffs = [(k, saved[k], given[k]) for k in sorted(set(saved) & set(given))
              if k not in _FREE_KEYS and not k.startswith("__") and saved[k] is not None
              and given[k] is not None and saved[k] != given[k]]
