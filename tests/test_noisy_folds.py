@@ -96,3 +96,28 @@ def test_max_event_s_keeps_the_loudest_window(small_us8k, tmp_path):
     with open(tmp_path / "o" / "metadata" / "events.csv", newline="") as f:
         lengths = [float(e["offset_s"]) - float(e["onset_s"]) for e in csv.DictReader(f)]
     assert lengths and max(lengths) <= 0.25 + 1e-3
+
+
+def test_demo_events_layout_writes_clips_and_their_events(tmp_path):
+    """make_demo_data.py --layout events: the demo's clips in noise, one event row per clip,
+    each event inside its clip and at most --max_event_s long, the corpus preparable."""
+    from audioattn_sb.data.noisy import read_events_csv
+
+    out = tmp_path / "events"
+    p = run_script("make_demo_data.py", "--layout", "events", "--out", str(out),
+                   "--clips-per-class-per-fold", "1", "--max_event_s", "0.5")
+    assert "metadata/events.csv" in p.stdout
+    with open(out / "metadata" / "UrbanSound8K.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    events = read_events_csv(out / "metadata" / "events.csv")
+    stem = {r["slice_file_name"]: r["slice_file_name"].rsplit(".", 1)[0] for r in rows}
+    assert len(rows) == 100 and set(events) == set(stem.values())  # keyed by file id
+    for r in rows:
+        on, off = events[stem[r["slice_file_name"]]]
+        info = sf.info(str(out / "audio" / f"fold{r['fold']}" / r["slice_file_name"]))
+        assert 0.0 <= on < off <= info.duration + 1e-3 and off - on <= 0.5 + 1e-3
+    from audioattn_sb.data.urbansound8k import prepare_urbansound8k
+
+    manifests = prepare_urbansound8k(out, tmp_path / "save", list(range(3, 11)), [2], [1],
+                                     cache_folder=tmp_path / "cache", progress=False)
+    assert set(manifests) == {"train", "valid", "test"}
