@@ -113,3 +113,9 @@ def test_every_family_learns_the_demo(runs, domain, act):
     moved = max(np.abs(mu1 - mu0).mean() / (mu0.std() + 1e-3),
                 np.abs(np.log(s1) - np.log(s0)).mean() / (np.log(s0).std() + 1e-3))
     assert moved > MOVED, (act, moved, mu0.mean(), mu1.mean(), s0.mean(), s1.mean())
+
+
+def test_threshold_is_the_measured_lowest_mean_minus_three_std():
+    lowest = min(np.mean(v) - 3 * np.std(v, ddof=1) for v in MEASURED.values())
+    assert set(MEASURED) == {f"{d}-{a}" for d, a in FAMILIES}
+    assert THRESHOLD == pytest.approx(lowest, abs=0.005) and THRESHOLD > 0.10 + 0.3
