@@ -35,6 +35,35 @@ def _logged_epochs(out):
     return re.findall(r"^epoch: (\d+)", open(os.path.join(out, "train_log.txt")).read(), re.M)
 
 
+def _ckpt_table(out):
+    """{checkpoint folder: (unixtime, intra-epoch?)} of the run's checkpoints."""
+    table = {}
+    for meta in glob.glob(os.path.join(out, "save", "CKPT+*", "CKPT.yaml")):
+        text = open(meta).read()
+        m = re.search(r"unixtime:\s*([0-9.e+]+)", text)
+        table[os.path.normpath(os.path.dirname(meta))] = (
+            float(m.group(1)) if m else os.path.getmtime(meta),
+            "end-of-epoch: false" in text.lower())
+    return table
+
+
+def _newest_ckpt(out):
+    """(folder, is an intra-epoch checkpoint) of the newest checkpoint (CKPT.yaml's unixtime),
+    or (None, False)."""
+    newest, when, intra = None, -1.0, False
+    for meta in glob.glob(os.path.join(out, "save", "CKPT+*", "CKPT.yaml")):
+        try:
+            text = open(meta).read()
+        except OSError:
+            continue
+        m = re.search(r"unixtime:\s*([0-9.e+]+)", text)
+        t = float(m.group(1)) if m else os.path.getmtime(meta)
+        if t > when:
+            newest, when = os.path.dirname(meta), t
+            intra = "end-of-epoch: false" in text.lower()
+    return newest, intra
+
+
 def _intra_epoch_ckpts(out):
     found = []
     for meta in glob.glob(os.path.join(out, "save", "CKPT+*", "CKPT.yaml")):
@@ -56,8 +85,9 @@ def test_sigkill_mid_epoch_then_same_command_resumes(demo_us8k, tmp_path):
     try:
         while time.time() < deadline and proc.poll() is None:
             log = out / "train_log.txt"
-            if log.exists() and _logged_epochs(out) == ["1"] and _intra_epoch_ckpts(out):
-                # epoch 1 finished and an intra-epoch checkpoint of epoch 2 exists: crash now
+            if log.exists() and _logged_epochs(out) == ["1"] and _newest_ckpt(out)[1]:
+                # epoch 1 finished and the newest checkpoint is one saved inside epoch 2 (not a
+                # leftover of epoch 1): crash now
                 proc.send_signal(signal.SIGKILL)
                 killed_in_epoch = 2
                 break
@@ -73,9 +103,17 @@ def test_sigkill_mid_epoch_then_same_command_resumes(demo_us8k, tmp_path):
     for name in ("train.json", "valid.json", "test.json"):
         json.loads((out / name).read_text())
 
+    snapshot = _ckpt_table(out)  # folder → (unixtime, intra-epoch?) before the resume
+    epoch1_end = max(t for t, intra in snapshot.values() if not intra)
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_env())
     assert p.returncode == 0, p.stderr[-3000:]
     assert _logged_epochs(out) == ["1", "2", "3"]
+    # the resumed run continued from the mid-epoch checkpoint (its batches are not redone),
+    # not from the end of epoch 1
+    loads = re.findall(r"Loading a checkpoint from (\S+)", (out / "log.txt").read_text())
+    first = os.path.normpath(loads[0]) if loads else None
+    assert first in snapshot and snapshot[first][1] and snapshot[first][0] > epoch1_end, \
+        (loads, snapshot)
     res = json.loads((out / "results.json").read_text())
     assert res["epochs_completed"] == 3
     assert sum(map(sum, res["test_confusion_matrix"])) == res["n_clips"]["test"]
