@@ -28,7 +28,7 @@ class FeatureCache:
     recomputing them (and re-reading the audio) each epoch is wasted work. Memory: 80 mel bands ×
     100 frames/s × 4 bytes = 32 kB per second of audio (UrbanSound8K: ~1.1 GB). Set
     ``feature_cache: False`` to compute them per batch instead; with waveform augmentation the
-    training split computes them per batch anyway (:func:`build_datasets`).
+    training split computes them per batch anyway (:func:`audioattn_sb.recipe.build_datasets`).
 
     Example:
         >>> import torch

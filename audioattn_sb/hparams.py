@@ -65,26 +65,17 @@ def check_override_keys(hparams_file, overrides):
         ...
         ValueError: unknown override --number_of_epoch: not a key of ...; did you mean --number_of_epochs?
     """
-    import difflib
+    from audioattn_sb.utils import did_you_mean
 
     if not overrides:
         return
     given = yaml.load(overrides, Loader=PeekLoader) if isinstance(overrides, str) else overrides
-    with open(hparams_file, encoding="utf-8") as fin:
-        known = yaml.load(fin, Loader=PeekLoader) or {}
-
-    def check(given, known, prefix):
-        for key, value in (given or {}).items():
-            if key not in known:
-                name = f"{prefix}{key}"
-                close = difflib.get_close_matches(str(key), [str(k) for k in known], n=3,
-                                                  cutoff=0.6)
-                hint = (f"did you mean {', '.join(f'--{prefix}{k}' for k in close)}?" if close
-                        else f"the file's keys are listed in {hparams_file}")
-                raise ValueError(f"unknown override --{name}: not a key of {hparams_file}; "
-                                 f"{hint}")
-
-    check(given, known, "")
+    known = peek_hparams(hparams_file)
+    for key in given or {}:
+        if key not in known:
+            hint = did_you_mean(key, known, prefix="--").strip() or \
+                f"see the keys of {hparams_file} for the valid ones"
+            raise ValueError(f"unknown override --{key}: not a key of {hparams_file}; {hint}")
 
 
 def command_line_checkpoint_interval(run_opts):

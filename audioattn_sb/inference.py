@@ -159,23 +159,17 @@ class AudioClassifier:
                           dtype=np.float32)
         if int(sample_rate) != self.sample_rate or wave.ndim > 1:
             wave = resample(to_mono(wave), int(sample_rate), self.sample_rate)
-        if wave.size == 0:
-            raise ValueError(f"{name}: no audio samples")
         wave_t = torch.from_numpy(np.ascontiguousarray(wave))
         duration = wave_t.numel() / self.sample_rate
-        batch = self.run.make_batch([wave_t], ids=[os.path.basename(str(name))])
         with_self_attention = self.run.has_self_attention()
-        out = self.run.run_batch(batch, self_attention=with_self_attention)
+        out = self.run.forward_waveform(wave_t, name, self_attention=with_self_attention)
         self_attention = layer_spf = None
         if with_self_attention:
             layer_spf = list(self.run.model.layer_samples_per_frame())
             self_attention = clip_self_attention(out.info, 0, layer_spf, wave_t.numel())
         scores = out.scores[0].astype(np.float64)
         order = np.argsort(-scores, kind="stable")[:max(1, int(top_k))]
-        names = self.class_names
-
-        def label(i):
-            return names[i] if i < len(names) else str(i)
+        label = self.run.class_label
 
         record = clip_attention(clip_info(out.info, 0), self.attention_config(), duration,
                                 self.density_points) if out.info else {}

@@ -63,10 +63,10 @@ def parse_command_line(argv):
     run_opts = command_line_checkpoint_interval(run_opts)
     values = peek_hparams(hparams_file, overrides)
     corpus = get_corpus(values)
-    overrides = _add_overrides(overrides, corpus.check(values))
+    extra = corpus.check(values)
     if str(values.get("output_folder", "auto")) == "auto":
-        values = peek_hparams(hparams_file, overrides)
-        overrides = _add_overrides(overrides, {"output_folder": default_output_folder(values)})
+        extra["output_folder"] = default_output_folder({**values, **extra})
+    overrides = _add_overrides(overrides, extra)
     return hparams_file, run_opts, overrides, corpus
 
 
@@ -113,7 +113,7 @@ def build_datasets(hparams, manifests, corpus):
 
     augment = bool(hparams.get("augment", False))
     wav_aug = augment and has_augmentations(hparams.get("wav_augment"))
-    cache = FeatureCache(hparams["compute_features"]) if hparams.get("feature_cache") else None
+    cache = _feature_cache(hparams)
     if augment:
         logger.info(
             "augmentation (training only): waveform [%s], features [%s], mixup alpha %s",
@@ -128,11 +128,15 @@ def build_datasets(hparams, manifests, corpus):
     for split, path in manifests.items():
         split_cache = None if (split == "train" and wav_aug) else cache
         datasets.update(corpus.datasets({split: path}, hparams, split_cache))
-    _set_lr_schedule(hparams, len(datasets["train"]))
     return datasets
 
 
-def _set_lr_schedule(hparams, n_train):
+def _feature_cache(hparams):
+    """A :class:`FeatureCache` of the yaml's ``compute_features`` when ``feature_cache: True``."""
+    return FeatureCache(hparams["compute_features"]) if hparams.get("feature_cache") else None
+
+
+def set_lr_schedule(hparams, n_train):
     """Tell the LR schedule how many optimiser steps an epoch has: the warm-up + cosine schedule
     (``set_steps_per_epoch``), or the cyclic LR's half cycle in epochs (``lr_step_epochs``)."""
     sched = hparams.get("lr_annealing")
@@ -179,8 +183,8 @@ def evaluate_noisy_test(hparams, brain, corpus):
     manifests, _ = prepare_manifests(hparams, corpus, data_folder=folder,
                                      save_folder=os.path.join(hparams["output_folder"],
                                                               "noisy_test"))
-    cache = FeatureCache(hparams["compute_features"]) if hparams.get("feature_cache") else None
-    test_set = corpus.datasets({"test": manifests["test"]}, hparams, cache)["test"]
+    test_set = corpus.datasets({"test": manifests["test"]}, hparams,
+                               _feature_cache(hparams))["test"]
     clean = brain.test_stats
     brain.evaluate(test_set, test_loader_kwargs=loader_options(hparams)[1], **brain.checkpoint_key)
     noisy, brain.test_stats = brain.test_stats, clean
@@ -259,4 +263,5 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
 
 
 __all__ = ["build_datasets", "evaluate_noisy_test", "load_hparams", "loader_options",
-           "make_brain", "parse_command_line", "removed_if_setup_fails", "write_results"]
+           "make_brain", "parse_command_line", "removed_if_setup_fails", "set_lr_schedule",
+           "write_results"]

@@ -45,8 +45,9 @@ def atomic_write(path, write, suffix=".tmp"):
     return path
 
 
-def atomic_write_text(path, text, encoding="utf-8"):
-    """Write ``text`` to ``path`` atomically (:func:`atomic_write`), flushed to disk.
+def atomic_write_text(path, text, encoding="utf-8", fsync=True):
+    """Write ``text`` to ``path`` atomically (:func:`atomic_write`), flushed to disk (``fsync``;
+    off for the many small files of a cache, whose loss on a crash only costs a recomputation).
 
     Example:
         >>> import tempfile, os
@@ -58,10 +59,24 @@ def atomic_write_text(path, text, encoding="utf-8"):
     def write(tmp):
         with open(tmp, "w", encoding=encoding) as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
 
     return atomic_write(path, write)
+
+
+def did_you_mean(name, valid, prefix=""):
+    """``"did you mean A, B? "`` with the valid names closest to ``name`` (difflib), or ``""``.
+
+    Example:
+        >>> did_you_mean("encodr", ["encoder", "family"]), did_you_mean("x", ["encoder"])
+        ('did you mean encoder? ', '')
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=3, cutoff=0.6)
+    return f"did you mean {', '.join(prefix + c for c in close)}? " if close else ""
 
 
 def run_cli(func, argv=None):

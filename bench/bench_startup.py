@@ -56,6 +56,7 @@ hparams = step("yaml + experiment folder", lambda: recipe.load_hparams(hparams_f
 manifests, names = step("preparation (warm cache)", lambda: prepare_manifests(hparams, corpus))
 hparams["class_names"] = names
 datasets = step("datasets", lambda: recipe.build_datasets(hparams, manifests, corpus))
+recipe.set_lr_schedule(hparams, len(datasets["train"]))
 brain = step("Brain", lambda: recipe.make_brain(hparams, run_opts, corpus))
 train_opts, test_opts = recipe.loader_options(hparams)
 first = {}

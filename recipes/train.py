@@ -50,6 +50,7 @@ def main(argv=None):
         manifests, class_names = prepare_manifests(hparams, corpus)
         hparams["class_names"] = class_names
         datasets = recipe.build_datasets(hparams, manifests, corpus)
+        recipe.set_lr_schedule(hparams, len(datasets["train"]))  # steps per epoch of this run
 
     # training: the checkpoint of each epoch is kept or not by the Brain's selection key
     brain = recipe.make_brain(hparams, run_opts, corpus)

@@ -291,9 +291,29 @@ def test_a_run_saved_with_the_old_encoder_name_loads_as_the_predecessors(tmp_pat
     text = seed.read_text()
     assert "    encoder: moments_softmax" in text
     (tmp_path / "hyperparams.yaml").write_text(
-        text.replace("    encoder: moments_softmax", "    encoder: moments"))
-    check_same_training(tmp_path, str(seed))  # no error
+        text.replace("    encoder: moments_softmax", "    encoder: moments")
+            .replace("attn_domain: discrete", "attn_domain: continuous"))
+    check_same_training(tmp_path, str(seed), "attn_domain: continuous")  # no error
     with pytest.raises(RunLoadError, match="attn_continuous"):
         check_same_training(tmp_path, str(seed),
+                            "attn_domain: continuous\n"
                             "attn_continuous: {num_centres: 64, basis_sigmas: [0.1, 0.5], "
                             "ridge_penalty: 0.1, encoder: moments_alpha, fuse_discrete: True}")
+
+
+def test_attn_continuous_does_not_matter_for_a_discrete_run(tmp_path):
+    """A discrete run saved before the yamls' continuous default changed still loads with
+    today's yaml (attn_continuous builds nothing in it); a continuous one does not."""
+    from audioattn_sb.inspection.trained_run import RunLoadError, check_same_training
+
+    compact = REPO / "hparams" / "urbansound8k_acrnn_compact.yaml"
+    text = compact.read_text()
+    assert "    encoder: moments_alpha" in text
+    (tmp_path / "hyperparams.yaml").write_text(
+        text.replace("    encoder: moments_alpha", "    encoder: moments"))
+    check_same_training(tmp_path, str(compact))  # discrete (the yaml's default): no error
+    (tmp_path / "hyperparams.yaml").write_text(
+        text.replace("    encoder: moments_alpha", "    encoder: moments")
+            .replace("attn_domain: discrete", "attn_domain: continuous"))
+    with pytest.raises(RunLoadError, match="attn_continuous"):
+        check_same_training(tmp_path, str(compact), "attn_domain: continuous")

@@ -149,14 +149,14 @@ def test_cyclic_lr_half_cycle_is_in_epochs(tmp_path, n_train, steps_per_epoch):
     own training set (4 × ceil(n / batch 32) steps), not a fixed 1000 iterations."""
     from hyperpyyaml import load_hyperpyyaml
 
-    from audioattn_sb.recipe import _set_lr_schedule
+    from audioattn_sb.recipe import set_lr_schedule
 
     with open(HPARAMS) as f:
         hp = load_hyperpyyaml(f, f"output_folder: {tmp_path}")
     assert hp["lr_annealing"].step_size == 1000  # the yaml's iterations, before the run
-    _set_lr_schedule(hp, n_train)
+    set_lr_schedule(hp, n_train)
     assert hp["lr_annealing"].step_size == 4 * steps_per_epoch
     with open(HPARAMS) as f:
         hp = load_hyperpyyaml(f, f"output_folder: {tmp_path}\nlr_step_epochs: null")
-    _set_lr_schedule(hp, n_train)
+    set_lr_schedule(hp, n_train)
     assert hp["lr_annealing"].step_size == 1000  # lr_step_epochs: null keeps the iterations

@@ -121,17 +121,16 @@ def build_pooling(
 def _check_continuous_options(kwargs, cls):
     """``ValueError`` for an ``attn_continuous`` key that the continuous pooling does not take,
     with the closest valid names (a mistyped ``--attn_continuous={encodr: direct}``)."""
-    import difflib
     import inspect
+
+    from audioattn_sb.utils import did_you_mean
 
     valid = [n for n in inspect.signature(cls).parameters
              if n not in ("input_dim", "alpha", "family")]
     for key in kwargs:
         if key not in valid:
-            close = difflib.get_close_matches(str(key), valid, n=3, cutoff=0.6)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise ValueError(f"unknown attn_continuous option {key!r}; {hint}valid: "
-                             f"{', '.join(valid)}")
+            raise ValueError(f"unknown attn_continuous option {key!r}; "
+                             f"{did_you_mean(key, valid)}valid: {', '.join(valid)}")
 
 
 def attention_tag(domain, max_activation, alpha=None):

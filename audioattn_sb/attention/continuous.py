@@ -46,8 +46,8 @@ from torch import nn
 
 from audioattn_sb.attention import beta_gaussian as bg
 from audioattn_sb.attention.discrete import AdditiveScorer, masked_attention
-from audioattn_sb.lengths import frame_counts
 from audioattn_sb.attention.value_function import RidgeValueFunction, gaussian_basis
+from audioattn_sb.lengths import frame_counts
 
 ENCODERS = ("moments_alpha", "moments_softmax", "direct")
 

@@ -13,6 +13,7 @@ and ``modules.model(feats, lens)`` → ``(outputs [B, C], info)``. Subclasses de
 (``compute_objectives``), the statistics (``on_stage_end``) and :attr:`ClipBrain.checkpoint_key`.
 """
 
+import json
 import time
 
 import speechbrain as sb
@@ -126,8 +127,21 @@ class ClipBrain(sb.Brain):
         tested and its figures (subclasses; ``manifests``: ``{split: path}``)."""
         raise NotImplementedError
 
-    #: how the checkpoint of the test stage was chosen, for results.json
-    selected_by = "min valid error"
+    @property
+    def selected_by(self):
+        """How the test stage's checkpoint was chosen, from :attr:`checkpoint_key`
+        (``min valid error``, ``max valid mAP``), for results.json."""
+        (direction, name), = self.checkpoint_key.items()
+        return f"{direction.split('_')[0]} valid {name}"
+
+    @staticmethod
+    def manifest_entries(manifests):
+        """``{split: manifest entries}`` of the prepared manifests (``{split: path}``)."""
+        out = {}
+        for split, path in manifests.items():
+            with open(path, encoding="utf-8") as f:
+                out[split] = json.load(f)
+        return out
 
     def line_summary(self):
         """One line of the test figures for the console."""

@@ -11,7 +11,6 @@ The hparams the Brain reads: ``epoch_counter``, ``train_logger``, ``checkpointer
 ``class_names`` (optional list, for readable logs).
 """
 
-import json
 import logging
 
 import numpy as np
@@ -71,13 +70,9 @@ class ClassificationBrain(ClipBrain):
     def results(self, manifests):
         """Clips per split, test accuracy, error, loss, per-class accuracy, confusion matrix."""
         test = self.test_stats
-        counts = {}
-        for split, path in manifests.items():
-            with open(path, encoding="utf-8") as f:
-                counts[split] = len(json.load(f))
         return {
             "checkpoint_selected_by": self.selected_by,
-            "n_clips": counts,
+            "n_clips": {s: len(e) for s, e in self.manifest_entries(manifests).items()},
             "test_accuracy": test["accuracy"],
             "test_error": test["error"],
             "test_loss": test["loss"],

@@ -29,7 +29,6 @@ recipe), ``output_folder``, ``epoch_counter``, ``train_logger``, ``checkpointer`
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -148,15 +147,11 @@ class MultiLabelBrain(ClipBrain):
             atomic_write_text(path, per_class_csv_text(stats))
             self.per_class_csv = path
 
-    selected_by = "max valid mAP"
-
     def results(self, manifests):
         """Splits, chunking, clips and chunks per split, loss, test mAP, d′, AUC, per-class AP."""
         test, valid = self.test_stats, getattr(self, "valid_stats", {})
         clips, chunks = {}, {}
-        for split, path in manifests.items():
-            with open(path, encoding="utf-8") as f:
-                entries = json.load(f)
+        for split, entries in self.manifest_entries(manifests).items():
             clips[split] = len({e["clip"] for e in entries.values()})
             chunks[split] = len(entries)
         hp = self.hparams

@@ -300,7 +300,8 @@ def _write_cache_entry(src_path, cache_path, sample_rate, key):
         "source_frames": int(n_src),
         "source_duration": n_src / sr,
     }
-    atomic_write_text(sidecar_path(cache_path), json.dumps(info, indent=1, sort_keys=True))
+    atomic_write_text(sidecar_path(cache_path), json.dumps(info, indent=1, sort_keys=True),
+                      fsync=False)  # one per clip: no disk flush in the preparation loop
     return {**info, "path": cache_path, "reused": False}
 
 

@@ -402,7 +402,7 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
     vocab = load_vocabulary(data_folder)
     csv_paths = {"dev": _path(data_folder, DEV_CSV, "dev.csv"),
                  "eval": _path(data_folder, EVAL_CSV, "eval.csv")}
-    good, problems = _valid_rows(data_folder, csv_paths, vocab, skip_bad_files)
+    good, by_split, problems = _valid_rows(data_folder, csv_paths, vocab, skip_bad_files)
     stats = {w: os.stat(p) for w, p in csv_paths.items()}
     stats["vocabulary"] = os.stat(os.path.join(data_folder, VOCABULARY_CSV))
     options = {
@@ -423,7 +423,7 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
     if reused is not None:
         return reused
     manifests, clips, skipped, n = _cache_and_chunk(
-        data_folder, cache_folder, csv_paths, _rows_by_split(good), sample_rate, chunk_samples,
+        data_folder, cache_folder, csv_paths, by_split, sample_rate, chunk_samples,
         hop_samples, skip_bad_files, progress)
     unlisted = unlisted_audio_files(
         {d: os.path.join(data_folder, d) for d in (DEV_AUDIO, EVAL_AUDIO)},
@@ -447,8 +447,8 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
 
 
 def _valid_rows(data_folder, csv_paths, vocab, skip_bad_files):
-    """``(valid rows of dev.csv and eval.csv, problems)``: a bad row stops the preparation
-    unless ``skip_bad_files``; an empty split always does."""
+    """``(valid rows of dev.csv and eval.csv, those rows by split, problems)``: a bad row stops
+    the preparation unless ``skip_bad_files``; an empty split always does."""
     good, problems, seen = [], [], {}
     for which, required in (("dev", ("fname", "labels", "mids", "split")),
                             ("eval", ("fname", "labels", "mids"))):
@@ -467,7 +467,7 @@ def _valid_rows(data_folder, csv_paths, vocab, skip_bad_files):
                 f"the {split} split ({_split_desc(split)}) is empty: no valid row in "
                 f"{csv_paths[SPLIT_SOURCES[split][0]]}; FSD50K needs train and val rows in "
                 "dev.csv and rows in eval.csv")
-    return good, problems
+    return good, by_split, problems
 
 
 def _cache_and_chunk(data_folder, cache_folder, csv_paths, by_split, sample_rate, chunk_samples,

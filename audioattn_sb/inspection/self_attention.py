@@ -326,20 +326,18 @@ def save_run_self_attention(run, out_dir, wav=None, textgrid=None, n_clips=10, s
 
             words, phones = words_and_phones(read_textgrid(textgrid), word_tier, phone_tier)
         wave = run.read_audio(wav)
-        if wave.numel() == 0:
-            raise ValueError(f"{wav}: no audio samples")
-        out = run.run_batch(run.make_batch([wave], ids=[_file_stem(wav)]), capture_features=False,
-                            self_attention=True)
+        out = run.forward_waveform(wave, wav, item_id=_file_stem(wav), capture_features=False,
+                                   self_attention=True)
         n_samples = int(wave.numel())
         layer_spf = list(model.layer_samples_per_frame())
         maps = clip_self_attention(out.info, 0, layer_spf, n_samples)
         scores = out.scores[0]
         pred_id = int(np.argmax(scores))
-        pred = run.class_names[pred_id] if pred_id < len(run.class_names) else str(pred_id)
         path = out_dir / f"{_file_stem(wav)}.npz"
         export_clip(path, maps, layer_spf, n_samples,
                     run.sample_rate, words, phones, file_id=np.str_(_file_stem(wav)),
-                    source=np.str_(os.fspath(wav)), label=np.str_(""), pred=np.str_(pred),
+                    source=np.str_(os.fspath(wav)), label=np.str_(""),
+                    pred=np.str_(run.class_label(pred_id)),
                     score=np.float64(scores[pred_id]),
                     textgrid=None if textgrid is None else np.str_(os.fspath(textgrid)),
                     **common)

@@ -102,10 +102,14 @@ _FREE_KEYS = frozenset({
 
 
 def _canonical(values):
-    """Values with old names replaced by the current ones (a run saved with
-    ``attn_continuous: {encoder: moments}`` is the same model as ``moments_softmax``)."""
+    """Values as they describe the model: old names replaced by the current ones (a run saved
+    with ``attn_continuous: {encoder: moments}`` is the same model as ``moments_softmax``), and
+    no ``attn_continuous`` for a run whose attention is not continuous (those settings build
+    nothing there, so a yaml whose continuous default changed still describes it)."""
     from audioattn_sb.attention.continuous import ENCODER_ALIASES
 
+    if values.get("attn_domain") != "continuous":
+        return {k: v for k, v in values.items() if k != "attn_continuous"}
     cont = values.get("attn_continuous")
     if isinstance(cont, dict) and cont.get("encoder") in ENCODER_ALIASES:
         values = {**values, "attn_continuous": {**cont,
@@ -334,6 +338,22 @@ class TrainedRun:
         wave, sr = read_audio(path)
         return torch.from_numpy(np.ascontiguousarray(resample(to_mono(wave), sr,
                                                               self.sample_rate)))
+
+    def class_label(self, index):
+        """The name of class ``index`` (its number when the run has no name for it)."""
+        index = int(index)
+        return self.class_names[index] if index < len(self.class_names) else str(index)
+
+    def forward_waveform(self, wave, name="waveform", item_id=None, capture_features=True,
+                         self_attention=False):
+        """One waveform (1-D tensor at the run's rate) through the model: a
+        :class:`BatchOutput` of one item (id ``item_id``, default the base name of ``name``);
+        ``ValueError`` naming ``name`` when it has no sample."""
+        if wave.numel() == 0:
+            raise ValueError(f"{name}: no audio samples")
+        batch = self.make_batch([wave], ids=[item_id or os.path.basename(str(name))])
+        return self.run_batch(batch, capture_features=capture_features,
+                              self_attention=self_attention)
 
     def make_batch(self, waves, ids=None):
         """A ``PaddedBatch`` like the recipe's datasets give: ``feats`` computed once per clip
