@@ -64,7 +64,7 @@ class Classification:
 
     def as_dict(self):
         """JSON-friendly summary (no arrays but the top-k)."""
-        keys = ("attn_domain", "family", "alpha_value", "mu", "var", "sigma_sq", "supp",
+        keys = ("attn_domain", "max_activation", "alpha_value", "mu", "var", "sigma_sq", "supp",
                 "mu_seconds", "supp_seconds", "support_start_s", "support_end_s",
                 "mass_in_clip", "n_frames")
         att = {k: _plain(self.attention.get(k)) for k in keys}
@@ -91,17 +91,17 @@ def describe_attention(record):
     """One line about where a clip's attention is, in seconds.
 
     Example:
-        >>> describe_attention({"attn_domain": "continuous", "family": "sparsemax",
+        >>> describe_attention({"attn_domain": "continuous", "max_activation": "sparsemax",
         ...     "mu_seconds": 1.5, "support_start_s": 1.0, "support_end_s": 2.0,
         ...     "supp_seconds": 1.0, "mass_in_clip": 1.0})
         'continuous sparsemax: μ = 1.50 s, support [1.00, 2.00] s (1.00 s), mass in clip 1.00'
         >>> import numpy as np
-        >>> describe_attention({"attn_domain": "discrete", "family": "sparsemax",
+        >>> describe_attention({"attn_domain": "discrete", "max_activation": "sparsemax",
         ...     "mu_seconds": 0.5, "density": np.array([0.0, 0.75, 0.25, 0.0]),
         ...     "density_t": np.array([0.25, 0.75, 1.25, 1.75])})
         'discrete sparsemax: 2/4 frames nonzero, peak at 0.75 s, centre of mass 0.50 s'
     """
-    name = f"{record.get('attn_domain', '')} {record.get('family', '')}".strip()
+    name = f"{record.get('attn_domain', '')} {record.get('max_activation', '')}".strip()
     if record.get("attn_domain") == "mean":
         name = "mean pooling (no attention)"
     if record.get("attn_domain") == "continuous":

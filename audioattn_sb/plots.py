@@ -130,13 +130,13 @@ def attention_label(record):
     """``"continuous biweight (α=1.5)"``-style name of a record's attention.
 
     Example:
-        >>> attention_label({"attn_domain": "discrete", "family": "entmax1333",
+        >>> attention_label({"attn_domain": "discrete", "max_activation": "entmax1333",
         ...                  "alpha_value": 4 / 3})
         'discrete entmax1333 (α=1.333)'
     """
     alpha = record.get("alpha_value")
     tail = f" (α={alpha:.4g})" if alpha is not None and math.isfinite(float(alpha)) else ""
-    return f"{record.get('attn_domain', '')} {record.get('family', '')}{tail}".strip()
+    return f"{record.get('attn_domain', '')} {record.get('max_activation', '')}{tail}".strip()
 
 
 def draw_attention(ax, record, colour=COLOURS[0], label=None, shade=True):

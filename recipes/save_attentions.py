@@ -15,7 +15,7 @@ Evaluates the best checkpoint (lowest valid error) on the split (its first N cli
 order with --attn_num_samples N; -1, the default, = all) and writes (a relative
 --attn_fname resolves under RUN; default saved_attentions/<attention tag>.csv):
   NAME.csv          one row per clip: file_id, label, pred, duration (s), fold (from the data),
-                    mu, var, sigma_sq, supp, alpha (R's columns), attn_domain, family,
+                    mu, var, sigma_sq, supp, alpha (R's columns), attn_domain, max_activation,
                     alpha_value, label_id, pred_id, score, correct, n_frames, mu_seconds,
                     supp_seconds, support_start_s, support_end_s, mass_in_clip.
                     mu/var/sigma_sq/supp in normalised time [0, 1] of the clip; supp = support

@@ -8,6 +8,7 @@ import torch
 from scipy import integrate, special
 
 from audioattn_sb.attention import beta_gaussian as bg
+from audioattn_sb.attention.max_activations import continuous_name, resolve_continuous
 
 ALPHAS = [1.0, 4 / 3, 1.5, 2.0, 1.7, 2.5]
 CLOSED = [4 / 3, 1.5, 2.0]
@@ -16,23 +17,27 @@ CLOSED = [4 / 3, 1.5, 2.0]
 # ------------------------------------------------------------------------------------------
 # families, constants, density
 # ------------------------------------------------------------------------------------------
-def test_family_names_and_alpha():
-    assert bg.alpha_from_family("gaussian") == bg.alpha_from_family("softmax") == 1.0
-    assert bg.alpha_from_family("triweight") == 4 / 3
-    assert bg.alpha_from_family("biweight") == 1.5
-    assert bg.alpha_from_family("sparsemax") == 2.0
-    assert bg.alpha_from_family("entmax", 1.7) == 1.7
-    assert bg.family_from_alpha(1.3333333333) == "triweight"
-    assert bg.family_from_alpha(1.0) == "gaussian"
+def test_continuous_names_and_alpha():
+    def alpha(name, a=None):
+        return resolve_continuous(name, a)[1]
+
+    assert alpha("gaussian") == alpha("softmax") == 1.0
+    assert alpha("triweight") == 4 / 3
+    assert alpha("biweight") == 1.5
+    assert alpha("sparsemax") == 2.0
+    assert alpha("entmax", 1.7) == 1.7
+    assert resolve_continuous("entmax", 1.0) == ("gaussian", 1.0)
+    assert continuous_name(1.3333333333) == "triweight"
+    assert continuous_name(1.0) == "gaussian"
     assert bg.entmax_exponent(1.3333333333333333) == 3.0  # exact, not 2.9999999999999996
-    with pytest.raises(ValueError):
-        bg.alpha_from_family("entmax")
-    with pytest.raises(ValueError):
-        bg.alpha_from_family("entmax", 1.0)
-    with pytest.raises(ValueError):
-        bg.alpha_from_family("sparsemax", 1.5)
-    with pytest.raises(ValueError):
-        bg.alpha_from_family("cauchy")
+    with pytest.raises(ValueError, match="needs --attn_alpha"):
+        alpha("entmax")
+    with pytest.raises(ValueError, match="≥ 1"):
+        alpha("entmax", 0.9)
+    with pytest.raises(ValueError, match="contradicts"):
+        alpha("sparsemax", 1.5)
+    with pytest.raises(ValueError, match="unknown continuous attention max_activation 'cauchy'"):
+        alpha("cauchy")
     for bad in (0.5, float("nan"), float("inf"), "x"):
         with pytest.raises(ValueError):
             bg.check_alpha(bad)

@@ -23,7 +23,7 @@ D = 12
 def _pool(family, alpha, **kw):
     torch.manual_seed(0)
     kw.setdefault("num_centres", 16)
-    return ContinuousAttentionPooling(D, alpha=alpha, family=family, **kw).double()
+    return ContinuousAttentionPooling(D, family, alpha, **kw).double()
 
 
 @pytest.mark.parametrize("encoder", ENCODERS)
@@ -278,14 +278,13 @@ def test_absolute_lengths():
 
 
 @pytest.mark.parametrize("kwargs", [
-    dict(family="sparsemax"),                  # default alpha = 1.0 with a non-Gaussian family
-    dict(family="sparsemax", alpha=1.5),
-    dict(family="entmax", alpha=1.0),
-    dict(family="entmax", alpha=0.5),
-    dict(family="entmax", alpha=None),
-    dict(family="entmax", alpha=float("nan")),
-    dict(family="gaussian", alpha=1.5),
-    dict(family="laplace"),
+    dict(max_activation="sparsemax", alpha=1.0),
+    dict(max_activation="sparsemax", alpha=1.5),
+    dict(max_activation="entmax", alpha=0.5),
+    dict(max_activation="entmax", alpha=None),
+    dict(max_activation="entmax", alpha=float("nan")),
+    dict(max_activation="gaussian", alpha=1.5),
+    dict(max_activation="laplace"),
     dict(encoder="lstm"),
     dict(ridge_penalty=0.0),
     dict(num_centres=0),
@@ -312,7 +311,9 @@ def test_factory_builds_continuous():
     assert pool.alpha == 1.7 and pool.encoder == "direct" and pool.scorer.proj.out_features == 5
     ctx, _ = pool(torch.randn(2, 8, 16), torch.tensor([1.0, 0.5]))
     assert ctx.shape == (2, 16)
-    assert ContinuousAttentionPooling(8, alpha=None, family="triweight").alpha == 4 / 3
+    assert ContinuousAttentionPooling(8, "triweight").alpha == 4 / 3
+    entmax_one = ContinuousAttentionPooling(8, "entmax", 1.0)
+    assert (entmax_one.max_activation, entmax_one.alpha) == ("gaussian", 1.0)
 
 
 def test_factory_checks_continuous_option_names():

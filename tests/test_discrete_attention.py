@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from audioattn_sb.attention import build_pooling, resolve_continuous_alpha
+from audioattn_sb.attention import DISCRETE_ALPHA, build_pooling, resolve_continuous
 from audioattn_sb.attention.discrete import (
-    DISCRETE_MAPPINGS,
     DiscreteAttentionPooling,
     MeanPooling,
     lengths_to_mask,
@@ -46,7 +45,7 @@ def test_mapping_matches_reference_on_valid_frames(mapping, alpha):
     n_valid = [9, 5, 1, 3]
     mask = torch.arange(9)[None, :] < torch.tensor(n_valid)[:, None]
     w = masked_attention(scores, mask, mapping, alpha)
-    a = alpha if alpha is not None else DISCRETE_MAPPINGS[mapping]
+    a = alpha if alpha is not None else DISCRETE_ALPHA[mapping]
     for b, n in enumerate(n_valid):
         ref = reference_entmax(scores[b, :n].numpy(), a)
         np.testing.assert_allclose(w[b, :n].numpy(), ref, atol=1e-6)
@@ -143,7 +142,17 @@ def test_entmax_any_alpha_is_built_with_that_alpha():
 
 
 def test_continuous_names_resolve_to_alpha():
-    assert resolve_continuous_alpha("triweight") == ("triweight", pytest.approx(4 / 3))
-    assert resolve_continuous_alpha("softmax") == ("gaussian", 1.0)
-    assert resolve_continuous_alpha("entmax", 2.0) == ("sparsemax", 2.0)
-    assert resolve_continuous_alpha("entmax", 1.7) == ("entmax", 1.7)
+    assert resolve_continuous("triweight") == ("triweight", pytest.approx(4 / 3))
+    assert resolve_continuous("softmax") == ("gaussian", 1.0)
+    assert resolve_continuous("entmax", 2.0) == ("sparsemax", 2.0)
+    assert resolve_continuous("entmax", 1.7) == ("entmax", 1.7)
+
+
+def test_every_pooling_names_its_max_activation_the_same_way():
+    """One attribute name for the mapping in both domains and the Transformer (issue 12)."""
+    from audioattn_sb.models.transformer import MultiHeadSelfAttention
+
+    assert build_pooling("discrete", "entmax15", 8).max_activation == "entmax15"
+    cont = build_pooling("continuous", "softmax", 8, continuous={"num_centres": 4})
+    assert (cont.max_activation, cont.alpha) == ("gaussian", 1.0)
+    assert MultiHeadSelfAttention(8, 2, "sparsemax").max_activation == "sparsemax"

@@ -36,7 +36,7 @@ def test_self_attention_accepts_continuous_family_names():
         info = model.attention_info()["self_attention"]
         assert (info["max_activation"], info["alpha"]) == (mapping, alpha)
         assert model.layers[0].attention.max_activation == mapping
-    with pytest.raises(ValueError, match="continuous family name .*triweight, biweight"):
+    with pytest.raises(ValueError, match="continuous name .*triweight, biweight"):
         AudioTransformer(5, n_layers=1, max_activation="biweight2")
 
 
@@ -89,10 +89,10 @@ def test_recipe_results(trained):
 @pytest.mark.parametrize("variant,self_att,pooling", [
     (["--attn_domain", "continuous", "--attn_max_activation", "biweight", "--loss=huber"],
      {"max_activation": "entmax15", "alpha": 1.5},
-     {"domain": "continuous", "mapping": "biweight", "alpha": 1.5}),
+     {"domain": "continuous", "max_activation": "biweight", "alpha": 1.5}),
     (["--attn_max_activation", "sparsemax"],
      {"max_activation": "sparsemax", "alpha": 2.0},
-     {"domain": "mean", "mapping": None, "alpha": None}),
+     {"domain": "mean", "max_activation": None, "alpha": None}),
 ])
 def test_attention_variants_run(fsd, variant, self_att, pooling):
     from conftest import train_in_process as run

@@ -34,7 +34,7 @@ FAMILIES = {"gaussian": 1.0, "triweight": 4 / 3, "biweight": 1.5, "sparsemax": 2
 def test_continuous_density_integrates_to_one_in_seconds(family, mu, var):
     alpha = FAMILIES[family]
     sigma_sq = float(bg.sigma_sq_from_variance(torch.tensor(var, dtype=torch.float64), alpha))
-    cfg = {"attn_domain": "continuous", "family": family, "alpha_value": alpha}
+    cfg = {"attn_domain": "continuous", "max_activation": family, "alpha_value": alpha}
     duration = 3.7
     r = clip_attention({"mu": mu, "sigma_sq": sigma_sq, "var": var}, cfg, duration,
                        density_points=200)
@@ -71,7 +71,7 @@ def test_continuous_mass_matches_quadrature():
 def test_discrete_record_units():
     w = torch.tensor([0.0, 0.5, 0.0, 0.5, 0.0, 0.0, 9.0, 9.0])  # 2 padded frames
     mask = torch.tensor([True] * 6 + [False] * 2)
-    cfg = {"attn_domain": "discrete", "family": "sparsemax", "alpha_value": 2.0}
+    cfg = {"attn_domain": "discrete", "max_activation": "sparsemax", "alpha_value": 2.0}
     r = clip_attention({"weights": w, "mask": mask}, cfg, duration=1.2)
     t = frame_positions(6)
     assert r["n_frames"] == 6 and r["density_kind"] == "frame_weight"
@@ -176,7 +176,7 @@ def test_attention_csv_columns_units_and_densities(exported, demo_trained_runs, 
         header = next(csv.reader(f))
     assert header[:10] == ["file_id", "label", "pred", "duration", "fold", "mu", "var",
                            "sigma_sq", "supp", "alpha"]
-    assert header[10:13] == ["attn_domain", "family", "alpha_value"]
+    assert header[10:13] == ["attn_domain", "max_activation", "alpha_value"]
     rows = read_attention_csv(csv_path)
     manifest = json.loads((run / "test.json").read_text())
     assert [r["file_id"] for r in rows] == list(manifest)  # every test clip, in order
@@ -201,7 +201,7 @@ def test_attention_csv_columns_units_and_densities(exported, demo_trained_runs, 
         t_s, dens = r["density_t"], r["density"]
         assert t_s.min() >= -0.25 * r["duration"] - 1e-6 or domain == "continuous"
         if domain == "discrete":
-            assert r["family"] == "sparsemax" and r["alpha_value"] == 2.0
+            assert r["max_activation"] == "sparsemax" and r["alpha_value"] == 2.0
             assert math.isnan(r["sigma_sq"])
             assert r["density_kind"] == "frame_weight"
             assert dens.size == r["n_frames"] == round(r["duration"] * 100) + 1 or \
@@ -211,7 +211,7 @@ def test_attention_csv_columns_units_and_densities(exported, demo_trained_runs, 
             assert r["supp"] == pytest.approx((dens > 0).mean(), abs=1e-6)
             assert 0 <= r["mu"] <= 1
         else:
-            assert r["family"] == "biweight" and r["alpha_value"] == 1.5
+            assert r["max_activation"] == "biweight" and r["alpha_value"] == 1.5
             assert r["density_kind"] == "pdf" and dens.size == 64
             assert np.trapezoid(dens, t_s) == pytest.approx(1.0, abs=5e-3)
             assert 0 <= r["mu"] <= 1 and r["sigma_sq"] > 0 and math.isfinite(r["supp"])
@@ -317,3 +317,17 @@ def test_attn_continuous_does_not_matter_for_a_discrete_run(tmp_path):
             .replace("attn_domain: discrete", "attn_domain: continuous"))
     with pytest.raises(RunLoadError, match="attn_continuous"):
         check_same_training(tmp_path, str(compact), "attn_domain: continuous")
+
+
+def test_files_written_before_the_max_activation_rename_read_the_same(tmp_path):
+    """CSVs with the old ``family`` column and npz files with the old ``mapping`` key (before the
+    attention's name became ``max_activation`` everywhere) read with the new name."""
+    old_csv = tmp_path / "old.csv"
+    old_csv.write_text("file_id,attn_domain,family,alpha_value,mu\na,continuous,biweight,1.5,0.25\n")
+    (row,) = read_attention_csv(old_csv)
+    assert row["max_activation"] == "biweight" and "family" not in row and row["mu"] == 0.25
+    old_npz = tmp_path / "old.npz"
+    np.savez(old_npz, attention=np.ones((1, 1, 1, 2, 2), np.float32) / 2, spf=np.float64(0.025),
+             mapping=np.str_("entmax15"))
+    data = load_self_attention(old_npz)
+    assert str(data["max_activation"]) == "entmax15" and "mapping" not in data

@@ -179,7 +179,7 @@ def test_save_and_plot_test_clips(transformer_run, tmp_path):
         assert int(d["spf"]) == 400 and d["layer_spf"].tolist() == LAYER_SPF
         assert int(d["sample_rate"]) == sr == 16000 and int(d["n_samples"]) == len(wave)
         assert str(d["file_id"]) == fid and str(d["label"]) == manifest[fid]["class_string"]
-        assert str(d["mapping"]) == "entmax15" and float(d["alpha"]) == 1.5
+        assert str(d["max_activation"]) == "entmax15" and float(d["alpha"]) == 1.5
         np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)   # rows over the valid keys
         assert (att >= 0).all()
         # against the model's own forward on this clip alone: layers 0-1 as they are, the pooled

@@ -306,7 +306,7 @@ def test_bad_input_and_pooling_names_raise():
         tiny()(torch.randn(2, 3, 400))
     with pytest.raises(ValueError, match="discrete, continuous, mean"):
         build_transformer_pooling("gaussian", "softmax", 16)
-    with pytest.raises(ValueError, match="unknown continuous attention family"):
+    with pytest.raises(ValueError, match="unknown continuous attention max_activation"):
         build_transformer_pooling("continuous", "nope", 16)
 
 
@@ -368,7 +368,7 @@ def test_pooling_mapping_translation():
     cont = {"num_centres": 4}
     for name, family in (("softmax", "gaussian"), ("entmax1333", "triweight"),
                          ("entmax15", "biweight"), ("sparsemax", "sparsemax")):
-        assert build_transformer_pooling("continuous", name, 8, continuous=cont).family == family
+        assert build_transformer_pooling("continuous", name, 8, continuous=cont).max_activation == family
     assert build_transformer_pooling("continuous", "entmax", 8, 1.7, continuous=cont).alpha == 1.7
     assert build_transformer_pooling("discrete", "entmax1333", 8).alpha == 4 / 3
     assert build_transformer_pooling("mean", "entmax15", 8).domain == "mean"
@@ -394,7 +394,7 @@ def test_attention_info_for_results_json():
     info = tiny(pooling=pool, max_activation="entmax", alpha=1.7).attention_info()
     assert info["alpha"] == 1.7
     assert info["self_attention"]["max_activation"] == "entmax"
-    assert info["pooling"] == {"domain": "discrete", "mapping": "sparsemax", "alpha": 2.0}
+    assert info["pooling"] == {"domain": "discrete", "max_activation": "sparsemax", "alpha": 2.0}
     json.dumps(info)
 
 
@@ -416,7 +416,7 @@ def test_recipe_two_epochs(demo_us8k, tmp_path):
     assert att["alpha"] == 1.5 and att["tag"] == "discrete-entmax15"
     assert att["self_attention"] == {"max_activation": "entmax15", "alpha": 1.5, "layers": 3,
                                      "heads": 8}
-    assert att["pooling"] == {"domain": "discrete", "mapping": "entmax15", "alpha": 1.5}
+    assert att["pooling"] == {"domain": "discrete", "max_activation": "entmax15", "alpha": 1.5}
     assert res["epochs_completed"] == 2 and res["experiment_name"] == "urbansound8k_transformer"
     assert res["n_parameters"] == expected_params(10, 3, frontend=64, ff=64,
                                                   pooling=64 * 64 + 64 + 64)

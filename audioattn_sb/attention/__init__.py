@@ -1,7 +1,8 @@
 """Pluggable attention pooling: one factory, chosen from the command line.
 
-``--attn_domain`` picks the family of pooling, ``--attn_max_activation`` the mapping inside it and
-``--attn_alpha`` the α of the generic ``entmax`` mapping:
+``--attn_domain`` picks the kind of pooling, ``--attn_max_activation`` the mapping inside it and
+``--attn_alpha`` the α of the generic ``entmax`` mapping (names and α:
+:mod:`audioattn_sb.attention.max_activations`):
 
 ============  =====================================================================
 domain        max_activation
@@ -18,55 +19,16 @@ returns ``(context [B, D], info)`` where ``info`` is a dict of tensors for loggi
 (``weights`` for discrete, ``mu``/``var``/``sigma_sq``/``support`` for continuous).
 """
 
-import math
-
-from audioattn_sb.attention.beta_gaussian import FAMILY_ALPHA
 from audioattn_sb.attention.continuous import ContinuousAttentionPooling
-from audioattn_sb.attention.discrete import (
-    DISCRETE_MAPPINGS,
-    DiscreteAttentionPooling,
-    MeanPooling,
-    masked_attention,
-    resolve_discrete_alpha,
+from audioattn_sb.attention.discrete import DiscreteAttentionPooling, MeanPooling, masked_attention
+from audioattn_sb.attention.max_activations import (
+    CONTINUOUS_ALPHA,
+    DISCRETE_ALPHA,
+    discrete_alpha,
+    resolve_continuous,
 )
 
-#: continuous families by name → α (``entmax`` takes α from ``attn_alpha``); one table with
-#: :data:`audioattn_sb.attention.beta_gaussian.FAMILY_ALPHA`
-CONTINUOUS_FAMILIES = FAMILY_ALPHA
-
 DOMAINS = ("discrete", "continuous", "mean")
-
-
-def resolve_continuous_alpha(family, alpha=None):
-    """Return (canonical family name, α) for a continuous family.
-
-    Example:
-        >>> resolve_continuous_alpha("softmax")
-        ('gaussian', 1.0)
-        >>> resolve_continuous_alpha("entmax", 1.5)
-        ('biweight', 1.5)
-    """
-    if family not in CONTINUOUS_FAMILIES:
-        raise ValueError(
-            f"unknown continuous attention family {family!r}; valid: "
-            f"{', '.join(CONTINUOUS_FAMILIES)} (use 'entmax' with --attn_alpha A for any α > 1)"
-        )
-    fixed = CONTINUOUS_FAMILIES[family]
-    if fixed is None:
-        if alpha is None:
-            raise ValueError("--attn_max_activation entmax needs --attn_alpha A (A > 1, e.g. 1.7)")
-        fixed = float(alpha)
-        if not math.isfinite(fixed) or fixed < 1.0:
-            raise ValueError(f"--attn_alpha must be a finite number ≥ 1, got {alpha}")
-    elif alpha is not None and not math.isclose(float(alpha), fixed, rel_tol=1e-9):
-        raise ValueError(
-            f"--attn_alpha={alpha} contradicts --attn_max_activation={family} (α = {fixed:.4g}); "
-            f"use --attn_max_activation entmax --attn_alpha {alpha}"
-        )
-    for name, a in CONTINUOUS_FAMILIES.items():
-        if a is not None and name != "softmax" and math.isclose(a, fixed, rel_tol=1e-9):
-            return name, a
-    return "entmax", fixed
 
 
 def build_pooling(
@@ -84,11 +46,11 @@ def build_pooling(
     domain : str
         ``discrete``, ``continuous`` or ``mean``.
     max_activation : str
-        The mapping (see the module docstring).
+        The mapping inside the domain (see the module docstring).
     input_dim : int
         Frame size D.
     alpha : float or None
-        α for the ``entmax`` mapping/family (``--attn_alpha``).
+        α for ``entmax`` (``--attn_alpha``).
     attention_dim : int or None
         Hidden size of the additive scorers.
     continuous : dict or None
@@ -102,19 +64,18 @@ def build_pooling(
         >>> build_pooling("discrete", "softmaxx", 16)
         Traceback (most recent call last):
         ...
-        ValueError: unknown discrete attention mapping 'softmaxx'; valid: softmax, entmax1333, entmax15, sparsemax, entmax (use 'entmax' with --attn_alpha A for any α ≥ 1)
+        ValueError: unknown discrete attention max_activation 'softmaxx'; valid: softmax, entmax1333, entmax15, sparsemax, entmax (use 'entmax' with --attn_alpha A for any α ≥ 1)
     """
     if domain == "discrete":
         return DiscreteAttentionPooling(input_dim, max_activation, alpha, attention_dim)
     if domain == "mean":
         return MeanPooling(input_dim)
     if domain == "continuous":
-        family, a = resolve_continuous_alpha(max_activation, alpha)
         kwargs = dict(continuous or {})
         _check_continuous_options(kwargs, ContinuousAttentionPooling)
         if attention_dim is not None:
             kwargs.setdefault("attention_dim", attention_dim)
-        return ContinuousAttentionPooling(input_dim, alpha=a, family=family, **kwargs)
+        return ContinuousAttentionPooling(input_dim, max_activation, alpha, **kwargs)
     raise ValueError(f"unknown --attn_domain {domain!r}; valid: {', '.join(DOMAINS)}")
 
 
@@ -126,7 +87,7 @@ def _check_continuous_options(kwargs, cls):
     from audioattn_sb.utils import did_you_mean
 
     valid = [n for n in inspect.signature(cls).parameters
-             if n not in ("input_dim", "alpha", "family")]
+             if n not in ("input_dim", "max_activation", "alpha")]
     for key in kwargs:
         if key not in valid:
             raise ValueError(f"unknown attn_continuous option {key!r}; "
@@ -149,15 +110,15 @@ def attention_tag(domain, max_activation, alpha=None):
 
 
 __all__ = [
-    "CONTINUOUS_FAMILIES",
+    "CONTINUOUS_ALPHA",
     "ContinuousAttentionPooling",
-    "DISCRETE_MAPPINGS",
+    "DISCRETE_ALPHA",
     "DOMAINS",
     "DiscreteAttentionPooling",
     "MeanPooling",
     "attention_tag",
     "build_pooling",
+    "discrete_alpha",
     "masked_attention",
-    "resolve_continuous_alpha",
-    "resolve_discrete_alpha",
+    "resolve_continuous",
 ]

@@ -15,7 +15,7 @@ supported on [μ−a, μ+a], with half-width a = R_α (σ²)^{1/(α+1)} and
 so the variance is a²/(2n+3) = a²(α−1)/(3α−1). Named members:
 
 =========  =====  ==========  ==================  ==================================
-family     α      n           a from variance v   shape in u
+name       α      n           a from variance v   shape in u
 =========  =====  ==========  ==================  ==================================
 gaussian   1      ∞           (a = ∞)             N(μ, σ²)
 triweight  4/3    3           3√v                 (35/(32a))(1−u²)₊³
@@ -80,16 +80,6 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-#: continuous family name → α (``entmax`` takes any α > 1)
-FAMILY_ALPHA = {
-    "gaussian": 1.0,
-    "softmax": 1.0,
-    "triweight": 4.0 / 3.0,
-    "biweight": 1.5,
-    "sparsemax": 2.0,
-    "entmax": None,
-}
-
 #: α values with a closed-form expectation, → n = 1/(α−1) (α = 1 is the Gaussian)
 _CLOSED_FORM_N = ((2.0, 1), (1.5, 2), (4.0 / 3.0, 3))
 _ALPHA_TOL = 1e-9
@@ -105,43 +95,8 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 # ---------------------------------------------------------------------------------------------
-# families and scalar constants
+# scalar constants
 # ---------------------------------------------------------------------------------------------
-def alpha_from_family(family, alpha=None):
-    """α of a continuous family name (``entmax`` needs an explicit ``alpha`` > 1).
-
-    Example:
-        >>> alpha_from_family("biweight"), alpha_from_family("entmax", 1.7)
-        (1.5, 1.7)
-    """
-    if family not in FAMILY_ALPHA:
-        raise ValueError(
-            f"unknown β-Gaussian family {family!r}; valid: {', '.join(FAMILY_ALPHA)}"
-        )
-    fixed = FAMILY_ALPHA[family]
-    if fixed is None:
-        if alpha is None:
-            raise ValueError("family 'entmax' needs an explicit alpha > 1")
-        return check_alpha(alpha, allow_gaussian=False)
-    if alpha is not None and abs(float(alpha) - fixed) > _ALPHA_TOL:
-        raise ValueError(f"alpha={alpha} contradicts family {family!r} (α = {fixed:.6g})")
-    return fixed
-
-
-def family_from_alpha(alpha):
-    """Canonical family name of α: gaussian, triweight, biweight, sparsemax or entmax.
-
-    Example:
-        >>> family_from_alpha(4 / 3), family_from_alpha(1.7)
-        ('triweight', 'entmax')
-    """
-    alpha = check_alpha(alpha)
-    for name in ("gaussian", "triweight", "biweight", "sparsemax"):
-        if abs(alpha - FAMILY_ALPHA[name]) < _ALPHA_TOL:
-            return name
-    return "entmax"
-
-
 def check_alpha(alpha, allow_gaussian=True):
     """Validate α (a finite number ≥ 1, or > 1 without ``allow_gaussian``) and return a float.
 
@@ -763,13 +718,10 @@ def expected_basis(mu, sigma_sq, centres, sigmas, alpha, method="auto", num_node
 
 
 __all__ = [
-    "FAMILY_ALPHA",
     "QUAD_NODES",
-    "alpha_from_family",
     "check_alpha",
     "entmax_exponent",
     "expected_basis",
-    "family_from_alpha",
     "has_closed_form",
     "pdf",
     "radius",

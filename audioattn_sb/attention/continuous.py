@@ -46,6 +46,7 @@ from torch import nn
 
 from audioattn_sb.attention import beta_gaussian as bg
 from audioattn_sb.attention.discrete import AdditiveScorer, masked_attention
+from audioattn_sb.attention.max_activations import resolve_continuous
 from audioattn_sb.attention.value_function import RidgeValueFunction, gaussian_basis
 from audioattn_sb.lengths import frame_counts
 
@@ -92,40 +93,6 @@ def _resolve_score_scale(score_scale, default):
     return value, False
 
 
-def _resolve_family(family, alpha):
-    """(family, α) from the constructor arguments, with clear errors."""
-    if family not in bg.FAMILY_ALPHA:
-        raise ValueError(
-            f"unknown continuous attention family {family!r}; valid: "
-            f"{', '.join(bg.FAMILY_ALPHA)} ('entmax' takes any alpha > 1)"
-        )
-    fixed = bg.FAMILY_ALPHA[family]
-    if fixed is None:  # entmax
-        if alpha is None:
-            raise ValueError("family 'entmax' needs alpha > 1")
-        try:
-            value = float(alpha)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"alpha must be a number, got {alpha!r}") from err
-        if not math.isfinite(value) or value <= 1.0:
-            raise ValueError(
-                f"family 'entmax' needs a finite alpha > 1, got {alpha} "
-                "(use family='gaussian' for alpha = 1)"
-            )
-        return family, bg.check_alpha(value)
-    if alpha is not None:
-        try:
-            value = float(alpha)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"alpha must be a number, got {alpha!r}") from err
-        if not math.isfinite(value) or abs(value - fixed) > 1e-9:
-            raise ValueError(
-                f"alpha={alpha} contradicts family {family!r} (α = {fixed:.6g}); pass "
-                f"alpha={fixed:.6g} or None, or family='entmax' for another α"
-            )
-    return family, fixed
-
-
 class ContinuousAttentionPooling(nn.Module):
     """Continuous (β-Gaussian) attention pooling: x [B, L, D] → context [B, D].
 
@@ -133,11 +100,12 @@ class ContinuousAttentionPooling(nn.Module):
     ---------
     input_dim : int
         Frame size D.
-    alpha : float or None
-        α of the density; must match ``family`` (None = the family's α).
-    family : str
+    max_activation : str
         gaussian | softmax (α = 1), triweight (4/3), biweight (3/2), sparsemax (2), entmax (any
-        α > 1 given by ``alpha``).
+        α ≥ 1 given by ``alpha``); kept under its canonical name (``softmax`` → ``gaussian``,
+        ``entmax`` with α = 1.5 → ``biweight``).
+    alpha : float or None
+        α of the density; must match ``max_activation`` (None = that name's α).
     num_centres : int
         RBF centres per width, linspace(0, 1).
     basis_sigmas : tuple of float
@@ -164,7 +132,7 @@ class ContinuousAttentionPooling(nn.Module):
         Lower bound of the density's variance (in units of the clip length squared).
 
     Example:
-        >>> pool = ContinuousAttentionPooling(8, alpha=2.0, family="sparsemax", num_centres=8)
+        >>> pool = ContinuousAttentionPooling(8, "sparsemax", num_centres=8)
         >>> ctx, info = pool(torch.randn(2, 6, 8), torch.tensor([1.0, 0.5]))
         >>> ctx.shape, info["weights"].shape, sorted(k for k in info if k != "weights")[:4]
         (torch.Size([2, 8]), torch.Size([2, 6]), ['alpha', 'cont_weights', 'mask', 'mu'])
@@ -177,8 +145,8 @@ class ContinuousAttentionPooling(nn.Module):
     def __init__(
         self,
         input_dim,
-        alpha=1.0,
-        family="gaussian",
+        max_activation="gaussian",
+        alpha=None,
         num_centres=64,
         basis_sigmas=(0.1, 0.5),
         ridge_penalty=0.1,
@@ -203,7 +171,8 @@ class ContinuousAttentionPooling(nn.Module):
         var_floor = float(var_floor)
         if not math.isfinite(var_floor) or var_floor <= 0:
             raise ValueError(f"var_floor must be > 0, got {var_floor}")
-        self.family, self.alpha = _resolve_family(family, alpha)
+        name, alpha = resolve_continuous(max_activation, alpha)
+        self.max_activation, self.alpha = name, bg.check_alpha(alpha)
         self.input_dim = int(input_dim)
         self.encoder = encoder
         self.fuse_discrete = bool(fuse_discrete)
@@ -309,7 +278,7 @@ class ContinuousAttentionPooling(nn.Module):
         return context, info
 
     def extra_repr(self):
-        return (f"family={self.family}, alpha={self.alpha:.4g}, encoder={self.encoder}, "
+        return (f"max_activation={self.max_activation}, alpha={self.alpha:.4g}, encoder={self.encoder}, "
                 f"basis={self.num_basis}, fuse_discrete={self.fuse_discrete}, "
                 f"{self.value_function!r}")
 

@@ -22,49 +22,10 @@ import torch
 from entmax import entmax15, entmax_bisect, sparsemax
 from torch import nn
 
+from audioattn_sb.attention.max_activations import discrete_alpha
 from audioattn_sb.lengths import lengths_to_mask
 
-#: discrete mappings by name → α (``entmax`` takes α from ``attn_alpha``)
-DISCRETE_MAPPINGS = {
-    "softmax": 1.0,
-    "entmax1333": 4.0 / 3.0,
-    "entmax15": 1.5,
-    "sparsemax": 2.0,
-    "entmax": None,
-}
-
-
-def resolve_discrete_alpha(mapping, alpha=None):
-    """Return α for a discrete mapping name (``entmax`` needs ``alpha`` ≥ 1).
-
-    Example:
-        >>> resolve_discrete_alpha("entmax1333")
-        1.3333333333333333
-        >>> resolve_discrete_alpha("entmax", 1.7)
-        1.7
-    """
-    if mapping not in DISCRETE_MAPPINGS:
-        raise ValueError(
-            f"unknown discrete attention mapping {mapping!r}; valid: "
-            f"{', '.join(DISCRETE_MAPPINGS)} (use 'entmax' with --attn_alpha A for any α ≥ 1)"
-        )
-    fixed = DISCRETE_MAPPINGS[mapping]
-    if fixed is not None:
-        if alpha is not None and not math.isclose(float(alpha), fixed, rel_tol=1e-9):
-            raise ValueError(
-                f"--attn_alpha={alpha} contradicts --attn_max_activation={mapping} "
-                f"(α = {fixed:.4g}); use --attn_max_activation entmax --attn_alpha {alpha}"
-            )
-        return fixed
-    if alpha is None:
-        raise ValueError("--attn_max_activation entmax needs --attn_alpha A (A ≥ 1, e.g. 1.7)")
-    alpha = float(alpha)
-    if not math.isfinite(alpha) or alpha < 1.0:
-        raise ValueError(f"--attn_alpha must be a finite number ≥ 1, got {alpha}")
-    return alpha
-
-
-def masked_attention(scores, mask=None, mapping="softmax", alpha=None):
+def masked_attention(scores, mask=None, max_activation="softmax", alpha=None):
     """Map scores [B, L] to attention weights over the valid frames.
 
     Arguments
@@ -73,10 +34,10 @@ def masked_attention(scores, mask=None, mapping="softmax", alpha=None):
         [B, L] real scores.
     mask : torch.Tensor or None
         [B, L] bool, True where the frame is valid. Masked frames get weight exactly 0.
-    mapping : str
-        A name of :data:`DISCRETE_MAPPINGS`.
+    max_activation : str
+        A name of :data:`~audioattn_sb.attention.max_activations.DISCRETE_ALPHA`.
     alpha : float or None
-        α for ``mapping="entmax"``.
+        α for ``max_activation="entmax"``.
 
     Returns
     -------
@@ -89,7 +50,7 @@ def masked_attention(scores, mask=None, mapping="softmax", alpha=None):
         >>> masked_attention(s, m, "sparsemax").tolist()
         [[1.0, 0.0, 0.0, 0.0]]
     """
-    alpha = resolve_discrete_alpha(mapping, alpha)
+    alpha = discrete_alpha(max_activation, alpha)
     if mask is None:
         mask = torch.ones_like(scores, dtype=torch.bool)
     mask = mask.expand_as(scores)
@@ -162,10 +123,10 @@ class DiscreteAttentionPooling(nn.Module):
     ---------
     input_dim : int
         Frame size D.
-    mapping : str
+    max_activation : str
         softmax | entmax1333 | entmax15 | sparsemax | entmax (with ``alpha``).
     alpha : float or None
-        α for ``mapping="entmax"``.
+        α for ``max_activation="entmax"``.
     attention_dim : int or None
         Hidden size of the additive scorer.
 
@@ -180,17 +141,17 @@ class DiscreteAttentionPooling(nn.Module):
 
     domain = "discrete"
 
-    def __init__(self, input_dim, mapping="softmax", alpha=None, attention_dim=None):
+    def __init__(self, input_dim, max_activation="softmax", alpha=None, attention_dim=None):
         super().__init__()
-        self.mapping = mapping
-        self.alpha = resolve_discrete_alpha(mapping, alpha)
+        self.max_activation = max_activation
+        self.alpha = discrete_alpha(max_activation, alpha)
         self.scorer = AdditiveScorer(input_dim, attention_dim)
 
     def forward(self, x, lengths=None):
         """x [B, L, D], relative lengths [B] → (context [B, D], {"weights": [B, L], "alpha"})."""
         mask = lengths_to_mask(lengths, x.shape[1], device=x.device)
         scores = self.scorer(x)
-        weights = masked_attention(scores, mask, self.mapping, self.alpha)
+        weights = masked_attention(scores, mask, self.max_activation, self.alpha)
         context = torch.bmm(weights.unsqueeze(1).to(x.dtype), x).squeeze(1)
         info = {
             "weights": weights,
@@ -200,7 +161,7 @@ class DiscreteAttentionPooling(nn.Module):
         return context, info
 
     def extra_repr(self):
-        return f"mapping={self.mapping}, alpha={self.alpha:.4g}"
+        return f"max_activation={self.max_activation}, alpha={self.alpha:.4g}"
 
 
 class MeanPooling(nn.Module):

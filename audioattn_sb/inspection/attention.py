@@ -167,7 +167,7 @@ def event_measures(record, onset_s, offset_s):
     ``mu_in_event``, ``uniform_mass``). The event is clipped to the clip [0, duration].
 
     Example:
-        >>> cfg = {"attn_domain": "discrete", "family": "sparsemax", "alpha_value": 2.0}
+        >>> cfg = {"attn_domain": "discrete", "max_activation": "sparsemax", "alpha_value": 2.0}
         >>> r = clip_attention({"weights": torch.tensor([0.0, 0.75, 0.25, 0.0])}, cfg, 2.0)
         >>> event_measures(r, 0.5, 1.0)   # frame centres 0.25, 0.75, 1.25, 1.75 s
         {'mass_in_event': 0.75, 'event_coverage': 1.0, 'mu_in_event': 1, 'uniform_mass': 0.25}
@@ -205,20 +205,20 @@ def clip_attention(info, config, duration, density_points=200):
         ``weights`` [L] (discrete/mean, and continuous with a discrete encoder), and for
         continuous pooling ``mu``, ``sigma_sq``, ``var`` (scalars).
     config : dict
-        ``attn_domain``, ``family``, ``alpha_value`` (:meth:`TrainedRun.attention_config`).
+        ``attn_domain``, ``max_activation``, ``alpha_value`` (:meth:`TrainedRun.attention_config`).
     duration : float
         The clip's duration in seconds.
     density_points : int
         K, the grid size of continuous densities.
 
     Example:
-        >>> cfg = {"attn_domain": "discrete", "family": "sparsemax", "alpha_value": 2.0}
+        >>> cfg = {"attn_domain": "discrete", "max_activation": "sparsemax", "alpha_value": 2.0}
         >>> info = {"weights": torch.tensor([0.0, 0.75, 0.25, 0.0]),
         ...         "mask": torch.tensor([True, True, True, True])}
         >>> r = clip_attention(info, cfg, duration=2.0)
         >>> r["supp"], r["mu_seconds"], float(r["density"].sum()), r["density_t"].tolist()
         (0.5, 0.875, 1.0, [0.25, 0.75, 1.25, 1.75])
-        >>> cfg = {"attn_domain": "continuous", "family": "biweight", "alpha_value": 1.5}
+        >>> cfg = {"attn_domain": "continuous", "max_activation": "biweight", "alpha_value": 1.5}
         >>> r = clip_attention({"mu": 0.5, "sigma_sq": 0.001, "var": 0.002}, cfg, duration=4.0)
         >>> round(float(np.trapezoid(r["density"], r["density_t"])), 4), round(r["mu_seconds"], 3)
         (1.0, 2.0)
@@ -248,7 +248,7 @@ def clip_attention(info, config, duration, density_points=200):
                          f"(keys: {', '.join(info) or 'none'})")
     record.update({
         "attn_domain": domain,
-        "family": config["family"],
+        "max_activation": config["max_activation"],
         "alpha_value": float(config["alpha_value"]),
         "n_frames": n_valid,
         "duration": duration,

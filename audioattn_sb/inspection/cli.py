@@ -425,8 +425,8 @@ def plot_self_attention_main(argv=None):
         att = data["attention"]
         fid = str(data.get("file_id", Path(path).stem))
         title = f"{fid} · {att.shape[0]} layers × {att.shape[2]} heads"
-        if "mapping" in data:
-            title += f" · self-attention {data['mapping']}"
+        if "max_activation" in data:
+            title += f" · self-attention {data['max_activation']}"
         if str(data.get("pred", "")):
             title += f" · pred {data['pred']}"
         folder = Path(ns.out) if ns.out else Path(path).parent

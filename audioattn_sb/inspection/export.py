@@ -41,7 +41,7 @@ r"""Export a trained run's inputs and attention: spectrogram files and attention
                          Gaussian); discrete: fraction of frames with nonzero weight
     ``alpha``            ``;``-joined discrete frame weights (continuous: those of its
                          discrete encoder, empty without one)
-    ``attn_domain``, ``family``, ``alpha_value`` (α of the mapping; empty for ``mean``)
+    ``attn_domain``, ``max_activation``, ``alpha_value`` (α of the mapping; empty for ``mean``)
     ``label_id``, ``pred_id``, ``score`` (probability of ``pred``), ``correct`` (0/1),
     ``n_frames`` (valid frames seen by the pooling), ``mu_seconds``, ``supp_seconds``,
     ``support_start_s``, ``support_end_s`` (seconds), ``mass_in_clip``
@@ -81,7 +81,7 @@ logger = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = (
     "file_id", "label", "pred", "duration", "fold", "mu", "var", "sigma_sq", "supp", "alpha",
-    "attn_domain", "family", "alpha_value",
+    "attn_domain", "max_activation", "alpha_value",
     "label_id", "pred_id", "score", "correct", "n_frames", "mu_seconds", "supp_seconds",
     "support_start_s", "support_end_s", "mass_in_clip",
     "event_onset_s", "event_offset_s", "mass_in_event", "event_coverage", "mu_in_event",
@@ -176,7 +176,7 @@ def summary_row(file_id, entry, record, scores, class_names, event=None):
         "supp": fmt(record["supp"]),
         "alpha": "" if weights is None else ";".join(fmt(w) for w in weights),
         "attn_domain": record["attn_domain"],
-        "family": record["family"],
+        "max_activation": record["max_activation"],
         "alpha_value": fmt(record["alpha_value"]),
         "label_id": "" if label_id is None else str(int(label_id)),
         "pred_id": str(pred_id),
@@ -210,6 +210,8 @@ def read_attention_csv(csv_path, with_density=True):
         raise ValueError(f"{csv_path}: not an attention CSV of save_attentions.py (no file_id "
                          "column)")
     for r in rows:
+        if "family" in r and "max_activation" not in r:  # the column's name before 2026-12
+            r["max_activation"] = r.pop("family")
         for k in _FLOAT_COLUMNS:
             if k in r:
                 r[k] = _parse_float(r[k])

@@ -41,7 +41,8 @@ multi-label runs' items are 1 s chunks) with
 ``source``             the audio file read
 ``label``              true label(s), ``;``-joined (empty for a ``--wav`` file)
 ``pred``, ``score``    the top class and its probability
-``mapping``, ``alpha`` the self-attention's mapping and α
+``max_activation``,     the self-attention's mapping and its α
+``alpha``
 ``run_folder``         the trained run, and ``checkpoint`` the checkpoint used
 ``words_*``            ``words_start``, ``words_end`` (seconds), ``words_label``:
                        the TextGrid's word intervals (``--textgrid`` only; also
@@ -207,9 +208,13 @@ def save_self_attention(path, layers, samples_per_frame, sample_rate=16000, batc
 
 
 def load_self_attention(path):
-    """The arrays of a :func:`save_self_attention` file as a dict (no pickle)."""
+    """The arrays of a :func:`save_self_attention` file as a dict (no pickle); files written
+    before the key ``max_activation`` was named so (``mapping``) read the same."""
     with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        arrays = {k: data[k] for k in data.files}
+    if "mapping" in arrays and "max_activation" not in arrays:
+        arrays["max_activation"] = arrays.pop("mapping")
+    return arrays
 
 
 # --------------------------------------------------------------------------- from a trained run
@@ -316,7 +321,7 @@ def save_run_self_attention(run, out_dir, wav=None, textgrid=None, n_clips=10, s
     out_dir = Path(out_dir)
     model = run.model
     run.check_self_attention()
-    common = {"mapping": np.str_(model.max_activation), "alpha": np.float64(model.alpha),
+    common = {"max_activation": np.str_(model.max_activation), "alpha": np.float64(model.alpha),
               "run_folder": np.str_(run.run_folder), "checkpoint": np.str_(run.checkpoint)}
     written = []
     if wav is not None:

@@ -297,26 +297,21 @@ class TrainedRun:
         return self.brain.device
 
     def attention_config(self):
-        """``{"attn_domain", "family", "alpha_value", "tag"}`` of the model's pooling.
+        """``{"attn_domain", "max_activation", "alpha_value", "tag"}`` of the model's pooling.
 
-        ``family`` is the discrete mapping (softmax, entmax1333 …), the continuous family
+        ``max_activation`` is the discrete mapping (softmax, entmax1333 …), the continuous density
         (gaussian, biweight …) or ``mean``; ``alpha_value`` is α (NaN for ``mean``).
         """
         from audioattn_sb.attention import attention_tag
 
         pooling = getattr(self.model, "pooling", None)
         domain = getattr(pooling, "domain", self.hparams.get("attn_domain", "unknown"))
-        if domain == "discrete":
-            family = pooling.mapping
-        elif domain == "continuous":
-            family = pooling.family
-        else:
-            family = domain
+        name = getattr(pooling, "max_activation", domain)
         alpha = float(getattr(pooling, "alpha", float("nan")))
         tag = attention_tag(self.hparams.get("attn_domain", domain),
-                            self.hparams.get("attn_max_activation", family),
+                            self.hparams.get("attn_max_activation", name),
                             self.hparams.get("attn_alpha"))
-        return {"attn_domain": domain, "family": family, "alpha_value": alpha, "tag": tag}
+        return {"attn_domain": domain, "max_activation": name, "alpha_value": alpha, "tag": tag}
 
     def fbank(self):
         """The ``speechbrain.lobes.features.Fbank`` computing the model's features, or None."""

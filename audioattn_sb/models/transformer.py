@@ -37,7 +37,7 @@ Architecture
 Self-attention
 --------------
 Every layer's self-attention uses the same probability mapping ``max_activation`` (names of
-:data:`audioattn_sb.attention.discrete.DISCRETE_MAPPINGS`: ``softmax``, ``entmax1333`` (α = 4/3
+:data:`audioattn_sb.attention.max_activations.DISCRETE_ALPHA`: ``softmax``, ``entmax1333`` (α = 4/3
 exactly), ``entmax15``, ``sparsemax``, or ``entmax`` with any α ≥ 1 given by ``alpha``), applied to
 the scores ``QKᵀ/√d_head`` of each head over the valid keys (key padding mask; padded keys get
 exactly 0 weight; a clip with no valid patch gets all-zero weights, never NaN). Softmax without
@@ -49,9 +49,9 @@ case computes the weights explicitly with :func:`audioattn_sb.attention.discrete
 Layer ℓ's frames are :meth:`AudioTransformer.layer_samples_per_frame` ``[ℓ]`` samples long (400,
 or 800, 1600 after between-layer pooling): frame i covers samples ``[i·spf, (i+1)·spf)``.
 
-A continuous family name (``gaussian``, ``triweight``, ``biweight``; ``sparsemax`` and ``softmax``
+A continuous name (``gaussian``, ``triweight``, ``biweight``; ``sparsemax`` and ``softmax``
 are both) given as ``max_activation`` selects the discrete mapping of the same α
-(:func:`resolve_self_attention_mapping`: ``biweight`` → ``entmax15``), so that one
+(:func:`self_attention_max_activation`: ``biweight`` → ``entmax15``), so that one
 ``--attn_max_activation`` can name the continuous pooling and the self-attention, as
 :func:`build_transformer_pooling` does the other way round.
 
@@ -113,12 +113,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audioattn_sb.attention import CONTINUOUS_FAMILIES, build_pooling, resolve_continuous_alpha
-from audioattn_sb.attention.discrete import (
-    DISCRETE_MAPPINGS,
-    MeanPooling,
-    masked_attention,
-    resolve_discrete_alpha,
+from audioattn_sb.attention import build_pooling
+from audioattn_sb.attention.discrete import MeanPooling, masked_attention
+from audioattn_sb.attention.max_activations import (
+    CONTINUOUS_ALPHA,
+    DISCRETE_ALPHA,
+    discrete_alpha,
+    resolve_continuous,
 )
 
 #: sample rate the patch size refers to (25 ms = 400 samples)
@@ -219,33 +220,33 @@ def multiscale_average(x, mask=None, windows=(1, 2, 4, 8)):
     return torch.cat(parts, dim=-1)
 
 
-def resolve_self_attention_mapping(max_activation, alpha=None):
+def self_attention_max_activation(max_activation, alpha=None):
     """``(discrete mapping name, α)`` of the self-attention for ``--attn_max_activation``.
 
-    Discrete names are kept (:func:`~audioattn_sb.attention.discrete.resolve_discrete_alpha`); a
-    continuous family name selects the discrete mapping of the same α (``entmax`` with that α when
+    Discrete names are kept (:func:`~audioattn_sb.attention.max_activations.discrete_alpha`); a
+    continuous name selects the discrete mapping of the same α (``entmax`` with that α when
     no named mapping has it). Unknown names raise ``ValueError`` listing both sets of names.
 
     Example:
-        >>> resolve_self_attention_mapping("biweight"), resolve_self_attention_mapping("gaussian")
+        >>> self_attention_max_activation("biweight"), self_attention_max_activation("gaussian")
         (('entmax15', 1.5), ('softmax', 1.0))
-        >>> resolve_self_attention_mapping("entmax", 1.7)
+        >>> self_attention_max_activation("entmax", 1.7)
         ('entmax', 1.7)
     """
-    if max_activation in DISCRETE_MAPPINGS:
-        return max_activation, resolve_discrete_alpha(max_activation, alpha)
-    if max_activation in CONTINUOUS_FAMILIES:
-        _, a = resolve_continuous_alpha(max_activation, alpha)
-        for name, fixed in DISCRETE_MAPPINGS.items():
+    if max_activation in DISCRETE_ALPHA:
+        return max_activation, discrete_alpha(max_activation, alpha)
+    if max_activation in CONTINUOUS_ALPHA:
+        _, a = resolve_continuous(max_activation, alpha)
+        for name, fixed in DISCRETE_ALPHA.items():
             if fixed is not None and math.isclose(fixed, a, rel_tol=1e-9):
                 return name, fixed
         return "entmax", a
     try:
-        resolve_discrete_alpha(max_activation, alpha)
+        discrete_alpha(max_activation, alpha)
     except ValueError as err:
         raise ValueError(
-            f"{err}; for the Transformer's self-attention a continuous family name "
-            f"({', '.join(f for f in CONTINUOUS_FAMILIES if f not in DISCRETE_MAPPINGS)}) also "
+            f"{err}; for the Transformer's self-attention a continuous name "
+            f"({', '.join(f for f in CONTINUOUS_ALPHA if f not in DISCRETE_ALPHA)}) also "
             "selects the discrete mapping of the same α") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -284,7 +285,7 @@ class MultiHeadSelfAttention(nn.Module):
             raise ValueError(
                 f"d_model ({d_model}) must be divisible by n_heads ({n_heads}) (n_heads ≥ 1)"
             )
-        self.max_activation, self.alpha = resolve_self_attention_mapping(max_activation, alpha)
+        self.max_activation, self.alpha = self_attention_max_activation(max_activation, alpha)
         self.n_heads = n_heads
         self.head_dim = d_model // n_heads
         self.dropout = float(dropout)
@@ -318,7 +319,7 @@ class MultiHeadSelfAttention(nn.Module):
         return out, (weights if need_weights else None)
 
     def extra_repr(self):
-        return f"heads={self.n_heads}, mapping={self.max_activation}, alpha={self.alpha:.4g}"
+        return f"heads={self.n_heads}, max_activation={self.max_activation}, alpha={self.alpha:.4g}"
 
 
 class TransformerLayer(nn.Module):
@@ -434,7 +435,7 @@ class AudioTransformer(nn.Module):
         self.output = output
         self.patch_size = int(patch_size)
         self.d_model = int(d_model)
-        self.max_activation, self.alpha = resolve_self_attention_mapping(max_activation, alpha)
+        self.max_activation, self.alpha = self_attention_max_activation(max_activation, alpha)
         self.pool_between_layers = bool(pool_between_layers)
         self.multi_scale = bool(multi_scale)
         self.multi_scale_windows = windows
@@ -564,7 +565,7 @@ class AudioTransformer(nn.Module):
             },
             "pooling": {
                 "domain": getattr(pool, "domain", type(pool).__name__),
-                "mapping": getattr(pool, "mapping", getattr(pool, "family", None)),
+                "max_activation": getattr(pool, "max_activation", None),
                 "alpha": None if alpha is None else float(alpha),
             },
         }
@@ -573,21 +574,21 @@ class AudioTransformer(nn.Module):
 def build_transformer_pooling(domain, max_activation, input_dim, alpha=None,
                               attention_dim=None, continuous=None):
     """The Transformer's final pooling: :func:`audioattn_sb.attention.build_pooling`, except that
-    a discrete mapping name given for the ``continuous`` domain selects the continuous family of
+    a discrete name given for the ``continuous`` domain selects the continuous density of
     the same α (``entmax15`` → ``biweight``, ``entmax1333`` → ``triweight``), so that one
     ``--attn_max_activation`` can name both the self-attention and the pooling mapping.
 
     Example:
         >>> pool = build_transformer_pooling("continuous", "entmax15", 8,
         ...                                  continuous={"num_centres": 4})
-        >>> pool.family, pool.alpha
+        >>> pool.max_activation, pool.alpha
         ('biweight', 1.5)
         >>> type(build_transformer_pooling("mean", "softmax", 8)).__name__
         'MeanPooling'
     """
-    if (domain == "continuous" and max_activation not in CONTINUOUS_FAMILIES
-            and max_activation in DISCRETE_MAPPINGS):
-        alpha = resolve_discrete_alpha(max_activation, alpha)
+    if (domain == "continuous" and max_activation not in CONTINUOUS_ALPHA
+            and max_activation in DISCRETE_ALPHA):
+        alpha = discrete_alpha(max_activation, alpha)
         max_activation = "entmax"
     return build_pooling(domain, max_activation, input_dim, alpha=alpha,
                          attention_dim=attention_dim, continuous=continuous)
@@ -635,6 +636,6 @@ __all__ = [
     "block_mean",
     "build_transformer_pooling",
     "multiscale_average",
-    "resolve_self_attention_mapping",
+    "self_attention_max_activation",
     "sinusoidal_positions",
 ]
