@@ -109,3 +109,22 @@ def test_imports_go_down_the_readme_layers():
             if not (ld < ls or (ld == ls and same_package)):
                 wrong.append(f"{src} (layer {ls}) imports {dst} (layer {ld})")
     assert not wrong, "\n".join(wrong)
+
+
+def test_scripts_load_only_what_they_use():
+    """README: imports inside functions keep training free of matplotlib/pandas and plotting free
+    of SpeechBrain (a fresh interpreter each, as the scripts start)."""
+    import subprocess
+    import sys
+
+    def loaded(code):
+        out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join("
+                              "m for m in ('matplotlib', 'pandas', 'speechbrain') "
+                              "if m in sys.modules))"],
+                             capture_output=True, text=True, check=True, cwd=PKG.parent)
+        return set(out.stdout.split())
+
+    training = loaded("import audioattn_sb.recipe, audioattn_sb.brains, audioattn_sb.models.acrnn")
+    assert "speechbrain" in training  # the check sees what is loaded
+    assert not training & {"matplotlib", "pandas"}
+    assert "speechbrain" not in loaded("import audioattn_sb.inspection.cli, audioattn_sb.plots")
