@@ -222,6 +222,23 @@ def _valid_cache_entry(src_key, cache_path, sample_rate):
     return info if ok else None
 
 
+def reusable_entry(src_path, cache_path, sample_rate=16000):
+    """The valid cache entry of ``src_path`` as :func:`cache_resampled` would return it
+    (``reused`` True), without reading any audio; None when there is none (or no source).
+
+    Example:
+        >>> reusable_entry("/nonexistent.wav", "/tmp/x.wav") is None
+        True
+    """
+    cache_path = os.path.abspath(os.fspath(cache_path))
+    try:
+        key = _source_key(src_path)
+    except OSError:
+        return None
+    info = _valid_cache_entry(key, cache_path, int(sample_rate))
+    return None if info is None else {**info, "path": cache_path, "reused": True}
+
+
 def cache_resampled(src_path, cache_path, sample_rate=16000):
     """Make ``cache_path`` a mono float32 WAV of ``src_path`` at ``sample_rate``, once.
 
@@ -244,10 +261,10 @@ def cache_resampled(src_path, cache_path, sample_rate=16000):
     sample_rate = int(sample_rate)
     if not os.path.exists(src_path):
         raise FileNotFoundError(f"{src_path}: no such audio file")
+    found = reusable_entry(src_path, cache_path, sample_rate)
+    if found is not None:
+        return found
     key = _source_key(src_path)
-    info = _valid_cache_entry(key, cache_path, sample_rate)
-    if info is not None:
-        return {**info, "path": cache_path, "reused": True}
     with _entry_lock(cache_path):
         # another process may have written the entry while this one waited for the lock
         info = _valid_cache_entry(key, cache_path, sample_rate)

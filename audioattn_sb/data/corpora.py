@@ -47,7 +47,7 @@ class Corpus:
         Multi-label (chunked items, BCE, mAP) or single-label (clips, NLL, accuracy).
     prepare : callable
         ``prepare(data_folder, save_folder, cache_folder, sample_rate, skip_bad_files, progress,
-        **prepare_options(hparams))`` → ``{split: manifest path}``.
+        workers, **prepare_options(hparams))`` → ``{split: manifest path}``.
     prepare_options : callable
         ``hparams → dict``: the corpus's own preparation arguments (folds, chunking).
     class_names : callable
@@ -117,6 +117,7 @@ def prepare_manifests(hparams, corpus=None, data_folder=None, save_folder=None):
                   cache_folder=hparams.get("cache_folder") if save_folder is None else None,
                   sample_rate=hparams["sample_rate"],
                   skip_bad_files=hparams.get("skip_bad_files", False),
+                  workers=hparams.get("prepare_workers"),
                   **corpus.prepare_options(hparams))
     sb.utils.distributed.run_on_main(corpus.prepare, kwargs=kwargs)
     manifests = corpus.prepare(**{**kwargs, "progress": False})

@@ -63,6 +63,7 @@ Every split's manifest holds **one entry per chunk** (train, valid and test alik
   batches without padding, and a per-chunk feature cache.
 """
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -72,10 +73,9 @@ import os
 
 import numpy as np
 
-from audioattn_sb.data import audio
-from audioattn_sb.data.preparation import (SPLITS, PrepareError, begin_prepare,
+from audioattn_sb.data.preparation import (SPLITS, PrepareError, begin_prepare, cache_many,
                                            default_cache_folder, finish_prepare, log_unlisted,
-                                           unlisted_audio_files)
+                                           resolve_workers, unlisted_audio_files)
 
 logger = logging.getLogger(__name__)
 
@@ -373,8 +373,12 @@ def _fingerprint(data_folder, rows):
 
 # --------------------------------------------------------------------------- preparation
 def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=16000,
-                   chunk_seconds=1.0, chunk_overlap=0.5, skip_bad_files=False, progress=True):
+                   chunk_seconds=1.0, chunk_overlap=0.5, skip_bad_files=False, progress=True,
+                   workers=None):
     """Validate, cache at ``sample_rate`` mono, chunk, and write train/valid/test JSON manifests.
+
+    ``workers``: processes resampling the clips that are not cached yet (None: one per core);
+    the manifests, the cache and the report do not depend on it.
 
     See the module docstring for every check, file and the chunk rules. Returns
     ``{"train": <save_folder>/train.json, "valid": …, "test": …}``. Raises :class:`PrepareError`
@@ -394,6 +398,7 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
         10
     """
     sample_rate = int(sample_rate)
+    workers = resolve_workers(workers)
     chunk_samples, hop_samples = chunk_layout(sample_rate, chunk_seconds, chunk_overlap)
     data_folder = os.path.abspath(os.fspath(data_folder))
     save_folder = os.path.abspath(os.fspath(save_folder))
@@ -424,7 +429,7 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
         return reused
     manifests, clips, skipped, n = _cache_and_chunk(
         data_folder, cache_folder, csv_paths, by_split, sample_rate, chunk_samples,
-        hop_samples, skip_bad_files, progress)
+        hop_samples, skip_bad_files, progress, workers)
     unlisted = unlisted_audio_files(
         {d: os.path.join(data_folder, d) for d in (DEV_AUDIO, EVAL_AUDIO)},
         {r["fname"] + ".wav" for r in good} | {f"{p['file']}.wav" for p in problems})
@@ -471,51 +476,50 @@ def _valid_rows(data_folder, csv_paths, vocab, skip_bad_files):
 
 
 def _cache_and_chunk(data_folder, cache_folder, csv_paths, by_split, sample_rate, chunk_samples,
-                     hop_samples, skip_bad_files, progress):
-    """Resample (or reuse) every clip into the cache and cut it into chunks: ``(manifests
-    {split: {<fname>_<k>: entry}}, clips per split, skipped files, {"resampled", "reused",
-    "tiled"} counts)``."""
-    from tqdm import tqdm
-
+                     hop_samples, skip_bad_files, progress, workers=1):
+    """Resample (or reuse) every clip into the cache (``workers`` processes) and cut it into
+    chunks: ``(manifests {split: {<fname>_<k>: entry}}, clips per split, skipped files,
+    {"resampled", "reused", "tiled"} counts)``."""
     skipped = []
     manifests = {s: {} for s in SPLITS}
     clips = {s: 0 for s in SPLITS}
     n = {"resampled": 0, "reused": 0, "tiled": 0}
     todo = [(split, r) for split in SPLITS for r in by_split[split]]
-    for split, r in tqdm(todo, desc="prepare FSD50K", unit="clip", disable=not progress,
-                         dynamic_ncols=True):
-        src = _source(data_folder, r)
-        cache_path = os.path.join(cache_folder, r["csv"], r["fname"] + ".wav")
-        info, reason = audio.try_cache_resampled(src, cache_path, sample_rate)
-        if reason is not None:
-            p = {"csv": os.path.basename(csv_paths[r["csv"]]), "line": r["line"],
-                 "file": r["fname"], "reason": reason}
-            if not skip_bad_files:
-                raise PrepareError(_problem_text(data_folder, p))
-            logger.warning("skipping %s", _problem_text(data_folder, p))
-            skipped.append(p)
-            continue
-        n["reused"] += bool(info["reused"])
-        n["resampled"] += not info["reused"]
-        bounds = chunk_bounds(info["frames"], chunk_samples, hop_samples)
-        n["tiled"] += info["frames"] < chunk_samples
-        clips[split] += 1
-        for k, (start, stop) in enumerate(bounds):
-            manifests[split][f"{r['fname']}_{k}"] = {
-                "wav": info["path"],
-                "clip": r["fname"],
-                "chunk": k,
-                "n_chunks": len(bounds),
-                "start": start,
-                "stop": stop,
-                "chunk_samples": chunk_samples,
-                "duration": (stop - start) / sample_rate,
-                "clip_duration": float(info["duration"]),
-                "labels": r["labels"],
-                "label_ids": r["label_ids"],
-                "split": r["split"] or "eval",
-                "source": os.path.relpath(src, data_folder),
-            }
+    sources = [_source(data_folder, r) for _, r in todo]
+    items = [(src, os.path.join(cache_folder, r["csv"], r["fname"] + ".wav"))
+             for src, (_, r) in zip(sources, todo)]
+    with contextlib.closing(cache_many(items, sample_rate, workers, progress,
+                                       desc="prepare FSD50K")) as results:
+        for (split, r), src, (info, reason) in zip(todo, sources, results):
+            if reason is not None:
+                p = {"csv": os.path.basename(csv_paths[r["csv"]]), "line": r["line"],
+                     "file": r["fname"], "reason": reason}
+                if not skip_bad_files:
+                    raise PrepareError(_problem_text(data_folder, p))
+                logger.warning("skipping %s", _problem_text(data_folder, p))
+                skipped.append(p)
+                continue
+            n["reused"] += bool(info["reused"])
+            n["resampled"] += not info["reused"]
+            bounds = chunk_bounds(info["frames"], chunk_samples, hop_samples)
+            n["tiled"] += info["frames"] < chunk_samples
+            clips[split] += 1
+            for k, (start, stop) in enumerate(bounds):
+                manifests[split][f"{r['fname']}_{k}"] = {
+                    "wav": info["path"],
+                    "clip": r["fname"],
+                    "chunk": k,
+                    "n_chunks": len(bounds),
+                    "start": start,
+                    "stop": stop,
+                    "chunk_samples": chunk_samples,
+                    "duration": (stop - start) / sample_rate,
+                    "clip_duration": float(info["duration"]),
+                    "labels": r["labels"],
+                    "label_ids": r["label_ids"],
+                    "split": r["split"] or "eval",
+                    "source": os.path.relpath(src, data_folder),
+                }
     return manifests, clips, skipped, n
 
 

@@ -38,6 +38,7 @@ What it does
    without touching any audio.
 """
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -46,10 +47,9 @@ import operator
 import os
 from collections import Counter, OrderedDict
 
-from audioattn_sb.data import audio
-from audioattn_sb.data.preparation import (SPLITS, PrepareError, begin_prepare,
+from audioattn_sb.data.preparation import (SPLITS, PrepareError, begin_prepare, cache_many,
                                            default_cache_folder, finish_prepare, log_unlisted,
-                                           unlisted_audio_files)
+                                           resolve_workers, unlisted_audio_files)
 
 logger = logging.getLogger(__name__)
 
@@ -289,8 +289,12 @@ def _file_fingerprint(data_folder, rows):
 
 def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_nums,
                          test_fold_nums, cache_folder=None, sample_rate=16000,
-                         allow_valid_test_overlap=False, skip_bad_files=False, progress=True):
+                         allow_valid_test_overlap=False, skip_bad_files=False, progress=True,
+                         workers=None):
     """Validate, cache at ``sample_rate`` mono, and write train/valid/test JSON manifests.
+
+    ``workers``: processes resampling the clips that are not cached yet (None: one per core);
+    the manifests, the cache and the report do not depend on it.
 
     See the module docstring for every check and file. Returns
     ``{"train": <save_folder>/train.json, "valid": …, "test": …}``.
@@ -299,6 +303,7 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
     """
     train, valid, test = check_folds(train_fold_nums, valid_fold_nums, test_fold_nums,
                                      allow_valid_test_overlap)
+    workers = resolve_workers(workers)
     folds = {"train": train, "valid": valid, "test": test}
     sample_rate = int(sample_rate)
     data_folder = os.path.abspath(os.fspath(data_folder))
@@ -322,7 +327,7 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
     if reused is not None:
         return reused
     manifests, skipped, n_resampled, n_reused = _cache_clips(
-        data_folder, cache_folder, sample_rate, chosen, folds, skip_bad_files, progress)
+        data_folder, cache_folder, sample_rate, chosen, folds, skip_bad_files, progress, workers)
     unlisted = unlisted_audio_files(
         {f"fold{k}": os.path.join(data_folder, "audio", f"fold{k}")
          for k in sorted(set(train) | set(valid) | set(test))},
@@ -363,11 +368,9 @@ def _chosen_rows(data_folder, folds, skip_bad_files):
 
 
 def _cache_clips(data_folder, cache_folder, sample_rate, chosen, folds, skip_bad_files,
-                 progress):
-    """Resample (or reuse) every chosen clip into the cache and build the manifests:
-    ``(manifests {split: {stem: entry}}, skipped files, n resampled, n reused)``."""
-    from tqdm import tqdm
-
+                 progress, workers=1):
+    """Resample (or reuse) every chosen clip into the cache (``workers`` processes) and build the
+    manifests: ``(manifests {split: {stem: entry}}, skipped files, n resampled, n reused)``."""
     csv_path = _csv_path(data_folder)
     fold_split = {}
     for split, split_folds in folds.items():
@@ -376,33 +379,34 @@ def _cache_clips(data_folder, cache_folder, sample_rate, chosen, folds, skip_bad
     skipped = []
     manifests = {s: {} for s in SPLITS}
     n_resampled = n_reused = 0
-    for r in tqdm(chosen, desc="prepare UrbanSound8K", unit="clip", disable=not progress,
-                  dynamic_ncols=True):
-        src = os.path.join(data_folder, "audio", f"fold{r['fold']}", r["file"])
-        stem = os.path.splitext(r["file"])[0]
-        cache_path = os.path.join(cache_folder, f"fold{r['fold']}", stem + ".wav")
-        info, reason = audio.try_cache_resampled(src, cache_path, sample_rate)
-        if reason is not None:
-            p = {"line": r["line"], "file": r["file"], "fold": r["fold"], "reason": reason}
-            if not skip_bad_files:
-                raise PrepareError(_problem_text(csv_path, p))
-            logger.warning("skipping %s", _problem_text(csv_path, p))
-            skipped.append(p)
-            continue
-        if info["reused"]:
-            n_reused += 1
-        else:
-            n_resampled += 1
-        entry = {
-            "wav": info["path"],
-            "duration": float(info["duration"]),
-            "fold": r["fold"],
-            "classID": r["classID"],
-            "class_string": r["class"],
-            "source": os.path.relpath(src, data_folder),
-        }
-        for split in fold_split[r["fold"]]:
-            manifests[split][stem] = entry
+    sources = [os.path.join(data_folder, "audio", f"fold{r['fold']}", r["file"]) for r in chosen]
+    stems = [os.path.splitext(r["file"])[0] for r in chosen]
+    items = [(src, os.path.join(cache_folder, f"fold{r['fold']}", stem + ".wav"))
+             for r, src, stem in zip(chosen, sources, stems)]
+    with contextlib.closing(cache_many(items, sample_rate, workers, progress,
+                                       desc="prepare UrbanSound8K")) as results:
+        for r, src, stem, (info, reason) in zip(chosen, sources, stems, results):
+            if reason is not None:
+                p = {"line": r["line"], "file": r["file"], "fold": r["fold"], "reason": reason}
+                if not skip_bad_files:
+                    raise PrepareError(_problem_text(csv_path, p))
+                logger.warning("skipping %s", _problem_text(csv_path, p))
+                skipped.append(p)
+                continue
+            if info["reused"]:
+                n_reused += 1
+            else:
+                n_resampled += 1
+            entry = {
+                "wav": info["path"],
+                "duration": float(info["duration"]),
+                "fold": r["fold"],
+                "classID": r["classID"],
+                "class_string": r["class"],
+                "source": os.path.relpath(src, data_folder),
+            }
+            for split in fold_split[r["fold"]]:
+                manifests[split][stem] = entry
     return manifests, skipped, n_resampled, n_reused
 
 
