@@ -158,27 +158,40 @@ def test_parallel_runs_share_a_fresh_cache(demo_us8k, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(demo_us8k, tmp_path):
-    """DDP on CPU: trains, and the test metrics cover every test clip exactly once."""
+    """DDP on CPU: each process trains on its share of the training split, validation and test
+    are split across the processes (an odd test split: 29 clips) and gathered, so every clip is
+    scored exactly once and no process scores the whole split; the metrics equal one process's."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_us8k, data)
+    removed = sorted((data / "audio" / "fold1").glob("*.wav"))[0]
+    removed.unlink()  # test fold 1: 29 clips (the row is skipped with --skip_bad_files=True)
     out = tmp_path / "ddp"
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     cmd = [torchrun, "--standalone", "--nproc_per_node=2", TRAIN, HPARAMS,
-           f"--data_folder={demo_us8k}", f"--cache_folder={tmp_path / 'cache'}",
-           f"--output_folder={out}", *FOLDS, "--number_of_epochs=2",
+           f"--data_folder={data}", f"--cache_folder={tmp_path / 'cache'}",
+           f"--output_folder={out}", *FOLDS, "--number_of_epochs=2", "--skip_bad_files=True",
            "--distributed_backend=gloo", "--noprogressbar"]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_env(), timeout=600)
     assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
     res = json.loads((out / "results.json").read_text())
     manifest = json.loads((out / "test.json").read_text())
-    assert sum(map(sum, res["test_confusion_matrix"])) == len(manifest) == 30
+    assert sum(map(sum, res["test_confusion_matrix"])) == len(manifest) == 29
+    per = res["items_per_process"]
+    assert per["test"] == [15, 14]        # ShardSampler: clips 0, 2, … and 1, 3, …; none twice
+    assert per["valid"] == [15, 15]       # valid fold 2: 30 clips
+    assert per["train"] == [120, 120]     # DistributedSampler: half of the 240 training clips each
     assert _logged_epochs(out) == ["1", "2"]
     assert res["test_loss"] == res["test_loss"]  # not NaN
     # the same checkpoint evaluated in one process gives the same test accuracy
     from audioattn_sb.inspection.cli import save_attentions_main
 
-    single = save_attentions_main([HPARAMS, f"--data_folder={demo_us8k}",
+    single = save_attentions_main([HPARAMS, f"--data_folder={data}",
                                    f"--cache_folder={tmp_path / 'cache'}",
-                                   f"--output_folder={out}", *FOLDS, "--noprogressbar"])
-    assert single["n_clips"] == 30 and single["accuracy"] == pytest.approx(res["test_accuracy"])
+                                   f"--output_folder={out}", *FOLDS, "--skip_bad_files=True",
+                                   "--noprogressbar"])
+    assert single["n_clips"] == 29 and single["accuracy"] == pytest.approx(res["test_accuracy"])
 
 
 ATTENTIONS = [("discrete", "softmax"), ("discrete", "entmax1333"), ("discrete", "entmax15"),

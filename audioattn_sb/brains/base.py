@@ -7,6 +7,14 @@ features (only when the batch carries waveforms), a circular time shift of each 
 augmentation after the normalisation, then mixup.
 Validation and test never augment.
 
+Evaluation in DDP (``torchrun``): each process scores its own share of the validation/test
+split (:class:`ShardSampler`: items ``rank, rank + W, …``, none repeated, none padded), and at
+the stage's end every process gathers all shares, so the statistics, the checkpoint choice and
+early stopping are those of the whole split, with each item scored once overall. The stage loss
+is the mean over items (not over batches), the same in one process and in several.
+:meth:`ClipBrain.items_per_process` records how many items each process handled in the last
+training epoch, the last validation and the test (results.json: ``items_per_process``).
+
 Module contract (every recipe's yaml): ``modules.compute_features`` (waveforms [B, N] → features
 [B, T, F], e.g. Fbank, or an identity for waveform models), ``modules.mean_var_norm(feats, lens)``
 and ``modules.model(feats, lens)`` → ``(outputs [B, C], info)``. Subclasses define the loss
@@ -17,10 +25,43 @@ import json
 import time
 
 import speechbrain as sb
+import torch
 
 from audioattn_sb.lengths import frame_counts
 from audioattn_sb.augment import augment_features, augment_waveforms, mixup
 from audioattn_sb.features import frame_lengths
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Items ``rank, rank + world, rank + 2·world, …`` of ``n``: every item in exactly one
+    process (``DistributedSampler`` pads the split by repeating items, which would score them
+    twice).
+
+    Example:
+        >>> [list(ShardSampler(5, r, 2)) for r in (0, 1)], len(ShardSampler(5, 1, 2))
+        ([[0, 2, 4], [1, 3]], 2)
+    """
+
+    def __init__(self, n, rank, world):
+        if not 0 <= int(rank) < int(world):
+            raise ValueError(f"rank {rank} outside a world of {world} processes")
+        self.indices = range(int(rank), int(n), int(world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def gather_lists(parts):
+    """``{name: list}`` of this process → the lists of every process concatenated in rank order
+    (every process gets the same); unchanged without an initialised process group."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return parts
+    everyone = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(everyone, parts)
+    return {k: [x for p in everyone for x in p[k]] for k in parts}
 
 
 class ClipBrain(sb.Brain):
@@ -93,8 +134,54 @@ class ClipBrain(sb.Brain):
         if should_step and hasattr(sched, "on_batch_end"):
             sched.on_batch_end(self.optimizer)
 
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
+        """SpeechBrain's, plus the :class:`ShardSampler` of validation and test in DDP."""
+        if (stage != sb.Stage.TRAIN and self.distributed_launch
+                and loader_kwargs.get("sampler") is None
+                and loader_kwargs.get("batch_sampler") is None):
+            world = torch.distributed.get_world_size()
+            loader_kwargs = {**loader_kwargs, "shuffle": False,
+                             "sampler": ShardSampler(len(dataset), self.rank, world)}
+        return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
+
     def on_stage_start(self, stage, epoch=None):
         self._stage_t0 = time.perf_counter()
+        #: per stage, lists the subclasses fill (``loss`` = [(item-mean loss, items), ...])
+        self._eval_parts = {"loss": []}
+        self._n_items = 0
+
+    def _record(self, stage, loss, n_items, **parts):
+        """Count a batch of ``n_items``; outside training keep its loss and the subclass's
+        ``parts`` (lists of anything picklable) for the stage's statistics."""
+        self._n_items += int(n_items)
+        if stage == sb.Stage.TRAIN:
+            return
+        self._eval_parts["loss"].append((float(loss), int(n_items)))
+        for name, value in parts.items():
+            self._eval_parts.setdefault(name, []).append(value)
+
+    def _gather_stage(self, stage):
+        """``(mean loss over the items of every process, items per process)`` of this stage;
+        outside training the parts of every process (the whole split) become this one's."""
+        counts = gather_lists({"n": [self._n_items]})["n"]
+        if stage == sb.Stage.TRAIN:
+            return None, counts
+        self._eval_parts = gather_lists(self._eval_parts)
+        total = sum(n for _, n in self._eval_parts["loss"])
+        loss = sum(value * n for value, n in self._eval_parts["loss"]) / total if total else \
+            float("nan")
+        return loss, counts
+
+    def items_per_process(self):
+        """Items each process handled in the last train/valid stage and in the test stage
+        (``{"train": [n₀, n₁, …], "valid": …, "test": …}``; one entry per process)."""
+        return {"train": getattr(self, "train_items_per_process", None),
+                "valid": getattr(self, "valid_stats", {}).get("items_per_process"),
+                "test": getattr(self, "test_stats", {}).get("items_per_process")}
+
+    def eval_part(self, name):
+        """The gathered list ``name`` of the finished VALID/TEST stage (subclasses' statistics)."""
+        return self._eval_parts.get(name, [])
 
     def _end_train_stage(self, stage_loss):
         """Record the epoch's wall time (``epoch_seconds``) and ``train_stats``."""
@@ -148,10 +235,13 @@ class ClipBrain(sb.Brain):
         raise NotImplementedError
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
+        item_loss, counts = self._gather_stage(stage)
         if stage == sb.Stage.TRAIN:
+            self.train_items_per_process = counts
             self._end_train_stage(stage_loss)
             return
-        stats = self._stats(stage_loss)
+        stats = self._stats(item_loss)
+        stats["items_per_process"] = counts
         short = {k: stats[k] for k in self.summary_keys}
         if stage == sb.Stage.VALID:
             self.valid_stats = stats

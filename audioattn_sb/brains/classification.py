@@ -39,20 +39,18 @@ class ClassificationBrain(ClipBrain):
             loss = -(soft * predictions.float()).sum(dim=-1).mean()
         else:
             loss = F.nll_loss(predictions.float(), targets)
-        if stage != sb.Stage.TRAIN:
-            self._targets.append(targets.detach().cpu())
-            self._preds.append(predictions.detach().argmax(dim=-1).cpu())
+        self._record(stage, loss.detach(), targets.shape[0],
+                     targets=targets.detach().cpu(),
+                     preds=predictions.detach().argmax(dim=-1).cpu())
         return loss
-
-    def on_stage_start(self, stage, epoch=None):
-        super().on_stage_start(stage, epoch)
-        self._targets, self._preds = [], []
 
     def _stats(self, stage_loss):
         n_classes = int(getattr(self.hparams, "n_classes"))
+        if not self.eval_part("targets"):
+            raise ValueError("no clip was evaluated: the split is empty")
         stats = classification_stats(
-            torch.cat(self._targets).numpy(),
-            torch.cat(self._preds).numpy(),
+            torch.cat(self.eval_part("targets")).numpy(),
+            torch.cat(self.eval_part("preds")).numpy(),
             n_classes,
             getattr(self.hparams, "class_names", None),
         )
@@ -79,6 +77,7 @@ class ClassificationBrain(ClipBrain):
             "test_per_class_accuracy": test["per_class_accuracy"],
             "test_confusion_matrix": test["confusion_matrix"],
             "valid_error_last_epoch": getattr(self, "valid_stats", {}).get("error"),
+            "items_per_process": self.items_per_process(),
         }
 
     def line_summary(self):

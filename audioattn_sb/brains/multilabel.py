@@ -109,22 +109,18 @@ class MultiLabelBrain(ClipBrain):
         loss = multilabel_loss(predictions, targets if mix is None else mix_targets(targets, *mix),
                                self.loss_name,
                                getattr(self.hparams, "huber_delta", 1.0))
-        if stage != sb.Stage.TRAIN:
-            self._clips.extend(batch.clip)
-            self._probs.append(torch.sigmoid(predictions.detach().float()).cpu())
-            self._targets.append(targets.detach().cpu())
+        self._record(stage, loss.detach(), targets.shape[0], clips=list(batch.clip),
+                     probs=torch.sigmoid(predictions.detach().float()).cpu(),
+                     targets=targets.detach().cpu())
         return loss
 
-    def on_stage_start(self, stage, epoch=None):
-        super().on_stage_start(stage, epoch)
-        self._clips, self._probs, self._targets = [], [], []
-
     def _stats(self, stage_loss):
-        if not self._clips:
+        if not self.eval_part("clips"):
             raise ValueError("no chunk was evaluated: the split is empty")
-        probs = torch.cat(self._probs).numpy()
-        targets = torch.cat(self._targets).numpy()
-        _, scores, clip_targets = aggregate_clip_scores(self._clips, probs, targets)
+        clips = [c for batch in self.eval_part("clips") for c in batch]
+        probs = torch.cat(self.eval_part("probs")).numpy()
+        targets = torch.cat(self.eval_part("targets")).numpy()
+        _, scores, clip_targets = aggregate_clip_scores(clips, probs, targets)
         stats = multilabel_stats(clip_targets, scores, getattr(self.hparams, "class_names", None))
         stats["loss"] = float(stage_loss)
         stats["n_chunks"] = int(probs.shape[0])
@@ -177,6 +173,7 @@ class MultiLabelBrain(ClipBrain):
             "test_per_class_ap_csv": getattr(self, "per_class_csv", None),
             "valid_mAP_last_epoch": valid.get("mAP"),
             "valid_dprime_last_epoch": valid.get("dprime"),
+            "items_per_process": self.items_per_process(),
         }
 
     def line_summary(self):
