@@ -38,7 +38,7 @@ import yaml
 from hyperpyyaml import load_hyperpyyaml
 
 from audioattn_sb.attention import attention_tag
-from audioattn_sb.data.corpora import get_corpus, prepare_manifests
+from audioattn_sb.data.corpora import get_corpus, packed_audio, prepare_manifests
 from audioattn_sb.features import FeatureCache
 from audioattn_sb.hparams import (PeekLoader, check_override_keys,
                                   command_line_checkpoint_interval, default_output_folder,
@@ -124,10 +124,13 @@ def build_datasets(hparams, manifests, corpus):
     if cache is not None:
         logger.info("feature cache: %s", "valid/test features cached; train features computed "
                     "per batch (time-domain augmentation)" if wav_aug else "every split cached")
+    audio = packed_audio(hparams, manifests)
+    if audio is not None:
+        logger.info("packed audio: %d clips read from %s", len(audio), audio.folder)
     datasets = {}
     for split, path in manifests.items():
         split_cache = None if (split == "train" and wav_aug) else cache
-        datasets.update(corpus.datasets({split: path}, hparams, split_cache))
+        datasets.update(corpus.datasets({split: path}, hparams, split_cache, audio))
     return datasets
 
 
@@ -183,8 +186,8 @@ def evaluate_noisy_test(hparams, brain, corpus):
     manifests, _ = prepare_manifests(hparams, corpus, data_folder=folder,
                                      save_folder=os.path.join(hparams["output_folder"],
                                                               "noisy_test"))
-    test_set = corpus.datasets({"test": manifests["test"]}, hparams,
-                               _feature_cache(hparams))["test"]
+    test_set = corpus.datasets({"test": manifests["test"]}, hparams, _feature_cache(hparams),
+                               packed_audio(hparams, {"test": manifests["test"]}))["test"]
     clean = brain.test_stats
     brain.evaluate(test_set, test_loader_kwargs=loader_options(hparams)[1], **brain.checkpoint_key)
     noisy, brain.test_stats = brain.test_stats, clean

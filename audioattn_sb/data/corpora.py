@@ -53,7 +53,9 @@ class Corpus:
     class_names : callable
         ``data_folder → [names]`` in class-index order.
     datasets : callable
-        ``(manifests {split: path}, hparams, feature_cache or None)`` → ``{split: dataset}``.
+        ``(manifests {split: path}, hparams, feature_cache or None, audio or None)`` →
+        ``{split: dataset}`` (``audio``: a :class:`~audioattn_sb.data.packed.PackedAudio` to read
+        the samples from instead of the WAV files).
     check : callable
         ``values → {key: value}``: checks the plain hparams values before any work (a bad fold
         protocol, a class count that contradicts the data) and returns overrides to add
@@ -128,6 +130,19 @@ def prepare_manifests(hparams, corpus=None, data_folder=None, save_folder=None):
     return manifests, class_names
 
 
+def packed_audio(hparams, manifests):
+    """With ``packed_audio: True``, the :class:`~audioattn_sb.data.packed.PackedAudio` of the
+    manifests' clips (packed on the main process first when needed); None otherwise."""
+    if not hparams.get("packed_audio"):
+        return None
+    import speechbrain as sb
+
+    from audioattn_sb.data.packed import ensure_packed
+
+    sb.utils.distributed.run_on_main(ensure_packed, kwargs={"manifests": manifests})
+    return ensure_packed(manifests, progress=False)
+
+
 # --------------------------------------------------------------------------- UrbanSound8K
 def _us8k_prepare(**kwargs):
     from audioattn_sb.data.urbansound8k import prepare_urbansound8k
@@ -148,10 +163,10 @@ def _us8k_class_names(data_folder):
     return load_class_names(data_folder)
 
 
-def _us8k_datasets(manifests, hparams, feature_cache=None):
+def _us8k_datasets(manifests, hparams, feature_cache=None, audio=None):
     from audioattn_sb.data.urbansound8k import build_single_label_datasets
 
-    return build_single_label_datasets(manifests, feature_cache)
+    return build_single_label_datasets(manifests, feature_cache, audio)
 
 
 def _us8k_check(values):
@@ -187,10 +202,10 @@ def _fsd_class_names(data_folder):
     return load_class_names(data_folder)
 
 
-def _fsd_datasets(manifests, hparams, feature_cache=None):
+def _fsd_datasets(manifests, hparams, feature_cache=None, audio=None):
     from audioattn_sb.data.fsd50k import build_chunk_datasets
 
-    return build_chunk_datasets(manifests, hparams["n_classes"], feature_cache)
+    return build_chunk_datasets(manifests, hparams["n_classes"], feature_cache, audio)
 
 
 def _fsd_check(values):
@@ -211,4 +226,4 @@ register(Corpus(name="fsd50k", multilabel=True, prepare=_fsd_prepare,
                 brain="audioattn_sb.brains.multilabel.MultiLabelBrain"))
 
 
-__all__ = ["CORPORA", "Corpus", "get_corpus", "prepare_manifests", "register"]
+__all__ = ["CORPORA", "Corpus", "get_corpus", "packed_audio", "prepare_manifests", "register"]

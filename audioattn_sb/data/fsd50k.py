@@ -144,8 +144,9 @@ def chunk_bounds(n_samples, chunk_samples, hop_samples):
     return [(min(i * hop, n - length), min(i * hop, n - length) + length) for i in range(k)]
 
 
-def load_chunk(wav, start, stop, chunk_samples):
-    """Samples ``[start, stop)`` of a (cached, mono) file as float32 ``[chunk_samples]``.
+def load_chunk(wav, start, stop, chunk_samples, audio=None):
+    """Samples ``[start, stop)`` of a (cached, mono) file as float32 ``[chunk_samples]`` (read
+    from ``audio``, a :class:`~audioattn_sb.data.packed.PackedAudio`, when given).
 
     When the chunk is shorter than ``chunk_samples`` (a clip under the chunk length), the waveform
     is tiled: repeated end to end and cut at ``chunk_samples`` (``[a, b, c]`` → ``[a, b, c, a, b,
@@ -160,9 +161,13 @@ def load_chunk(wav, start, stop, chunk_samples):
         >>> (load_chunk(p, 1, 3, 2) * 10).round().tolist()
         [2.0, 3.0]
     """
-    import soundfile as sf
+    if audio is not None:
+        data = audio.read(wav, start, stop)
+    else:
+        import soundfile as sf
 
-    data, _ = sf.read(wav, start=int(start), stop=int(stop), dtype="float32", always_2d=False)
+        data, _ = sf.read(wav, start=int(start), stop=int(stop), dtype="float32",
+                          always_2d=False)
     if data.ndim != 1:
         data = data.mean(axis=1, dtype=np.float64).astype(np.float32)
     if data.shape[0] == 0:
@@ -524,13 +529,14 @@ def _cache_and_chunk(data_folder, cache_folder, csv_paths, by_split, sample_rate
 
 
 # --------------------------------------------------------------------------- datasets
-def build_chunk_datasets(manifests, n_classes, feature_cache=None):
+def build_chunk_datasets(manifests, n_classes, feature_cache=None, audio=None):
     """SpeechBrain datasets over chunk manifests (this module's format, any multi-label corpus).
 
     Each item has ``id``, ``clip`` (the clip id, for chunk → clip averaging), ``targets``
     (multi-hot float ``[n_classes]``) and either ``sig`` (the chunk's 16 kHz waveform, tiled to
     ``chunk_samples``) or, with a ``feature_cache`` (:class:`audioattn_sb.features.FeatureCache`), ``feats`` (its
-    features, computed once per chunk).
+    features, computed once per chunk); ``audio``: read the chunks from this
+    :class:`~audioattn_sb.data.packed.PackedAudio` instead of the WAV files.
 
     Example:
         >>> import tempfile, json, os, soundfile as sf
@@ -549,7 +555,7 @@ def build_chunk_datasets(manifests, n_classes, feature_cache=None):
     n_classes = int(n_classes)
 
     def read(wav, start, stop, chunk_samples):
-        return torch.from_numpy(load_chunk(wav, start, stop, chunk_samples))
+        return torch.from_numpy(load_chunk(wav, start, stop, chunk_samples, audio))
 
     if feature_cache is None:
         @sb.utils.data_pipeline.takes("wav", "start", "stop", "chunk_samples")

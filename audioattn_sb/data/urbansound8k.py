@@ -410,15 +410,18 @@ def _cache_clips(data_folder, cache_folder, sample_rate, chosen, folds, skip_bad
     return manifests, skipped, n_resampled, n_reused
 
 
-def build_single_label_datasets(manifests, feature_cache=None):
+def build_single_label_datasets(manifests, feature_cache=None, audio=None):
     """SpeechBrain datasets of the prepared manifests (``{split: path}``) yielding ``label`` (class
     index) and either ``feats`` (cached features, when ``feature_cache`` is given, e.g. a
-    :class:`~audioattn_sb.features.FeatureCache`) or ``sig`` (the cached float32 audio)."""
+    :class:`~audioattn_sb.features.FeatureCache`) or ``sig`` (the cached float32 audio, read from
+    its file or, with ``audio`` (:class:`~audioattn_sb.data.packed.PackedAudio`), the pack)."""
     import soundfile as sf
     import speechbrain as sb
     import torch
 
     def read(wav):
+        if audio is not None:
+            return torch.from_numpy(audio.read(wav))
         data, _ = sf.read(wav, dtype="float32", always_2d=False)
         return torch.from_numpy(data)
 
