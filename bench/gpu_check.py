@@ -14,7 +14,8 @@ Checks, each a row of one table (also written to --out):
      Transformer, forward + backward finite, and the logits' largest difference from float32;
   4. ``torchrun --nproc_per_node=<GPUs>`` with the nccl backend: recipes/train.py, seed ACRNN,
      2 epochs on the generated demo data, bf16; results.json written, every test clip scored once;
-  5. the large raw-waveform Transformer's training throughput (bf16 autocast, AdamW step, batch of
+  5. the compact and Zhang's ACRNN training steps (clips/s, ESC-10 and UrbanSound8K epoch
+     times, features cached) and the large raw-waveform Transformer's training throughput (bf16 autocast, AdamW step, batch of
      1 s chunks) against its FLOP bound: the analytic FLOPs of bench/bench_transformer.py over a
      bf16 matmul rate measured here (8192³);
   6. the loader: 1 s chunks/s of one process (= one DataLoader worker) from the WAV files and from
@@ -116,8 +117,8 @@ def autocast_rows(dev):
     lengths = torch.tensor([1.0, 0.9, 0.5, 1.0, 0.25, 1.0, 0.75, 1.0])
     for label, (make, data) in models.items():
         torch.manual_seed(0)
-        model = make().to(dev).eval()
-        x = data().to(dev)
+        model = make().to(dev).train()  # no dropout: train mode is deterministic (cuDNN RNN
+        x = data().to(dev)              # backward needs it)
         with torch.no_grad():
             ref, _ = model(x, lengths.to(dev))
         for dtype in (torch.bfloat16, torch.float16):
@@ -136,6 +137,46 @@ def autocast_rows(dev):
                 finite and d <= 0.1 * max(scale, 1.0),
                 f"max abs Δ logits {d:.3f} (max abs logit {scale:.2f})",
                 "forward + backward finite")
+
+
+def acrnn_rows(dev, steps):
+    """Training step time of the compact and of Zhang's ACRNN (their yamls' models, discrete
+    softmax, their batch sizes, 4 s clips, bf16 autocast, AdamW): clips/s and the time of an
+    ESC-10 epoch (240 clips) and of a 10-fold UrbanSound8K one (~7,000 clips)."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    for name in ("urbansound8k_acrnn_compact", "urbansound8k_acrnn_zhang"):
+        with open(os.path.join(REPO, "hparams", f"{name}.yaml")) as f:
+            hp = load_hyperpyyaml(f, {"data_folder": "unused"})
+        torch.manual_seed(0)
+        model = hp["model"].to(dev).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        batch = int(hp["batch_size"])
+        frames = 4 * hp["sample_rate"] // hp["hop_samples"] + 1
+        x = torch.randn(batch, frames, hp["n_mels"], device=dev)
+        y = torch.randint(0, 10, (batch,), device=dev)
+
+        def step():
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
+                out, _ = model(x, None)
+            torch.nn.functional.nll_loss(out.float(), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        for _ in range(3):
+            step()
+        _sync(dev)
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(dev)
+        sec = (time.perf_counter() - t) / steps
+        n_par = sum(p.numel() for p in model.parameters())
+        row(f"{name} training, batch {batch} × 4 s, bf16 ({dev.type})", math.isfinite(sec),
+            f"{batch / sec:,.0f} clips/s ({1e3 * sec:.1f} ms/step)",
+            f"{n_par / 1e6:.2f} M parameters; ESC-10 epoch (240 clips) {240 * sec / batch:.2f} s, "
+            f"UrbanSound8K 10-fold epoch (~7,000 clips) {7000 * sec / batch:.1f} s "
+            "(model only, features cached)")
 
 
 def torchrun_row(dev, work):
@@ -278,6 +319,7 @@ def main(argv=None):
         device_row(dev)
         for name, fn in (("attention", lambda: attention_rows(dev)),
                          ("autocast", lambda: autocast_rows(dev)),
+                         ("acrnn", lambda: acrnn_rows(dev, 3 if a.quick else 20)),
                          ("torchrun", lambda: torchrun_row(dev, work))):
             try:
                 fn()
