@@ -12,7 +12,8 @@ committed, deleted afterwards unless --keep) and measures, in this one run:
 
   * preparation (validation, downmix, resampling to 16 kHz into a cold cache, manifests) with 1 and
     with 2 worker processes (--prepare_workers), as time per clip;
-  * packing the prepared clips (recipes/pack_corpus.py's format) per clip;
+  * packing the prepared clips (recipes/pack_corpus.py's format) per clip; each timed step starts
+    after ``os.sync()``, so the gigabytes the previous steps wrote are not written back during it;
   * loader throughput over 1 s chunks with 50 % overlap (FSD50K's items) of those clips, read
     in one process (the rate of one DataLoader worker) from the WAV files (today's path) and
     from the packed file, chunks/s and the ratio;
@@ -120,6 +121,7 @@ def one_size(n, work, keep):
     data = os.path.join(work, f"us8k_{n}")
     gen_s, seconds = timed(lambda: make_corpus(data, n))
     row = {"clips": n, "audio_h": seconds / 3600, "generate_s": gen_s}
+    os.sync()  # the corpus's dirty pages written back before any timed step
     folds = dict(train_fold_nums=list(range(1, 9)), valid_fold_nums=[9], test_fold_nums=[10])
     for workers in (1, 2):
         root = os.path.join(work, f"prep_{n}_{workers}")
@@ -128,9 +130,11 @@ def one_size(n, work, keep):
             progress=False, workers=workers, **folds))
         row[f"prepare_{workers}_ms_per_clip"] = 1e3 * t / n
         row[f"prepare_{workers}_s_per_audio_h"] = t / (seconds / 3600)
+        os.sync()
     row["speedup_2_workers"] = row["prepare_1_ms_per_clip"] / row["prepare_2_ms_per_clip"]
     t, audio = timed(lambda: ensure_packed(paths, progress=False))
     row["pack_ms_per_clip"] = 1e3 * t / n
+    os.sync()
     chunks = os.path.join(work, f"chunks_{n}.json")
     row["chunks"] = chunk_manifest(paths, chunks)
     limit = 4000
