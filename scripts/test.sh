@@ -9,6 +9,9 @@ VENV=${VENV:-$here/.venv}
 export VENV
 bash "$here/scripts/install.sh" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2) || exit 1
 cd "$here"
+# the optional [hf] extra (transformers), so that the pretrained-encoder export tests run too
+"$VENV/bin/python" -m pip install -q "transformers>=4.40,<6" \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2) || exit 1
 # one intra-op thread per process: the suite runs many small models and subprocesses; with one
 # thread per core they spin against each other (10x slower on a loaded 2-core machine)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}

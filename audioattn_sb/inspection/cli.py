@@ -340,6 +340,10 @@ def save_self_attention_main(argv=None):
     [--textgrid TG] | --attn_num_samples N [--attn_split test]) [--attn_out_folder DIR]``."""
     from audioattn_sb.inspection.self_attention import save_run_self_attention
 
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--hf_model" or a.startswith("--hf_model=") for a in argv):
+        return save_pretrained_self_attention_main(argv)
+
     def options(p):
         p.add_argument("--wav", default=None)
         p.add_argument("--textgrid", default=None)
@@ -349,7 +353,6 @@ def save_self_attention_main(argv=None):
         p.add_argument("--attn_split", default="test")
         p.add_argument("--attn_out_folder", default=None)
 
-    argv = sys.argv[1:] if argv is None else argv
     ns, hparams_file, run_opts, overrides = parse_run_args(argv, options)
     if ns.wav is not None and ns.attn_num_samples is not None:
         raise ValueError("give either --wav FILE or --attn_num_samples N, not both")
@@ -369,6 +372,39 @@ def save_self_attention_main(argv=None):
     what = os.path.basename(ns.wav) if ns.wav else f"{len(written)} {ns.attn_split} {items}"
     print(f"saved the self-attention of {what} (N×1×M×Q×K .npz, STEVE layout) -> {out_dir}")
     return written
+
+
+def save_pretrained_self_attention_main(argv):
+    """``save_self_attention.py --hf_model NAME_OR_PATH --wav FILE [--textgrid TG]
+    [--attn_out_folder DIR] [--float16] [--device cpu]``: a pretrained Hugging Face speech
+    encoder's self-attention (:mod:`audioattn_sb.inspection.pretrained`)."""
+    from audioattn_sb.inspection.pretrained import PretrainedEncoder, export_pretrained
+
+    p = argparse.ArgumentParser(prog="save_self_attention.py --hf_model", allow_abbrev=False)
+    p.add_argument("--hf_model", required=True,
+                   help="a local folder (save_pretrained: model + feature extractor) or a hub "
+                        "name of a wav2vec 2.0 / HuBERT / WavLM / data2vec-audio / Whisper model")
+    p.add_argument("--wav", required=True, help="audio file (any rate / channels / format)")
+    p.add_argument("--textgrid", default=None)
+    p.add_argument("--word_tier", default=None)
+    p.add_argument("--phone_tier", default=None)
+    p.add_argument("--attn_out_folder", default=None,
+                   help="default: results/self_attention/<model folder or name>")
+    p.add_argument("--float16", action="store_true", help="store the maps in float16")
+    p.add_argument("--device", default="cpu")
+    ns = p.parse_args(argv)
+    for path, what in ((ns.wav, "audio file"), (ns.textgrid, "TextGrid file")):
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such {what}")
+    out_dir = ns.attn_out_folder or os.path.join(
+        "results", "self_attention", os.path.basename(os.path.normpath(ns.hf_model)))
+    encoder = PretrainedEncoder(ns.hf_model, device=ns.device)
+    npz, csv_path, rows = export_pretrained(encoder, ns.wav, out_dir, ns.textgrid,
+                                            ns.word_tier, ns.phone_tier, ns.float16)
+    print(f"saved the self-attention of {os.path.basename(ns.wav)} through {ns.hf_model} "
+          f"({encoder.model_type}: {encoder.n_layers} layers × {encoder.n_heads} heads, "
+          f"{encoder.spf} samples per frame) -> {npz}; summaries per layer/head -> {csv_path}")
+    return npz, csv_path, rows
 
 
 def plot_self_attention_main(argv=None):

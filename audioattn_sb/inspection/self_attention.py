@@ -179,10 +179,11 @@ def _to_frame_rate(mat, ratio, n_q, n_k, layer=0):
 
 
 def save_self_attention(path, layers, samples_per_frame, sample_rate=16000, batch_index=0,
-                        valid_frames=None, **meta):
-    """Write ``attention`` [N, 1, M, Q, K] (:func:`stack_self_attention`), ``spf`` (of the array),
-    ``layer_spf`` (each layer's own; -1 when unknown), ``sample_rate``, ``axes`` and any extra
-    ``meta`` (strings/numbers/arrays) to ``path`` (.npz), atomically. Returns the array written.
+                        valid_frames=None, float16=False, **meta):
+    """Write ``attention`` [N, 1, M, Q, K] (:func:`stack_self_attention`; float16 with
+    ``float16``, else float32), ``spf`` (of the array), ``layer_spf`` (each layer's own; -1 when
+    unknown), ``sample_rate``, ``axes`` and any extra ``meta`` (strings/numbers/arrays) to
+    ``path`` (.npz), atomically. Returns the array written (float32).
 
     Example:
         >>> import tempfile, os
@@ -198,7 +199,7 @@ def save_self_attention(path, layers, samples_per_frame, sample_rate=16000, batc
                  else [samples_per_frame if samples_per_frame is not None else -1] * len(arr))
 
     def write(tmp):
-        np.savez(tmp, attention=arr, spf=np.int64(-1 if spf is None else spf),
+        np.savez(tmp, attention=arr.astype(np.float16) if float16 else arr, spf=np.int64(-1 if spf is None else spf),
                  layer_spf=np.asarray(layer_spf, dtype=np.int64),
                  sample_rate=np.int64(sample_rate), axes=np.str_(AXES),
                  **{k: np.asarray(v) for k, v in meta.items()})

@@ -121,6 +121,7 @@ from audioattn_sb.attention.max_activations import (
     discrete_alpha,
     resolve_continuous,
 )
+from audioattn_sb.lengths import frame_counts
 
 #: sample rate the patch size refers to (25 ms = 400 samples)
 SAMPLE_RATE = 16000
@@ -594,6 +595,45 @@ def build_transformer_pooling(domain, max_activation, input_dim, alpha=None,
                          attention_dim=attention_dim, continuous=continuous)
 
 
+class LogMelTransformer(AudioTransformer):
+    """The introductory log-mel self-attention classifier: log-mel frames [B, T, n_mels] →
+    Linear(n_mels → d_model) → sinusoidal positions → Transformer layers (the same layers,
+    pluggable self-attention and options as :class:`AudioTransformer`) → pooling (mean or any
+    attention pooling) → classifier. Frames are the features' own (``hop_samples`` each, which
+    :meth:`layer_samples_per_frame` reports for the self-attention export); a clip's valid frames
+    are ``round(relative length · T)`` (:func:`audioattn_sb.lengths.frame_counts`).
+
+    Example:
+        >>> model = LogMelTransformer(80, 10, n_layers=2, n_heads=4, ff_dim=32)
+        >>> out, info = model(torch.randn(2, 50, 80), torch.tensor([1.0, 0.5]),
+        ...                   return_attention=True)
+        >>> out.shape, tuple(info["self_attention"][0].shape), model.layer_samples_per_frame()
+        (torch.Size([2, 10]), (2, 4, 50, 50), [320, 320])
+    """
+
+    def __init__(self, n_mels, n_classes, pooling=None, hop_samples=320, **kwargs):
+        if "patch_size" in kwargs or "frontend_dim" in kwargs:
+            raise ValueError("LogMelTransformer takes n_mels and hop_samples, not patch_size / "
+                             "frontend_dim (the waveform front end)")
+        super().__init__(n_classes, pooling=pooling, patch_size=int(hop_samples),
+                         frontend_dim=1, **kwargs)
+        self.n_mels = int(n_mels)
+        self.frontend = nn.Linear(self.n_mels, self.d_model)
+
+    def patchify(self, feats, lengths=None):
+        """feats [B, T, n_mels], relative lengths [B] → (frames [B, T, n_mels] with the padded
+        frames zeroed, valid frames per clip [B] long)."""
+        if feats.dim() != 3 or feats.shape[-1] != self.n_mels:
+            raise ValueError(f"expected log-mel features [B, T, {self.n_mels}], got shape "
+                             f"{tuple(feats.shape)}")
+        batch, frames, _ = feats.shape
+        if lengths is None:
+            return feats, torch.full((batch,), frames, dtype=torch.long, device=feats.device)
+        n = frame_counts(torch.as_tensor(lengths, device=feats.device).reshape(-1), frames)
+        ok = torch.arange(frames, device=feats.device)[None, :] < n[:, None]
+        return feats * ok[..., None].to(feats.dtype), n
+
+
 class WaveformFeatures(nn.Module):
     """``compute_features`` for waveform models: the waveform itself, lengths unchanged.
 
@@ -626,6 +666,7 @@ class PassThroughNorm(nn.Module):
 
 
 __all__ = [
+    "LogMelTransformer",
     "AudioTransformer",
     "MultiHeadSelfAttention",
     "PassThroughNorm",
