@@ -97,8 +97,45 @@ def load_hparams(hparams_file, overrides):
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
-                                   hyperparams_to_save=hparams_file, overrides=overrides)
+                                   hyperparams_to_save=hparams_file, overrides=overrides,
+                                   save_env_desc=False)
+    if sb.utils.distributed.if_main_process():
+        write_environment(hparams["output_folder"])
     return hparams
+
+
+def environment_description():
+    """What SpeechBrain's ``env.log`` says (Python, packages, git revision, CUDA), read in this
+    process: the packages of *this* interpreter (``importlib.metadata``) instead of SpeechBrain's
+    ``pip freeze`` of whichever ``pip`` is first on PATH (another environment's list, and ~1.2 s
+    of every run's start-up: bench/bench_startup.py), and the git revision of this package's
+    checkout."""
+    import importlib.metadata
+    import subprocess
+    import sys
+
+    packages = sorted({f"{d.metadata['Name']}=={d.version}"
+                       for d in importlib.metadata.distributions() if d.metadata["Name"]},
+                      key=str.lower)
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    cuda = (f"CUDA version:\n{torch.version.cuda}" if torch.cuda.is_available()
+            else "CUDA not available")
+    bar = "=============================="
+    return "\n".join([
+        "SpeechBrain system description (audioattn_sb.recipe.environment_description)", bar,
+        "Python version:", sys.version, f"executable: {sys.executable}", bar,
+        "Installed Python packages:", *packages, bar,
+        "Git revision:", rev or "(not a git checkout)", bar, cuda]) + "\n"
+
+
+def write_environment(folder):
+    """``<folder>/env.log``: :func:`environment_description`."""
+    atomic_write_text(os.path.join(folder, "env.log"), environment_description())
 
 
 def build_datasets(hparams, manifests, corpus):

@@ -3,6 +3,7 @@ checkpoint interval given on the command line, and no folder left behind by a fa
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from conftest import run_script
@@ -85,3 +86,21 @@ def test_the_predecessors_export_commands_run_verbatim(demo_trained_runs, tmp_pa
     p = run_script("save_attentions.py", demo_trained_runs["hparams"], *args,
                    "--attn_num_samples", "0", check=False)
     assert p.returncode == 2 and "--attn_num_samples must be" in p.stderr
+
+
+def test_env_log_lists_this_interpreters_packages(demo_trained_runs):
+    """env.log (written by the recipe, not SpeechBrain's `pip freeze` of the first pip on PATH)
+    lists the packages of the interpreter that trained, and this checkout's git revision."""
+    import subprocess
+    import sys
+
+    import speechbrain
+
+    text = (demo_trained_runs["discrete"] / "env.log").read_text()
+    packages = text.split("Installed Python packages:\n")[1].split("=====")[0].split()
+    assert f"speechbrain=={speechbrain.__version__}" in packages
+    assert f"executable: {sys.executable}" in text
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout.strip()
+    if rev:
+        assert f"Git revision:\n{rev}\n" in text
