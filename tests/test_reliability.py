@@ -219,8 +219,10 @@ def test_bf16_autocast_forward_backward_is_finite(domain, act):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     with torch.no_grad():
         ref, _ = model(feats, lens)
-    # bf16 keeps ~3 significant digits: the log-probabilities agree to a few percent
-    assert torch.allclose(out.float(), ref, atol=0.15)
+    # measured 2026-11-30 (torch 2.13 CPU): largest |bf16 − fp32| log-probability over seeds
+    # 0-9 × these 9 families 0.0385 (continuous sparsemax), seed 0's largest 0.0297; 0.05 leaves
+    # 1.3× that margin (the earlier 0.15 was 4× looser than anything measured)
+    assert torch.allclose(out.float(), ref, atol=0.05)
 
 
 @pytest.mark.slow
