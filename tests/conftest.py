@@ -33,6 +33,10 @@ Datasets
     (sparsemax) and ``continuous`` (biweight) run folders, ``args`` (each run's training argv
     without the hparams file, ``--output_folder`` included), ``hparams``, ``data_folder`` and
     ``cache_folder``. Read-only; mark tests that use it ``@pytest.mark.slow``.
+``esc10_seed_run`` (session)
+    The seed ACRNN trained once on ``esc10_dir`` (``ESC10_SPLIT``: train folds 2-4, valid 5,
+    test 1; 20 epochs; continuous sparsemax; ~1 min): a dict with ``out`` (the run folder) and
+    ``results`` (its results.json). Shared by the seed and the compact real-data tests.
 
 Helpers
 -------
@@ -46,6 +50,7 @@ end of its output.
 """
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -193,3 +198,21 @@ def demo_trained_runs(demo_us8k, tmp_path_factory):
         run([hparams, *args])
         out[domain], out["args"][domain] = root / domain, args
     return out
+
+
+#: real ESC-10 split of the slow real-data tests: train folds 2-4, valid 5, test 1
+ESC10_SPLIT = ["--train_fold_nums=[2, 3, 4]", "--valid_fold_nums=[5]", "--test_fold_nums=[1]"]
+
+
+@pytest.fixture(scope="session")
+def esc10_seed_run(esc10_dir, tmp_path_factory):
+    """The seed ACRNN on real ESC-10 (ESC10_SPLIT, 20 epochs, continuous sparsemax), trained once
+    for tests/test_recipe.py (beats chance) and tests/test_compact_recipe.py (the compact
+    configuration beats it on the same split and attention family)."""
+    root = tmp_path_factory.mktemp("esc10_seed")
+    out = root / "seed"
+    run_script("train.py", str(REPO_ROOT / "hparams" / "urbansound8k_acrnn.yaml"),
+               f"--data_folder={esc10_dir}", f"--cache_folder={root / 'cache'}",
+               f"--output_folder={out}", *ESC10_SPLIT, "--number_of_epochs=20",
+               "--attn_domain=continuous", "--attn_max_activation=sparsemax", "--noprogressbar")
+    return {"out": out, "results": json.loads((out / "results.json").read_text())}

@@ -129,15 +129,13 @@ def test_help_prints_usage():
 
 
 @pytest.mark.slow
-def test_real_esc10_seed_configuration_beats_chance(esc10_dir, tmp_path):
-    """The seed ACRNN on real ESC-10 (train folds 2-4, valid 5, test 1): far above 10 % chance."""
-    out = tmp_path / "esc10"
-    train(f"--data_folder={esc10_dir}", f"--cache_folder={tmp_path / 'cache'}",
-          f"--output_folder={out}", "--train_fold_nums=[2, 3, 4]", "--valid_fold_nums=[5]",
-          "--test_fold_nums=[1]", "--number_of_epochs=20")
-    res = json.loads((out / "results.json").read_text())
+def test_real_esc10_seed_configuration_beats_chance(esc10_seed_run):
+    """The seed ACRNN on real ESC-10 (train folds 2-4, valid 5, test 1; continuous sparsemax):
+    far above 10 % chance."""
+    res = esc10_seed_run["results"]
     assert res["n_clips"] == {"train": 240, "valid": 80, "test": 80}
-    # REFERENCE §9: the predecessor lands at 0.60-0.63 with this protocol; chance is 0.10
+    # measured 0.5875 (2026-11-30, torch 2.13 CPU, 1 thread); REFERENCE §9: the predecessor lands
+    # at 0.60-0.63 with this protocol; chance is 0.10
     assert res["test_accuracy"] >= 0.45, res["test_accuracy"]
 
 
