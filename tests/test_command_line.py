@@ -3,6 +3,7 @@ checkpoint interval given on the command line, and no folder left behind by a fa
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,16 @@ def test_env_log_lists_this_interpreters_packages(demo_trained_runs):
                          cwd=Path(__file__).resolve().parent.parent).stdout.strip()
     if rev:
         assert f"Git revision:\n{rev}\n" in text
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in
+                                          (Path(__file__).resolve().parent.parent / "recipes")
+                                          .glob("*.py")))
+def test_every_script_has_help_and_a_readme_row(script):
+    """Every recipes/*.py answers --help with its usage (before any heavy import) and README.md
+    names it."""
+    from conftest import REPO_ROOT, run_script
+
+    p = run_script(script, "--help", check=False)
+    assert p.returncode == 0 and re.search(r"usage", p.stdout, re.I), (script, p.stderr[-500:])
+    assert f"recipes/{script}" in (REPO_ROOT / "README.md").read_text()

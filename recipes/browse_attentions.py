@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""One self-contained HTML page to explore the attention of one or more runs (opens offline).
+
+Usage:
+    python recipes/browse_attentions.py RUN_OR_CSV [RUN_OR_CSV ...] [--out report.html]
+        [--max_clips 80] [--title TEXT]
+
+RUN_OR_CSV: an attention CSV of save_attentions.py (RUN/saved_attentions/<tag>.csv, with its
+_density.csv) or a run folder (all of RUN/saved_attentions/*.csv). Each CSV is one variant.
+Also read, when they exist: RUN/specs/<id>.npz (save_specs.py: the spectrogram under the
+attention), RUN/test.json (the clip's audio for the player) and RUN/self_attention/<id>.npz
+(save_self_attention.py: Transformer runs).
+
+The page (Bokeh, inlined: no server, works offline) has three tabs:
+  Clips           a table (file, variant, label, prediction, score, right/wrong, mu and support
+                  in s, mass in the event when the CSV has one), sortable by clicking a header,
+                  filtered by class, right/wrong and variant; the selected row's clip below:
+                  spectrogram with every variant's attention (each scaled to its maximum), the
+                  supports shaded, the labelled event in gold, an audio player (8 kHz) and a
+                  button that plays only the selected variant's support
+  Self-attention  layer and head selectors over the map, seconds on both axes, word boundaries
+  Summary         accuracy per variant; mean mu and support per class and variant
+?clip=K&variant=V&sa_clip=C&layer=L&head=H&tab=T after the file name sets those controls on load.
+Size: the first --max_clips clips, spectrograms and maps as 8-bit PNGs; over 50 MB: a warning.
+
+Example:
+    python recipes/browse_attentions.py results/esc10_compact_aug/discrete-sparsemax/test1_valid2/seed0 \\
+        results/esc10_compact_cont/continuous-sparsemax/test1_valid2/seed0 --out fold1.html
+"""
+
+import sys
+
+if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+    print(__doc__)
+    sys.exit(0)
+
+
+def main(argv=None):
+    import argparse
+
+    from audioattn_sb.utils import run_cli
+
+    def run(args_list):
+        from audioattn_sb.inspection.browser import write_page
+
+        p = argparse.ArgumentParser(description=__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("inputs", nargs="+")
+        p.add_argument("--out", default="attention_browser.html")
+        p.add_argument("--max_clips", type=int, default=80)
+        p.add_argument("--title", default="attention browser")
+        a = p.parse_args(args_list)
+        path, size, n_clips, variants = write_page(a.inputs, a.out, a.max_clips, a.title)
+        print(f"{path}: {n_clips} clips × {len(variants)} variants ({', '.join(variants)}), "
+              f"{size / 2 ** 20:.1f} MB")
+        return path
+
+    return run_cli(run, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()

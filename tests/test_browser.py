@@ -1,0 +1,171 @@
+"""The attention browser (issue 16): the page built from demo runs (one discrete, one continuous,
+one Transformer) holds every clip with the CSVs' values and audio of the right duration, and a
+headless Chromium renders it without console errors, with its controls set from the URL."""
+
+import base64
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import REPO_ROOT, run_script, train_in_process
+
+pytest.importorskip("bokeh", reason="bokeh is not installed (pip install -r requirements.txt)")
+
+ACRNN = str(REPO_ROOT / "hparams" / "urbansound8k_acrnn.yaml")
+TRANSFORMER = str(REPO_ROOT / "hparams" / "urbansound8k_transformer.yaml")
+TINY = ["--d_model=16", "--n_heads=4", "--ff_dim=24", "--frontend_dim=32", "--n_layers=2"]
+N_CLIPS = 6
+
+
+@pytest.fixture(scope="module")
+def runs(demo_us8k, tmp_path_factory):
+    """Three 1-epoch demo runs, each with saved attentions (first N_CLIPS test clips), specs,
+    and for the Transformer its self-attention exports."""
+    from audioattn_sb.inspection.cli import (save_attentions_main, save_self_attention_main,
+                                             save_specs_main)
+
+    root = tmp_path_factory.mktemp("browser_runs")
+    split = ["--train_fold_nums=[3]", "--valid_fold_nums=[2]", "--test_fold_nums=[1]",
+             f"--data_folder={demo_us8k}", f"--cache_folder={root / 'cache'}",
+             "--noprogressbar"]
+    out = {}
+    for name, hp, extra in (("discrete", ACRNN, ["--attn_max_activation=sparsemax"]),
+                            ("continuous", ACRNN, ["--attn_domain=continuous",
+                                                   "--attn_max_activation=biweight"]),
+                            ("transformer", TRANSFORMER, TINY)):
+        args = [*split, f"--output_folder={root / name}", *extra]
+        train_in_process([hp, *args, "--number_of_epochs=1"])
+        save_attentions_main([hp, *args, "--attn_num_samples", str(N_CLIPS)])
+        save_specs_main([hp, *args, "--attn_num_samples", str(N_CLIPS)])
+        if name == "transformer":
+            save_self_attention_main([hp, *args, "--attn_num_samples", "2"])
+        out[name] = root / name
+    return out
+
+
+class _Scripts(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.json, self._in = [], False
+
+    def handle_starttag(self, tag, attrs):
+        self._in = tag == "script" and dict(attrs).get("type") == "application/json"
+
+    def handle_data(self, data):
+        if self._in:
+            self.json.append(data)
+            self._in = False
+
+
+def _plain(obj):
+    """Bokeh's serialised maps ({"type": "map", "entries": [[k, v], ...]}) as dicts."""
+    if isinstance(obj, dict):
+        if obj.get("type") == "map" and "entries" in obj:
+            return {k: _plain(v) for k, v in obj["entries"]}
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(x) for x in obj]
+    return obj
+
+
+def _find(obj, key):
+    """The first dict value under ``key`` anywhere in a JSON tree."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        for x in obj:
+            found = _find(x, key)
+            if found is not None:
+                return found
+    return None
+
+
+def _csv_rows(run):
+    (path,) = [p for p in (run / "saved_attentions").glob("*.csv")
+               if not p.name.endswith("_density.csv")]
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_page_holds_every_clip_with_the_csv_values(runs, tmp_path):
+    out = tmp_path / "page.html"
+    p = run_script("browse_attentions.py", *runs.values(), "--out", out)
+    assert f"{N_CLIPS} clips × 3 variants" in p.stdout
+    parser = _Scripts()
+    parser.feed(out.read_text())
+    assert parser.json, "no embedded Bokeh document"
+    clips = _find(_plain(json.loads(parser.json[0])), "clips")
+    assert isinstance(clips, list), "no clip data in the page"
+    rows = {name: {r["file_id"]: r for r in _csv_rows(run)} for name, run in runs.items()}
+    assert [c["id"] for c in clips] == [r["file_id"] for r in _csv_rows(runs["discrete"])]
+    for c in clips:
+        for v, name in enumerate(["discrete", "continuous", "transformer"]):
+            r = rows[name][c["id"]]
+            assert c["variants"][v]["pred"] == r["pred"]
+            assert c["variants"][v]["score"] == pytest.approx(float(r["score"]))
+        assert c["spec"].startswith("data:image/png;base64,")
+        wav = base64.b64decode(c["audio"].split(",", 1)[1])
+        info = sf.info(io.BytesIO(wav))
+        assert info.samplerate == 8000
+        assert info.frames / 8000 == pytest.approx(float(c["duration"]), abs=1 / 8000 + 1e-6)
+    with_sa = [c for c in clips if c.get("self_attention")]
+    assert len(with_sa) == 2 and with_sa[0]["self_attention"]["layers"] == 2
+    assert len(with_sa[0]["self_attention"]["maps"][1]) == 4  # 4 heads
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("no Chromium on PATH (.ci/run installs Debian's chromium; it could not be "
+                "installed here)")
+
+
+def _shot(page, query, png, tmp_path):
+    chrome = _chromium()
+    p = subprocess.run([chrome, "--headless=new", "--no-sandbox", "--disable-gpu",
+                        "--hide-scrollbars", "--window-size=1100,1300",
+                        "--virtual-time-budget=10000", "--enable-logging=stderr", "--v=1",
+                        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
+                        f"file://{page}?{query}"], capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0 and png.is_file(), p.stderr[-2000:]
+    console = [line for line in p.stderr.splitlines() if "CONSOLE" in line]
+    errors = [line for line in console if re.search(r"error|uncaught", line, re.I)]
+    assert not errors, errors
+    from PIL import Image
+
+    return np.asarray(Image.open(png).convert("RGB")).astype(int)
+
+
+def _count(img, rgb, tol=40):
+    return int((np.abs(img - np.array(rgb)).sum(axis=-1) < tol).sum())
+
+
+@pytest.mark.slow
+def test_chromium_renders_the_controls_set_from_the_url(runs, tmp_path):
+    from audioattn_sb.inspection.browser import COLORS
+
+    page = tmp_path / "page.html"
+    run_script("browse_attentions.py", *runs.values(), "--out", page)
+    # the Clips tab, clip 1 of variant 1 (continuous biweight, drawn in COLORS[1]): its density
+    img = _shot(page, "clip=1&variant=1", tmp_path / "clips.png", tmp_path)
+    blue = tuple(int(COLORS[1][i:i + 2], 16) for i in (1, 3, 5))
+    assert _count(img, blue) > 200  # the curve (and its legend) are drawn
+    blank = _shot(page, "", tmp_path / "blank.png", tmp_path)  # no clip selected yet
+    assert _count(blank, blue) < _count(img, blue)
+    # the Self-attention tab, layer 1, head 2: a grey-level map fills the figure
+    sa = _shot(page, "tab=1&layer=1&head=2", tmp_path / "sa.png", tmp_path)
+    grey = (np.abs(sa[..., 0] - sa[..., 1]) < 3) & (np.abs(sa[..., 1] - sa[..., 2]) < 3)
+    mid = grey & (sa[..., 0] > 20) & (sa[..., 0] < 235)
+    assert mid.sum() > 5000
