@@ -38,8 +38,8 @@ MUTANTS = {
         "padded frames get attention weight"),
     "logits-averaged": (
         "audioattn_sb/brains/multilabel.py",
-        "self._probs.append(torch.sigmoid(predictions.detach().float()).cpu())",
-        "self._probs.append(predictions.detach().float().cpu())",
+        "probs=torch.sigmoid(predictions.detach().float()).cpu(),",
+        "probs=predictions.detach().float().cpu(),",
         ["tests/test_multilabel_recipe.py::test_brain_averages_chunk_probabilities_not_logits"],
         "clip scores average chunk logits instead of probabilities"),
     "valid-equals-test-allowed": (
