@@ -19,8 +19,10 @@ The page:
   shaded, the labelled event shaded in gold when known, an audio player (the clip's 16 kHz cache
   downsampled to 8 kHz) and a button that plays only the selected variant's support.
 * **Self-attention** tab (when an export exists): layer and head selectors over the map
-  (query × key, seconds on both axes) with the TextGrid's word boundaries.
-* **Summary** tab: accuracy per variant, and per class the mean μ and support per variant.
+  (query × key, seconds on both axes) with the TextGrid's word (solid) and phone (dotted)
+  boundaries, as STEVE draws them.
+* **Summary** tab: accuracy per variant; per class the mean μ and support per variant, and
+  every clip's μ and support as points per class (one colour per variant).
 
 Size: ``max_clips`` clips (the first in the CSVs' order), spectrograms and self-attention maps
 as 8-bit PNGs, audio at 8 kHz 16-bit; a page over 50 MB is written with a warning.
@@ -198,12 +200,13 @@ def _self_attention(path):
     d = load_self_attention(path)
     att = np.asarray(d["attention"], dtype=np.float32)
     spf, sr = int(d["spf"]), int(d["sample_rate"])
-    words, _ = alignments_of(d)
+    words, phones = alignments_of(d)
     return {"layers": int(att.shape[0]), "heads": int(att.shape[2]),
             "seconds": att.shape[-1] * spf / sr,
             "maps": [[_png(att[n, 0, h]) for h in range(att.shape[2])]
                      for n in range(att.shape[0])],
-            "word_edges": sorted({float(x) for s, e, _ in (words or []) for x in (s, e)})}
+            "word_edges": sorted({float(x) for s, e, _ in (words or []) for x in (s, e)}),
+            "phone_edges": sorted({float(x) for s, e, _ in (phones or []) for x in (s, e)})}
 
 
 def _summary(tables, names):
@@ -286,6 +289,7 @@ const l = Math.min(layer.value | 0, sa.layers - 1), h = Math.min(head.value | 0,
 sa_src.data = {url: [sa.maps[l][h]], x: [0], y: [0], w: [sa.seconds], h: [sa.seconds]};
 sa_x.start = 0; sa_x.end = sa.seconds; sa_y.start = 0; sa_y.end = sa.seconds;
 edges_src.data = {x: sa.word_edges};
+phones_src.data = {x: sa.phone_edges};
 """
 
 _URL_STATE = r"""
@@ -385,9 +389,14 @@ def build_page(data, title="attention browser"):
         sa_fig.image_url(url="url", x="x", y="y", w="w", h="h", anchor="bottom_left",
                          source=sa_src)
         edges_src = ColumnDataSource({"x": sa0["word_edges"]})
-        sa_fig.ray(x="x", y=0, length=0, angle=np.pi / 2, source=edges_src, color="cyan",
-                   line_width=1)
-        cb = CustomJS(args=dict(sa_src=sa_src, edges_src=edges_src, layer=layer, head=head,
+        phones_src = ColumnDataSource({"x": sa0["phone_edges"]})
+        for src, dash, width in ((edges_src, "solid", 1.5), (phones_src, "dotted", 1)):
+            sa_fig.ray(x="x", y=0, length=0, angle=np.pi / 2, source=src, color="cyan",
+                       line_width=width, line_dash=dash)
+            sa_fig.ray(x=0, y="x", length=0, angle=0, source=src, color="cyan",
+                       line_width=width, line_dash=dash)
+        cb = CustomJS(args=dict(sa_src=sa_src, edges_src=edges_src, phones_src=phones_src,
+                                layer=layer, head=head,
                                 sa_clip=sa_clip, sa_x=sa_x, sa_y=sa_y, **js_data),
                       code=_SELF_ATT)
         for w in (layer, head, sa_clip):
@@ -411,6 +420,7 @@ def build_page(data, title="attention browser"):
                            TableColumn(field="mean_mu_s", title="mean μ (s)", formatter=fmt),
                            TableColumn(field="mean_support_s", title="mean support (s)",
                                        formatter=fmt)]))
+    summary.children.append(_distributions(data))
     tabs.append(TabPanel(child=summary, title="Summary"))
     page = Tabs(tabs=tabs)
     # the URL's ?clip=&variant=&layer=&head= applied once the document is ready
@@ -421,6 +431,36 @@ def build_page(data, title="attention browser"):
                                         tabs=page),
                               code=_URL_STATE)
     return page, page_doc_ready, DocumentReady
+
+
+def _distributions(data):
+    """Per class, every clip's μ and support (s) as points, one colour per variant."""
+    from bokeh.layouts import row
+    from bokeh.models import ColumnDataSource
+    from bokeh.plotting import figure
+
+    t = data["table"]
+    classes = sorted({c for c in t["label"] if c})
+    colour = dict(zip(data["variants"], data["colors"]))
+    rng = np.random.default_rng(0)
+    figs = []
+    for key, name in (("mu_s", "μ (s)"), ("support_s", "support (s)")):
+        keep = [i for i, v in enumerate(t[key]) if v is not None and t["label"][i] in classes]
+        offsets = {v: (j + 0.5) / (len(data["variants"]) + 1) - 0.5
+                   for j, v in enumerate(data["variants"])}
+        src = ColumnDataSource({
+            "y": [classes.index(t["label"][i]) + 0.5 + 0.7 * offsets[t["variant"][i]]
+                  + 0.02 * rng.standard_normal() for i in keep],
+            "x": [t[key][i] for i in keep], "color": [colour[t["variant"][i]] for i in keep],
+            "variant": [t["variant"][i] for i in keep], "file": [t["file"][i] for i in keep]})
+        fig = figure(width=480, height=40 + 26 * max(len(classes), 1), x_axis_label=name,
+                     y_range=(0, max(len(classes), 1)), tools="xpan,xwheel_zoom,reset,hover",
+                     tooltips=[("clip", "@file"), ("variant", "@variant"), (name, "@x")])
+        fig.scatter("x", "y", color="color", size=5, alpha=0.7, source=src)
+        fig.yaxis.ticker = [k + 0.5 for k in range(len(classes))]
+        fig.yaxis.major_label_overrides = {k + 0.5: c for k, c in enumerate(classes)}
+        figs.append(fig)
+    return row(*figs)
 
 
 def write_page(inputs, out, max_clips=80, title="attention browser"):
