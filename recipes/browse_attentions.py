@@ -35,28 +35,7 @@ if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
     sys.exit(0)
 
 
-def main(argv=None):
-    import argparse
-
-    from audioattn_sb.utils import run_cli
-
-    def run(args_list):
-        from audioattn_sb.inspection.browser import write_page
-
-        p = argparse.ArgumentParser(description=__doc__,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("inputs", nargs="+")
-        p.add_argument("--out", default="attention_browser.html")
-        p.add_argument("--max_clips", type=int, default=80)
-        p.add_argument("--title", default="attention browser")
-        a = p.parse_args(args_list)
-        path, size, n_clips, variants = write_page(a.inputs, a.out, a.max_clips, a.title)
-        print(f"{path}: {n_clips} clips × {len(variants)} variants ({', '.join(variants)}), "
-              f"{size / 2 ** 20:.1f} MB")
-        return path
-
-    return run_cli(run, sys.argv[1:] if argv is None else argv)
-
+from audioattn_sb.inspection.cli import browse_attentions_main, run_cli  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    run_cli(browse_attentions_main)

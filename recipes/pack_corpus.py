@@ -23,32 +23,8 @@ if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
     sys.exit(0)
 
 
-def main(argv=None):
-    import argparse
-    import os
-
-    from audioattn_sb.data.packed import ensure_packed
-    from audioattn_sb.utils import run_cli
-
-    def run(args_list):
-        p = argparse.ArgumentParser(description=__doc__,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("runs", nargs="+")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
-        a = p.parse_args(args_list)
-        for run_folder in a.runs:
-            manifests = {s: os.path.join(run_folder, f"{s}.json")
-                         for s in ("train", "valid", "test")}
-            manifests = {s: m for s, m in manifests.items() if os.path.isfile(m)}
-            if not manifests:
-                raise FileNotFoundError(f"{run_folder}: no train/valid/test.json manifests; "
-                                        "give the output folder of a prepared run")
-            audio = ensure_packed(manifests, progress=not a.quiet)
-            print(f"{run_folder}: {len(audio)} clips, {audio.n_samples} samples "
-                  f"({audio.n_samples * 4 / 1e9:.2f} GB) in {audio.folder}")
-
-    run_cli(run, sys.argv[1:] if argv is None else argv)
-
+from audioattn_sb.data.packed import pack_corpus_main  # noqa: E402
+from audioattn_sb.utils import run_cli  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    run_cli(pack_corpus_main)

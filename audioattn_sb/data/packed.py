@@ -161,4 +161,28 @@ def ensure_packed(manifests, progress=True):
     return PackedAudio(folder)
 
 
-__all__ = ["PackError", "PackedAudio", "ensure_packed", "manifest_wavs", "pack", "pack_folder"]
+def pack_corpus_main(argv=None):
+    """``pack_corpus.py RUN [RUN ...] [--quiet]``: pack the manifests of prepared runs."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="pack_corpus.py", allow_abbrev=False,
+                                description="Pack the audio of prepared runs' manifests.")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    out = []
+    for run_folder in a.runs:
+        manifests = {s: os.path.join(run_folder, f"{s}.json") for s in ("train", "valid", "test")}
+        manifests = {s: m for s, m in manifests.items() if os.path.isfile(m)}
+        if not manifests:
+            raise FileNotFoundError(f"{run_folder}: no train/valid/test.json manifests; give the "
+                                    "output folder of a prepared run")
+        audio = ensure_packed(manifests, progress=not a.quiet)
+        print(f"{run_folder}: {len(audio)} clips, {audio.n_samples} samples "
+              f"({audio.n_samples * 4 / 1e9:.2f} GB) in {audio.folder}")
+        out.append(audio.folder)
+    return out
+
+
+__all__ = ["PackError", "PackedAudio", "ensure_packed", "manifest_wavs", "pack", "pack_corpus_main", "pack_folder"]

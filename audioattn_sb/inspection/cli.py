@@ -478,3 +478,22 @@ def plot_self_attention_main(argv=None):
 __all__ = ["parse_run_args", "plot_attentions_main", "plot_self_attention_main", "run_cli",
            "save_attentions_main", "save_self_attention_main", "save_specs_main"]
 
+
+# --------------------------------------------------------------------------- browse_attentions
+def browse_attentions_main(argv=None):
+    """``browse_attentions.py RUN_OR_CSV ... [--out report.html] [--max_clips 80] [--title T]``
+    (:mod:`audioattn_sb.inspection.browser`)."""
+    from audioattn_sb.inspection.browser import write_page
+
+    p = argparse.ArgumentParser(prog="browse_attentions.py", allow_abbrev=False,
+                                description="One self-contained HTML page over the attention "
+                                            "CSVs, spectrograms and self-attention of runs.")
+    p.add_argument("inputs", nargs="+", help="attention CSVs or run folders")
+    p.add_argument("--out", default="attention_browser.html")
+    p.add_argument("--max_clips", type=int, default=80)
+    p.add_argument("--title", default="attention browser")
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    path, size, n_clips, variants = write_page(a.inputs, a.out, a.max_clips, a.title)
+    print(f"{path}: {n_clips} clips × {len(variants)} variants ({', '.join(variants)}), "
+          f"{size / 2 ** 20:.1f} MB")
+    return path
