@@ -17,6 +17,8 @@ committed, deleted afterwards unless --keep) and measures, in this one run:
   * loader throughput over 1 s chunks with 50 % overlap (FSD50K's items) of those clips, read
     in one process (the rate of one DataLoader worker) from the WAV files (today's path) and
     from the packed file, chunks/s and the ratio;
+  * FSD50K-layout corpora (--fsd_sizes; the demo generator: dev.csv / eval.csv, 44.1 kHz,
+    0.3-10 s clips): preparation with chunking, 1 and 2 workers;
   * a manifest's load time and RSS per entry: SpeechBrain's DynamicItemDataset.from_json over
     synthetic FSD50K-style chunk manifests of --entries entries, each in a fresh process, and the
     packed index of as many clips.
@@ -149,6 +151,38 @@ def one_size(n, work, keep):
     return row
 
 
+def one_fsd_size(n, work, keep):
+    """FSD50K layout (dev.csv / eval.csv, 44.1 kHz, 0.3-10 s clips, 1-3 labels; the demo
+    generator at ``n`` clips): preparation (resampling + 1 s / 50 % chunking) with 1 and 2
+    workers, per clip and per hour of audio."""
+    import soundfile as sf
+
+    from audioattn_sb.data.fsd50k import prepare_fsd50k
+    from audioattn_sb.data.synthetic_fsd50k import make_demo_fsd50k
+
+    data = os.path.join(work, f"fsd_{n}")
+    gen_s, _ = timed(lambda: make_demo_fsd50k(data, n_train=int(0.6 * n), n_val=int(0.15 * n),
+                                              n_eval=n - int(0.6 * n) - int(0.15 * n)))
+    seconds = sum(sf.info(os.path.join(d, f)).duration
+                  for d, _, fs in os.walk(data) for f in fs if f.endswith(".wav"))
+    os.sync()
+    row = {"clips": n, "audio_h": seconds / 3600, "generate_s": gen_s}
+    for workers in (1, 2):
+        root = os.path.join(work, f"fsdprep_{n}_{workers}")
+        t, paths = timed(lambda: prepare_fsd50k(data, os.path.join(root, "save"),
+                                                cache_folder=os.path.join(root, "cache"),
+                                                progress=False, workers=workers))
+        row[f"prepare_{workers}_ms_per_clip"] = 1e3 * t / n
+        row[f"prepare_{workers}_s_per_audio_h"] = t / (seconds / 3600)
+        os.sync()
+    row["chunks"] = sum(len(json.load(open(p))) for p in paths.values())
+    if not keep:
+        shutil.rmtree(data)
+        for w in (1, 2):
+            shutil.rmtree(os.path.join(work, f"fsdprep_{n}_{w}"))
+    return row
+
+
 RSS_CHILD = r"""
 import json, os, sys, time
 def rss():
@@ -212,6 +246,8 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
     p.add_argument("--entries", type=int, nargs="+", default=[10000, 40000, 160000])
+    p.add_argument("--fsd_sizes", type=int, nargs="*", default=[250, 1000],
+                   help="FSD50K-layout corpora (0 sizes: skip)")
     p.add_argument("--workdir", default=None)
     p.add_argument("--keep", action="store_true")
     a = p.parse_args(argv)
@@ -224,6 +260,9 @@ def main(argv=None):
     for n in a.sizes:
         rows.append(one_size(n, work, a.keep))
         print(json.dumps(rows[-1]), flush=True)
+    fsd = [one_fsd_size(n, work, a.keep) for n in a.fsd_sizes]
+    for r in fsd:
+        print(json.dumps(r), flush=True)
     mem = [manifest_rss(n, work) for n in a.entries]
     for m in mem:
         print(json.dumps(m), flush=True)
@@ -236,6 +275,16 @@ def main(argv=None):
               f"{r['prepare_2_ms_per_clip']:.1f} | {r['speedup_2_workers']:.2f}× | "
               f"{r['pack_ms_per_clip']:.2f} | {r['chunks']} | {r['files_chunks_per_s']:.0f} | "
               f"{r['packed_chunks_per_s']:.0f} | {r['packed_over_files']:.1f}× |")
+    if fsd:
+        print("\n| FSD50K-layout clips | audio h | 1 s chunks | prepare 1 worker ms/clip | "
+              "2 workers ms/clip | 2 workers s per audio hour |")
+        print("|---|---|---|---|---|---|")
+        for r in fsd:
+            print(f"| {r['clips']} | {r['audio_h']:.2f} | {r['chunks']} | "
+                  f"{r['prepare_1_ms_per_clip']:.1f} | {r['prepare_2_ms_per_clip']:.1f} | "
+                  f"{r['prepare_2_s_per_audio_h']:.1f} |")
+        print(f"FSD50K (108 h) extrapolated from {fsd[-1]['clips']} FSD50K-layout clips, 2 "
+              f"workers: {fsd[-1]['prepare_2_s_per_audio_h'] * FSD50K['hours'] / 60:.1f} min")
     print("\n| manifest entries | load s | RSS bytes/entry | packed index load s | "
           "index bytes/clip |")
     print("|---|---|---|---|---|")
