@@ -70,7 +70,7 @@ def did_you_mean(name, valid, prefix=""):
     """``"did you mean A, B? "`` with the valid names closest to ``name`` (difflib), or ``""``.
 
     Example:
-        >>> did_you_mean("encodr", ["encoder", "family"]), did_you_mean("x", ["encoder"])
+        >>> did_you_mean("encodr", ["encoder", "alpha"]), did_you_mean("x", ["encoder"])
         ('did you mean encoder? ', '')
     """
     import difflib

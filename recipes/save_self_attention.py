@@ -10,7 +10,7 @@ Usage (the training command's hparams file and overrides, plus --output_folder=<
         [--textgrid FILE.TextGrid] [--attn_out_folder DIR] [--float16] [--device cpu]
 
 --hf_model: a pretrained Hugging Face speech encoder instead of a trained run (wav2vec 2.0,
-HuBERT, WavLM, data2vec-audio, Whisper's encoder; needs pip install '.[hf]'): a local folder
+HuBERT, WavLM, data2vec-audio, Whisper's encoder; needs pip install -e '.[hf]'): a local folder
 written by save_pretrained (model + feature extractor; works offline) or a hub name. Writes
 DIR/<wav name>.npz (default DIR results/self_attention/<model>) in the layout below with
 spf = 320 (20 ms), hf_model, model_type and clip_mass [layers, heads] (each head's mean share on

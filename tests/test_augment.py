@@ -154,7 +154,7 @@ def test_single_label_mixup_loss_is_the_lambda_weighted_nll():
     logp = torch.log_softmax(torch.randn(4, 5), dim=-1)
     labels = torch.tensor([0, 3, 3, 1])
     perm, lam = torch.tensor([2, 0, 3, 1]), torch.tensor([0.9, 0.5, 0.2, 0.7])
-    fake = SimpleNamespace(mix=(perm, lam), _record=lambda *args, **kwargs: None)
+    fake = SimpleNamespace(mix=(perm, lam), _count_items=lambda n: None)
     batch = SimpleNamespace(label=SimpleNamespace(data=labels[:, None]))
     loss = ClassificationBrain.compute_objectives(fake, logp, batch, sb.Stage.TRAIN)
     expected = torch.stack([-(lam[i] * logp[i, labels[i]] + (1 - lam[i]) * logp[i, labels[perm[i]]])

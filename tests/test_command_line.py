@@ -118,3 +118,24 @@ def test_every_script_has_help_and_a_readme_row(script):
     p = run_script(script, "--help", check=False)
     assert p.returncode == 0 and re.search(r"usage", p.stdout, re.I), (script, p.stderr[-500:])
     assert f"recipes/{script}" in (REPO_ROOT / "README.md").read_text()
+
+
+def test_hf_model_without_the_extra_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    """save_self_attention.py --hf_model without transformers installed: an error line saying
+    how to install the extra, exit code 2, no traceback."""
+    import sys
+
+    from audioattn_sb.inspection.cli import run_cli, save_self_attention_main
+
+    wav = tmp_path / "a.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(wav, np.zeros(1600, np.float32), 16000)
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers fails
+    monkeypatch.delenv("AUDIOATTN_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as e:
+        run_cli(save_self_attention_main, ["--hf_model", str(tmp_path), "--wav", str(wav)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "pip install -e '.[hf]'" in err and "Traceback" not in err

@@ -12,7 +12,7 @@ import soundfile as sf
 from conftest import run_script
 
 transformers = pytest.importorskip(
-    "transformers", reason="the optional extra is not installed (pip install '.[hf]')")
+    "transformers", reason="the optional extra is not installed (pip install -e '.[hf]')")
 
 from audioattn_sb.inspection.pretrained import (  # noqa: E402
     PretrainedEncoder,

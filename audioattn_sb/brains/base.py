@@ -150,12 +150,14 @@ class ClipBrain(sb.Brain):
         self._eval_parts = {"loss": []}
         self._n_items = 0
 
-    def _record(self, stage, loss, n_items, **parts):
-        """Count a batch of ``n_items``; outside training keep its loss and the subclass's
-        ``parts`` (lists of anything picklable) for the stage's statistics."""
+    def _count_items(self, n_items):
+        """Count a batch of ``n_items`` (every stage: :meth:`items_per_process`)."""
         self._n_items += int(n_items)
-        if stage == sb.Stage.TRAIN:
-            return
+
+    def _keep(self, loss, n_items, **parts):
+        """Keep a validation/test batch's loss and the subclass's ``parts`` (anything
+        picklable) for the stage's statistics; training batches keep nothing (no copies to the
+        CPU in the training loop)."""
         self._eval_parts["loss"].append((float(loss), int(n_items)))
         for name, value in parts.items():
             self._eval_parts.setdefault(name, []).append(value)

@@ -39,9 +39,10 @@ class ClassificationBrain(ClipBrain):
             loss = -(soft * predictions.float()).sum(dim=-1).mean()
         else:
             loss = F.nll_loss(predictions.float(), targets)
-        self._record(stage, loss.detach(), targets.shape[0],
-                     targets=targets.detach().cpu(),
-                     preds=predictions.detach().argmax(dim=-1).cpu())
+        self._count_items(targets.shape[0])
+        if stage != sb.Stage.TRAIN:
+            self._keep(loss.detach(), targets.shape[0], targets=targets.detach().cpu(),
+                       preds=predictions.detach().argmax(dim=-1).cpu())
         return loss
 
     def _stats(self, stage_loss):

@@ -109,9 +109,11 @@ class MultiLabelBrain(ClipBrain):
         loss = multilabel_loss(predictions, targets if mix is None else mix_targets(targets, *mix),
                                self.loss_name,
                                getattr(self.hparams, "huber_delta", 1.0))
-        self._record(stage, loss.detach(), targets.shape[0], clips=list(batch.clip),
-                     probs=torch.sigmoid(predictions.detach().float()).cpu(),
-                     targets=targets.detach().cpu())
+        self._count_items(targets.shape[0])
+        if stage != sb.Stage.TRAIN:
+            self._keep(loss.detach(), targets.shape[0], clips=list(batch.clip),
+                       probs=torch.sigmoid(predictions.detach().float()).cpu(),
+                       targets=targets.detach().cpu())
         return loss
 
     def _stats(self, stage_loss):

@@ -196,6 +196,21 @@ def resample(wave, orig_sr, new_sr):
     return out.numpy().astype(np.float32, copy=False)
 
 
+def read_mono(path, sample_rate):
+    """Any audio file → 1-D float32 array, mono, at ``sample_rate``: :func:`read_audio`, then
+    :func:`to_mono` and :func:`resample` (what the preparation's cache does, without the cache).
+
+    Example:
+        >>> import tempfile, os, numpy as np, soundfile as sf
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.wav")
+        >>> sf.write(p, np.zeros((4410, 2)), 44100, subtype="PCM_16")
+        >>> read_mono(p, 16000).shape
+        (1600,)
+    """
+    wave, sr = read_audio(path)
+    return resample(to_mono(wave), sr, sample_rate)
+
+
 def sidecar_path(cache_path):
     """The JSON sidecar that keys a cached file: ``<cache_path>.json``."""
     return os.fspath(cache_path) + ".json"

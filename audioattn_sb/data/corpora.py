@@ -104,7 +104,7 @@ def get_corpus(values):
 
 
 def prepare_manifests(hparams, corpus=None, data_folder=None, save_folder=None):
-    """Run the corpus's preparation (on the main process first, then every process reads the
+    """Run the corpus's preparation (on the main process; every process gets the paths of the
     manifests it wrote) into the run's output folder; returns ``(manifests, class names)`` and
     checks the class count against ``n_classes``. ``corpus``: default the hparams' own;
     ``data_folder`` / ``save_folder``: another copy of the corpus (the noisy test) and where its
@@ -121,8 +121,8 @@ def prepare_manifests(hparams, corpus=None, data_folder=None, save_folder=None):
                   skip_bad_files=hparams.get("skip_bad_files", False),
                   workers=hparams.get("prepare_workers"),
                   **corpus.prepare_options(hparams))
-    sb.utils.distributed.run_on_main(corpus.prepare, kwargs=kwargs)
-    manifests = corpus.prepare(**{**kwargs, "progress": False})
+    # the main process prepares; SpeechBrain hands its result (the manifest paths) to the others
+    manifests = sb.utils.distributed.run_on_main(corpus.prepare, kwargs=kwargs)
     class_names = corpus.class_names(data_folder)
     if len(class_names) != hparams["n_classes"]:
         raise ValueError(f"{data_folder} has {len(class_names)} classes but the hparams say "
@@ -139,8 +139,8 @@ def packed_audio(hparams, manifests):
 
     from audioattn_sb.data.packed import ensure_packed
 
-    sb.utils.distributed.run_on_main(ensure_packed, kwargs={"manifests": manifests})
-    return ensure_packed(manifests, progress=False)
+    # packed (or found) once, on the main process; the others get its reader
+    return sb.utils.distributed.run_on_main(ensure_packed, kwargs={"manifests": manifests})
 
 
 # --------------------------------------------------------------------------- UrbanSound8K

@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 
-from audioattn_sb.utils import atomic_write_text
+from audioattn_sb.utils import atomic_write, atomic_write_text
 
 PACK_VERSION = 1
 PACK_DIR = "packed"
@@ -78,11 +78,11 @@ def pack(wavs, folder, sources=None, progress=True):
     import soundfile as sf
     from tqdm import tqdm
 
-    os.makedirs(folder, exist_ok=True)
     sources = sources or _sources(wavs)
-    clips, offset = {}, 0
-    tmp = os.path.join(folder, f".{AUDIO_FILE}.{os.getpid()}.tmp")
-    try:
+    clips = {}
+
+    def write(tmp):
+        offset = 0
         with open(tmp, "wb") as out:
             for w in tqdm(wavs, desc="pack audio", unit="clip", disable=not progress,
                           dynamic_ncols=True):
@@ -93,11 +93,10 @@ def pack(wavs, folder, sources=None, progress=True):
                 out.write(data.astype("<f4", copy=False).tobytes())
                 clips[w] = [offset, int(data.shape[0])]
                 offset += int(data.shape[0])
-        os.replace(tmp, os.path.join(folder, AUDIO_FILE))
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    index = {"version": PACK_VERSION, "n_samples": offset, "clips": clips, "sources": sources}
+
+    atomic_write(os.path.join(folder, AUDIO_FILE), write)
+    n_samples = sum(n for _, n in clips.values())
+    index = {"version": PACK_VERSION, "n_samples": n_samples, "clips": clips, "sources": sources}
     atomic_write_text(os.path.join(folder, INDEX_FILE), json.dumps(index) + "\n")
     return folder
 

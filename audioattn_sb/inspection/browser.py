@@ -84,10 +84,9 @@ def _wav_uri(path):
     """The clip's audio as an 8 kHz 16-bit WAV data URI, and its duration in seconds."""
     import soundfile as sf
 
-    from audioattn_sb.data.audio import read_audio, resample, to_mono
+    from audioattn_sb.data.audio import read_mono
 
-    wave, sr = read_audio(path)
-    wave = resample(to_mono(wave), sr, AUDIO_RATE)
+    wave = read_mono(path, AUDIO_RATE)
     buf = io.BytesIO()
     sf.write(buf, np.clip(wave, -1, 1), AUDIO_RATE, subtype="PCM_16", format="WAV")
     return ("data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode(),

@@ -358,9 +358,7 @@ def save_self_attention_main(argv=None):
         raise ValueError("give either --wav FILE or --attn_num_samples N, not both")
     if ns.textgrid is not None and ns.wav is None:
         raise ValueError("--textgrid goes with --wav (the TextGrid of that audio file)")
-    for path, what in ((ns.wav, "audio file"), (ns.textgrid, "TextGrid file")):
-        if path is not None and not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such {what}")
+    _require_files(ns.wav, ns.textgrid)
     run = _load(hparams_file, run_opts, overrides)
     run.check_self_attention()
     out_dir = _under_run(run, ns.attn_out_folder, "self_attention")
@@ -372,6 +370,13 @@ def save_self_attention_main(argv=None):
     what = os.path.basename(ns.wav) if ns.wav else f"{len(written)} {ns.attn_split} {items}"
     print(f"saved the self-attention of {what} (N×1×M×Q×K .npz, STEVE layout) -> {out_dir}")
     return written
+
+
+def _require_files(wav, textgrid):
+    """``FileNotFoundError`` for a given ``--wav`` / ``--textgrid`` that does not exist."""
+    for path, what in ((wav, "audio file"), (textgrid, "TextGrid file")):
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such {what}")
 
 
 def save_pretrained_self_attention_main(argv):
@@ -393,12 +398,13 @@ def save_pretrained_self_attention_main(argv):
     p.add_argument("--float16", action="store_true", help="store the maps in float16")
     p.add_argument("--device", default="cpu")
     ns = p.parse_args(argv)
-    for path, what in ((ns.wav, "audio file"), (ns.textgrid, "TextGrid file")):
-        if path is not None and not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such {what}")
+    _require_files(ns.wav, ns.textgrid)
     out_dir = ns.attn_out_folder or os.path.join(
         "results", "self_attention", os.path.basename(os.path.normpath(ns.hf_model)))
-    encoder = PretrainedEncoder(ns.hf_model, device=ns.device)
+    try:
+        encoder = PretrainedEncoder(ns.hf_model, device=ns.device)
+    except ImportError as err:  # the [hf] extra missing: a one-line error saying how to install
+        raise ValueError(str(err)) from None
     npz, csv_path, rows = export_pretrained(encoder, ns.wav, out_dir, ns.textgrid,
                                             ns.word_tier, ns.phone_tier, ns.float16)
     print(f"saved the self-attention of {os.path.basename(ns.wav)} through {ns.hf_model} "
@@ -475,10 +481,6 @@ def plot_self_attention_main(argv=None):
     return written
 
 
-__all__ = ["parse_run_args", "plot_attentions_main", "plot_self_attention_main", "run_cli",
-           "save_attentions_main", "save_self_attention_main", "save_specs_main"]
-
-
 # --------------------------------------------------------------------------- browse_attentions
 def browse_attentions_main(argv=None):
     """``browse_attentions.py RUN_OR_CSV ... [--out report.html] [--max_clips 80] [--title T]``
@@ -497,3 +499,8 @@ def browse_attentions_main(argv=None):
     print(f"{path}: {n_clips} clips × {len(variants)} variants ({', '.join(variants)}), "
           f"{size / 2 ** 20:.1f} MB")
     return path
+
+
+__all__ = ["browse_attentions_main", "parse_run_args", "plot_attentions_main",
+           "plot_self_attention_main", "run_cli", "save_attentions_main",
+           "save_pretrained_self_attention_main", "save_self_attention_main", "save_specs_main"]

@@ -3,7 +3,7 @@ r"""Self-attention of pretrained Hugging Face speech encoders, in the STEVE layo
 Families: wav2vec 2.0, HuBERT, WavLM, data2vec-audio (a convolutional feature encoder of total
 stride 320 samples = 20 ms at 16 kHz, then Transformer layers) and Whisper's encoder (log-mel
 frames every 10 ms, a stride-2 convolution: 20 ms per position). The model is loaded with
-``transformers`` (the optional extra: ``pip install .[hf]``), from a local folder (offline) or
+``transformers`` (the optional extra: ``pip install -e '.[hf]'``), from a local folder (offline) or
 a hub name (downloaded as ``transformers`` does), with its eager attention, and every layer's
 and head's attention is read from the library's own ``output_attentions`` — no patched copy of
 their code.
@@ -47,7 +47,7 @@ def require_transformers():
     try:
         import transformers
     except ImportError as err:  # pragma: no cover (depends on the environment)
-        raise ImportError("--hf_model needs the optional extra: pip install '.[hf]' (installs "
+        raise ImportError("--hf_model needs the optional extra: pip install -e '.[hf]' (installs "
                           "transformers)") from err
     return transformers
 
@@ -216,12 +216,11 @@ def export_pretrained(encoder, wav, out_dir, textgrid=None, word_tier=None, phon
     path, summary rows)``."""
     import logging
 
-    from audioattn_sb.data.audio import read_audio, resample, to_mono
+    from audioattn_sb.data.audio import read_mono
     from audioattn_sb.inspection.self_attention import alignment_arrays, save_self_attention
     from audioattn_sb.utils import atomic_write_text
 
-    wave, sr = read_audio(wav)
-    wave = resample(to_mono(wave), sr, encoder.sample_rate)
+    wave = read_mono(wav, encoder.sample_rate)
     words = phones = None
     if textgrid is not None:
         from audioattn_sb.textgrid import read_textgrid, words_and_phones

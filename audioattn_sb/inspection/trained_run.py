@@ -325,14 +325,12 @@ class TrainedRun:
     def read_audio(self, path):
         """Any audio file → 1-D float32 tensor, mono, at the run's sample rate (the dataset
         preparation's own reader, downmix and resampler)."""
-        from audioattn_sb.data.audio import read_audio, resample, to_mono
+        from audioattn_sb.data.audio import read_mono
 
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such audio file")
-        wave, sr = read_audio(path)
-        return torch.from_numpy(np.ascontiguousarray(resample(to_mono(wave), sr,
-                                                              self.sample_rate)))
+        return torch.from_numpy(np.ascontiguousarray(read_mono(path, self.sample_rate)))
 
     def class_label(self, index):
         """The name of class ``index`` (its number when the run has no name for it)."""
