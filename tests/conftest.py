@@ -47,6 +47,7 @@ csv line number under ``"_line"`` (header = line 1).
 the repository folder,
 one intra-op thread), output captured; with ``check`` a non-zero exit fails the test with the
 end of its output.
+``independent_test_map(run_folder)``: a multi-label run's test mAP recomputed outside the Brain.
 """
 
 import csv
@@ -85,6 +86,40 @@ def run_script(name, *args, check=True, cwd=None):
         raise AssertionError(f"{name} failed ({p.returncode}):\n{p.stdout[-3000:]}\n"
                              f"{p.stderr[-3000:]}")
     return p
+
+
+def independent_test_map(run_folder):
+    """A multi-label run's clip-level test mAP computed without the Brain's evaluation: the best
+    checkpoint through :func:`audioattn_sb.inference.load_model`, each chunk of ``test.json``
+    read with ``load_chunk`` and scored alone (batch of one, so no padding), sigmoid scores
+    averaged per clip in plain numpy, then scikit-learn's ``average_precision_score`` over the
+    classes that have a positive clip. Returns ``(mAP, number of classes scored)``."""
+    import numpy as np
+    import torch
+    from sklearn.metrics import average_precision_score
+
+    from audioattn_sb.data.fsd50k import load_chunk
+    from audioattn_sb.inference import load_model
+
+    run_folder = Path(run_folder)
+    model = load_model(run_folder)
+    manifest = json.loads((run_folder / "test.json").read_text())
+    n_classes = len(model.class_names)
+    sums, counts, targets = {}, {}, {}
+    for entry in manifest.values():
+        wave = load_chunk(entry["wav"], entry["start"], entry["stop"], entry["chunk_samples"])
+        scores = model.run.forward_waveform(torch.from_numpy(wave), capture_features=False).scores[0]
+        clip = entry["clip"]
+        sums[clip] = sums.get(clip, 0.0) + np.asarray(scores, dtype=np.float64)
+        counts[clip] = counts.get(clip, 0) + 1
+        target = np.zeros(n_classes)
+        target[entry["label_ids"]] = 1.0
+        targets[clip] = target
+    clips = sorted(sums)
+    s = np.stack([sums[c] / counts[c] for c in clips])
+    t = np.stack([targets[c] for c in clips])
+    aps = [average_precision_score(t[:, k], s[:, k]) for k in range(n_classes) if t[:, k].any()]
+    return float(np.mean(aps)), len(aps)
 
 
 def read_csv_rows(data_folder):
