@@ -75,8 +75,16 @@ def test_augment_false_keeps_every_split_cached_and_early_stopping_stops(demo):
     assert res["best_epoch"] <= res["epochs_completed"]
 
 
-# measured (README, localisation): 0.945 − 0.285 at 40 epochs on fold 1; 25 epochs here
-MASS_MARGIN = 0.3
+# Thresholds from repeated runs of esc10_compact_run's exact configuration (25 epochs), seeds 0-5
+# (2026-12-01, torch 2.13 CPU, 1 thread, commit b9e94bc's code), events in noise as below:
+#   test accuracy        0.775 0.7875 0.8375 0.8 0.7375 0.8       mean 0.790, std 0.033
+#   mass − uniform       0.661 0.642 0.542 0.666 0.633 0.634      mean 0.630, std 0.045
+#   median support       0.101 0.149 0.168 0.100 0.102 0.088      mean 0.118, std 0.032
+# and of the seed configuration (tests/test_recipe.py, seeds 0-10: mean 0.606, std 0.018).
+# Each threshold is mean − 3 std (mean + 3 std for the support); the tests run seed 0.
+COMPACT_OVER_SEED = 0.07   # difference of the means 0.184, std of the difference 0.038
+MASS_MARGIN = 0.49         # 0.630 − 3 · 0.045
+SUPPORT_MEDIAN = 0.22      # 0.118 + 3 · 0.032 (1 = as wide as the clip)
 CONTINUOUS_SPARSEMAX = ["--attn_domain=continuous", "--attn_max_activation=sparsemax"]
 
 
@@ -97,10 +105,11 @@ def esc10_compact_run(esc10_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_real_esc10_compact_beats_seed_on_one_split(esc10_compact_run, esc10_seed_run):
     """On the same split and attention family, the compact configuration beats the seed
-    configuration (its 20 epochs; the run shared with tests/test_recipe.py) by at least 5 points."""
+    configuration (its 20 epochs; the run shared with tests/test_recipe.py) by at least
+    COMPACT_OVER_SEED (seed 0: 0.775 against 0.5875)."""
     seed = esc10_seed_run["results"]["test_accuracy"]
     compact = esc10_compact_run["results"]["test_accuracy"]
-    assert compact >= seed + 0.05, (compact, seed)
+    assert compact >= seed + COMPACT_OVER_SEED, (compact, seed)
 
 
 @pytest.mark.slow
@@ -121,7 +130,7 @@ def test_real_esc10_continuous_sparsemax_attends_to_the_event(esc10_dir, esc10_c
     loc = res["localisation"]
     assert loc["n_clips_with_event"] == 80
     assert loc["mass_in_event"] >= loc["uniform_mass"] + MASS_MARGIN, loc
-    assert loc["support_median"] <= 0.5, loc
+    assert loc["support_median"] <= SUPPORT_MEDIAN, loc
 
 
 @pytest.mark.slow
