@@ -3,7 +3,7 @@
 
 Usage:
     python bench/bench_scale.py [--sizes 500 1000 2000 4000] [--workdir /tmp/audioattn_scale]
-        [--entries 10000 40000 160000] [--keep]
+        [--entries 10000 40000 160000] [--fsd_sizes 250 1000] [--keep] [--cold]
 
 For each size N it generates a synthetic corpus in UrbanSound8K's layout with the real corpus's
 duration and sample-rate mix (80 % of clips 4 s, the rest 0.5-4 s; 44.1 kHz 60 %, 48 kHz 30 %,
@@ -16,7 +16,9 @@ committed, deleted afterwards unless --keep) and measures, in this one run:
     after ``os.sync()``, so the gigabytes the previous steps wrote are not written back during it;
   * loader throughput over 1 s chunks with 50 % overlap (FSD50K's items) of those clips, read
     in one process (the rate of one DataLoader worker) from the WAV files (today's path) and
-    from the packed file, chunks/s and the ratio;
+    from the packed file, chunks/s and the ratio; each path read twice (the second pass has
+    every page in memory), with --cold a third time after dropping the page cache (root), and
+    the fraction of the files' bytes in the page cache (``fincore``) before packing and reading;
   * FSD50K-layout corpora (--fsd_sizes; the demo generator: dev.csv / eval.csv, 44.1 kHz,
     0.3-10 s clips): preparation with chunking, 1 and 2 workers;
   * a manifest's load time and RSS per entry: SpeechBrain's DynamicItemDataset.from_json over
@@ -82,6 +84,12 @@ def make_corpus(folder, n, seed=0):
     return seconds
 
 
+def _manifest_wavs(manifests):
+    from audioattn_sb.data.packed import manifest_wavs
+
+    return manifest_wavs(manifests)
+
+
 def timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -116,7 +124,57 @@ def loader_rate(manifest, audio, limit):
     return n / t
 
 
-def one_size(n, work, keep):
+def resident_fraction(paths):
+    """Fraction of the files' bytes in the page cache (util-linux ``fincore``), ``None`` when
+    ``fincore`` is not installed."""
+    exe = shutil.which("fincore")
+    if exe is None or not paths:
+        return None
+    res = size = 0
+    paths = list(paths)
+    for i in range(0, len(paths), 1000):
+        out = subprocess.run([exe, "--bytes", "--noheadings", "--raw", "-o", "RES,SIZE",
+                              *paths[i:i + 1000]], capture_output=True, text=True,
+                             check=True).stdout
+        for line in out.split("\n"):
+            if line.strip():
+                r, s = line.split()
+                res, size = res + min(int(r), int(s)), size + int(s)
+    return res / size if size else None
+
+
+def drop_page_cache():
+    """Write back and drop the page cache (root only); False when this process may not."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def loader_passes(chunks, audio, limit, cold):
+    """Loader rates of the WAV files and the packed file: the first pass, the same items again
+    (warm: every page they touch is in memory), and with ``cold`` a pass after dropping the
+    page cache (every page read from disk); with the fraction of the files' bytes resident
+    before each first pass."""
+    with open(chunks) as f:
+        wavs = sorted({e["wav"] for e in json.load(f).values()})
+    pack = [os.path.join(audio.folder, "audio.f32")]
+    row = {"cache_resident": resident_fraction(wavs), "pack_resident": resident_fraction(pack)}
+    row["files_chunks_per_s"] = loader_rate(chunks, None, limit)
+    row["files_warm_chunks_per_s"] = loader_rate(chunks, None, limit)
+    row["packed_chunks_per_s"] = loader_rate(chunks, audio, limit)
+    row["packed_warm_chunks_per_s"] = loader_rate(chunks, audio, limit)
+    if cold and drop_page_cache():
+        row["files_cold_chunks_per_s"] = loader_rate(chunks, None, limit)
+        drop_page_cache()
+        row["packed_cold_chunks_per_s"] = loader_rate(chunks, audio, limit)
+    return row
+
+
+def one_size(n, work, keep, cold=False):
     from audioattn_sb.data.packed import ensure_packed
     from audioattn_sb.data.urbansound8k import prepare_urbansound8k
 
@@ -134,14 +192,14 @@ def one_size(n, work, keep):
         row[f"prepare_{workers}_s_per_audio_h"] = t / (seconds / 3600)
         os.sync()
     row["speedup_2_workers"] = row["prepare_1_ms_per_clip"] / row["prepare_2_ms_per_clip"]
+    row["cache_resident_before_pack"] = resident_fraction(_manifest_wavs(paths))
     t, audio = timed(lambda: ensure_packed(paths, progress=False))
     row["pack_ms_per_clip"] = 1e3 * t / n
     os.sync()
     chunks = os.path.join(work, f"chunks_{n}.json")
     row["chunks"] = chunk_manifest(paths, chunks)
     limit = 4000
-    row["files_chunks_per_s"] = loader_rate(chunks, None, limit)
-    row["packed_chunks_per_s"] = loader_rate(chunks, audio, limit)
+    row.update(loader_passes(chunks, audio, limit, cold))
     row["packed_over_files"] = row["packed_chunks_per_s"] / row["files_chunks_per_s"]
     if not keep:
         shutil.rmtree(data)
@@ -250,6 +308,9 @@ def main(argv=None):
                    help="FSD50K-layout corpora (0 sizes: skip)")
     p.add_argument("--workdir", default=None)
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--cold", action="store_true",
+                   help="also read after dropping the page cache (root only: "
+                        "/proc/sys/vm/drop_caches); skipped otherwise")
     a = p.parse_args(argv)
     import torch
 
@@ -258,7 +319,7 @@ def main(argv=None):
     os.makedirs(work, exist_ok=True)
     rows = []
     for n in a.sizes:
-        rows.append(one_size(n, work, a.keep))
+        rows.append(one_size(n, work, a.keep, a.cold))
         print(json.dumps(rows[-1]), flush=True)
     fsd = [one_fsd_size(n, work, a.keep) for n in a.fsd_sizes]
     for r in fsd:
@@ -275,6 +336,21 @@ def main(argv=None):
               f"{r['prepare_2_ms_per_clip']:.1f} | {r['speedup_2_workers']:.2f}× | "
               f"{r['pack_ms_per_clip']:.2f} | {r['chunks']} | {r['files_chunks_per_s']:.0f} | "
               f"{r['packed_chunks_per_s']:.0f} | {r['packed_over_files']:.1f}× |")
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.0f} %"
+
+    def rate(r, k):
+        return f"{r[k]:.0f}" if k in r else "–"
+
+    print("\n| clips | cache in page cache before packing / before reading | pack in page cache "
+          "| files chunks/s: first / again / cold | packed chunks/s: first / again / cold |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['clips']} | {pct(r['cache_resident_before_pack'])} / "
+              f"{pct(r['cache_resident'])} | {pct(r['pack_resident'])} | "
+              f"{rate(r, 'files_chunks_per_s')} / {rate(r, 'files_warm_chunks_per_s')} / "
+              f"{rate(r, 'files_cold_chunks_per_s')} | {rate(r, 'packed_chunks_per_s')} / "
+              f"{rate(r, 'packed_warm_chunks_per_s')} / {rate(r, 'packed_cold_chunks_per_s')} |")
     if fsd:
         print("\n| FSD50K-layout clips | audio h | 1 s chunks | prepare 1 worker ms/clip | "
               "2 workers ms/clip | 2 workers s per audio hour |")
