@@ -309,6 +309,35 @@ def _entry_lock(cache_path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+#: libsndfile's ``SFC_SET_ADD_PEAK_CHUNK`` (sndfile.h)
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+def write_float_wav(path, data, sample_rate):
+    """Write a mono float32 WAV whose bytes depend on the samples only.
+
+    libsndfile adds a PEAK chunk to float WAVs that records the time of writing, so two writes
+    of the same samples differ by a few bytes; the cache turns it off (through soundfile's
+    libsndfile handle; where that handle is missing the file is written with the chunk).
+
+    Example:
+        >>> import tempfile, os, hashlib
+        >>> d = tempfile.mkdtemp(); x = np.linspace(-0.5, 0.5, 800, dtype=np.float32)
+        >>> write_float_wav(os.path.join(d, "a.wav"), x, 16000)
+        >>> import time; time.sleep(1.01); write_float_wav(os.path.join(d, "b.wav"), x, 16000)
+        >>> open(os.path.join(d, "a.wav"), "rb").read() == open(os.path.join(d, "b.wav"), "rb").read()
+        True
+        >>> np.array_equal(sf.read(os.path.join(d, "a.wav"), dtype="float32")[0], x)
+        True
+    """
+    with sf.SoundFile(os.fspath(path), "w", int(sample_rate), 1, subtype=CACHE_SUBTYPE,
+                      format="WAV") as f:
+        snd, ffi = getattr(sf, "_snd", None), getattr(sf, "_ffi", None)
+        if snd is not None and ffi is not None:
+            snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, ffi.NULL, 0)
+        f.write(np.asarray(data, dtype=np.float32))
+
+
 def _write_cache_entry(src_path, cache_path, sample_rate, key):
     """Read, downmix, resample and write the entry (wav, then its sidecar); returns the info."""
     wave, sr = read_audio(src_path)
@@ -316,8 +345,7 @@ def _write_cache_entry(src_path, cache_path, sample_rate, key):
     n_src = wave.shape[-1]
     channels = 1 if wave.ndim == 1 else wave.shape[0]
     mono = resample(to_mono(wave), sr, sample_rate)
-    atomic_write(cache_path, lambda tmp: sf.write(tmp, mono, sample_rate,
-                                               subtype=CACHE_SUBTYPE, format="WAV"))
+    atomic_write(cache_path, lambda tmp: write_float_wav(tmp, mono, sample_rate))
     st = os.stat(cache_path)
     info = {
         "version": CACHE_VERSION,
