@@ -139,7 +139,7 @@ def aggregate(runs, support_classes=None):
     """Group runs by (experiment, attention, epochs) → rows of mean ± std over test folds.
 
     Each row: configuration, number of runs, test folds, accuracy mean/std (sample std, ddof=1),
-    error mean, mean wall time per training epoch. Two runs of the same configuration on the same
+    error mean, mean and median wall time per training epoch. Two runs of the same configuration on the same
     test fold (e.g. two seeds) are both counted and flagged in ``duplicate_folds``. With the
     localisation summaries of ``localise_folds.py``: mass on the event, uniform mass, the median
     support width over all test clips and, for ``support_classes`` (e.g. transient sounds), over
@@ -181,6 +181,8 @@ def aggregate(runs, support_classes=None):
             "accuracy_max": max(accs),
             "error_mean": statistics.fmean(float(r["test_error"]) for r in rs),
             "epoch_seconds_mean": statistics.fmean(epoch_s) if epoch_s else float("nan"),
+            # robust to a run paused or suspended during one epoch (the table shows this one)
+            "epoch_seconds_median": statistics.median(epoch_s) if epoch_s else float("nan"),
             # the noisy test folds (--noisy_test_folder), only when every run of the group has it
             "noisy_accuracy_mean": statistics.fmean(noisy) if len(noisy) == len(rs) else float("nan"),
             "noisy_accuracy_std": _std(noisy) if len(noisy) == len(rs) else float("nan"),
@@ -206,7 +208,8 @@ def aggregate(runs, support_classes=None):
 
 CSV_COLUMNS = ["experiment", "attention", "epochs", "n_runs", "test_folds", "duplicate_folds",
                "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "error_mean",
-               "epoch_seconds_mean", "noisy_accuracy_mean", "noisy_accuracy_std", "best_epochs",
+               "epoch_seconds_mean", "epoch_seconds_median", "noisy_accuracy_mean",
+               "noisy_accuracy_std", "best_epochs",
                "best_epoch_mean", "n_last_epoch_best", "mass_in_event_mean", "mass_in_event_std",
                "uniform_mass_mean", "support_median", "support_median_classes"]
 
@@ -235,10 +238,11 @@ def rows_to_markdown(rows):
     head += "mass in event (uniform) | " if loc else ""
     head += "median support | " if sup else ""
     head += "median support (selected classes) | " if cls else ""
-    head += "best epochs | s / epoch |"
+    head += "best epochs | s / epoch (median) |"
     lines = [head, "|---" * head.count(" | ") + "|---|"]
     for r in rows:
-        sec = "" if math.isnan(r["epoch_seconds_mean"]) else f"{r['epoch_seconds_mean']:.2f}"
+        med = r.get("epoch_seconds_median", float("nan"))
+        sec = "" if math.isnan(med) else f"{med:.2f}"
         line = (f"| {r['experiment']} | {r['attention']} | {r['epochs']} | {r['test_folds']} | "
                 f"{_pm(r['accuracy_mean'], r['accuracy_std'])} | ")
         if noisy:

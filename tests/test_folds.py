@@ -55,6 +55,21 @@ def _fake_run(root, tag, fold, acc, epochs=20, seed=0):
     return d
 
 
+def test_epoch_time_column_is_the_median_robust_to_a_paused_epoch():
+    """A run paused for 10 minutes during one epoch: the mean epoch time explodes, the table's
+    median stays the run's real pace."""
+    runs = [{"experiment_name": "e", "attention": {"tag": "discrete-softmax"},
+             "number_of_epochs": 5, "folds": {"test": [k]}, "test_accuracy": 0.5,
+             "test_error": 0.5, "train_epoch_seconds": secs}
+            for k, secs in [(1, [2.0, 2.2, 601.0, 2.1, 2.0]), (2, [1.9, 2.0, 2.1, 2.3, 2.2])]]
+    row = aggregate(runs)[0]
+    everything = [2.0, 2.2, 601.0, 2.1, 2.0, 1.9, 2.0, 2.1, 2.3, 2.2]
+    assert row["epoch_seconds_mean"] == pytest.approx(np.mean(everything))
+    assert row["epoch_seconds_median"] == pytest.approx(np.median(everything)) == 2.1
+    md = rows_to_markdown([row])
+    assert "s / epoch (median) |" in md.splitlines()[0] and md.splitlines()[2].endswith("| 2.10 |")
+
+
 def test_aggregate_matches_numpy_and_writes_csv_md_png(tmp_path):
     rng = np.random.default_rng(0)
     accs = {"discrete-softmax": rng.uniform(0.5, 0.9, 5), "discrete-sparsemax": rng.uniform(0.5, 0.9, 5)}
