@@ -3,7 +3,9 @@ references), the events csv reader, and the round trip make_noisy_folds → even
 save_attentions --events_csv on trained demo runs."""
 
 import csv
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,10 +94,30 @@ def test_events_round_trip_through_save_attentions(demo_trained_runs, tmp_path, 
     events = read_events_csv(noisy / "metadata" / "events.csv")
     args = [a for a in demo_trained_runs["args"][domain]
             if not a.startswith(("--data_folder", "--cache_folder"))]
+    run = demo_trained_runs[domain]
+    own = {n: (run / n).read_bytes() for n in ("train.json", "valid.json", "test.json",
+                                                "prepare_options.json")}
     res = save_attentions_main([demo_trained_runs["hparams"], *args, f"--data_folder={noisy}",
                                 f"--cache_folder={tmp_path / 'cache'}",
                                 "--attn_fname", str(tmp_path / "a.csv"),
                                 "--events_csv", str(noisy / "metadata" / "events.csv")])
+    # the run's own manifests are untouched: the noisy copy's go to <run>/inspection/...
+    assert {n: (run / n).read_bytes() for n in own} == own
+    meta = json.loads((tmp_path / "a.json").read_text())
+    manifest = Path(meta["manifest"])
+    assert manifest.parent.parent == run / "inspection" and manifest.name == "test.json"
+    assert manifest.parent.name.startswith("noisy-") and meta["data_folder"] == str(noisy)
+    # the browser plays what the model heard: the noisy copy's clip, not the run's own
+    from audioattn_sb.inspection.browser import _clip_wav, collect
+
+    entries = json.loads(manifest.read_text())
+    fid = next(iter(entries))
+    table = {"run": run, "manifest": manifest}
+    assert _clip_wav(table, fid) == entries[fid]["wav"]
+    assert Path(entries[fid]["wav"]).is_relative_to(tmp_path / "cache")  # the noisy copy, cached
+    assert entries[fid]["wav"] != json.loads(own["test.json"])[fid]["wav"]
+    page = collect([str(tmp_path / "a.csv")], max_clips=1)
+    assert page["clips"][0]["audio"].startswith("data:audio/wav")
     with open(tmp_path / "a.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and res["localisation"]["n_clips_with_event"] == len(rows)

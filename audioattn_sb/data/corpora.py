@@ -103,12 +103,13 @@ def get_corpus(values):
     return CORPORA[name]
 
 
-def prepare_manifests(hparams, corpus=None, data_folder=None, save_folder=None):
+def prepare_manifests(hparams, corpus=None, data_folder=None, save_folder=None,
+                      cache_folder=None):
     """Run the corpus's preparation (on the main process; every process gets the paths of the
     manifests it wrote) into the run's output folder; returns ``(manifests, class names)`` and
     checks the class count against ``n_classes``. ``corpus``: default the hparams' own;
     ``data_folder`` / ``save_folder``: another copy of the corpus (the noisy test) and where its
-    manifests go."""
+    manifests go; its audio is cached in ``cache_folder`` (default: its own default place)."""
     import speechbrain as sb
 
     corpus = corpus or get_corpus(hparams)
@@ -116,7 +117,8 @@ def prepare_manifests(hparams, corpus=None, data_folder=None, save_folder=None):
     kwargs = dict(data_folder=data_folder,
                   save_folder=save_folder or hparams["output_folder"],
                   # another copy of the corpus caches its audio in its own default place
-                  cache_folder=hparams.get("cache_folder") if save_folder is None else None,
+                  cache_folder=hparams.get("cache_folder") if save_folder is None
+                  else cache_folder,
                   sample_rate=hparams["sample_rate"],
                   skip_bad_files=hparams.get("skip_bad_files", False),
                   workers=hparams.get("prepare_workers"),

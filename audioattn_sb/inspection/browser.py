@@ -123,7 +123,8 @@ def collect(inputs, max_clips=80):
     for csv_path in _csvs(inputs):
         rows = read_attention_csv(csv_path)
         tables.append({"csv": Path(csv_path), "run": Path(csv_path).resolve().parents[1],
-                       "rows": rows, "by_id": {r["file_id"]: r for r in rows}})
+                       "rows": rows, "by_id": {r["file_id"]: r for r in rows},
+                       "manifest": _csv_manifest(csv_path)})
     names = _variant_names(tables)
     ids = []
     for t in tables:
@@ -167,7 +168,8 @@ def collect(inputs, max_clips=80):
             spec = load_spec(spec_path)
             clip["spec"] = _png(np.asarray(spec["features"]).T)
             clip["spec_duration"] = float(len(spec["time_s"]) * float(spec["hop_seconds"]))
-        wav = next((w for w in (_manifest_wav(r, fid) for r in runs) if w), None)
+        wav = next((w for w in (_clip_wav(t, fid) for t in tables if fid in t["by_id"]) if w),
+                   None)
         if wav is not None:
             clip["audio"], clip["audio_duration"] = _wav_uri(wav)
         sa_path = _first_file(runs, "self_attention", f"{fid}.npz")
@@ -183,9 +185,26 @@ def _first_file(runs, folder, name):
     return next((r / folder / name for r in runs if (r / folder / name).is_file()), None)
 
 
-def _manifest_wav(run, fid):
-    for split in ("test", "valid", "train"):
-        path = run / f"{split}.json"
+def _csv_manifest(csv_path):
+    """The manifest the attention CSV was computed from (its ``.json``'s ``manifest``; CSVs
+    written before it was recorded: None)."""
+    from audioattn_sb.inspection.export import meta_json_path
+
+    try:
+        with open(meta_json_path(csv_path), encoding="utf-8") as f:
+            path = json.load(f).get("manifest")
+    except (OSError, ValueError):
+        return None
+    return Path(path) if path else None
+
+
+def _clip_wav(table, fid):
+    """The audio the model heard for clip ``fid`` of this CSV: the clip's file in the manifest
+    the CSV was computed from (e.g. the events-in-noise copy), else in the run's own
+    manifests."""
+    paths = [table["manifest"]] if table.get("manifest") else []
+    paths += [table["run"] / f"{split}.json" for split in ("test", "valid", "train")]
+    for path in paths:
         if path.is_file():
             entry = json.loads(path.read_text()).get(fid)
             if entry and os.path.isfile(entry.get("wav", "")):

@@ -64,6 +64,7 @@ r"""Export a trained run's inputs and attention: spectrogram files and attention
 """
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -243,20 +244,48 @@ def read_density_csv(path):
 
 
 # --------------------------------------------------------------------------- data of a run
-def split_data(run, split="test", limit=None):
-    """``(dataset, manifest entries, class names)`` of a split of the run's data.
+INSPECTION_DIR = "inspection"
+
+
+def inspection_manifest_folder(run):
+    """Where the manifests of the data being inspected go: ``None`` (the run's own folder) when
+    it is the data the run was trained on, else ``<run>/inspection/<name>-<hash>/`` — so that
+    inspecting another copy of the corpus (e.g. events in noise, ``--data_folder``) never
+    rewrites the run's own ``train/valid/test.json``."""
+    from audioattn_sb.hparams import peek_hparams
+
+    data = str(run.hparams["data_folder"])
+    saved = Path(run.run_folder) / "hyperparams.yaml"
+    trained_on = peek_hparams(saved).get("data_folder") if saved.is_file() else None
+    if trained_on is None or os.path.realpath(str(trained_on)) == os.path.realpath(data):
+        return None
+    real = os.path.realpath(data)
+    tag = hashlib.sha1(real.encode()).hexdigest()[:8]
+    return str(Path(run.run_folder) / INSPECTION_DIR / f"{os.path.basename(real)}-{tag}")
+
+
+def split_data(run, split="test", limit=None, with_manifest=False):
+    """``(dataset, manifest entries, class names)`` of a split of the run's data (and the
+    split's manifest path with ``with_manifest``).
 
     The manifests come from the corpus's own preparation
     (:func:`audioattn_sb.data.corpora.prepare_manifests`, which reuses the run's manifests when
-    the data and options are unchanged); the dataset is the corpus's (clips, or chunks for
-    multi-label runs; with the feature cache when the hparams use it), limited to its first
-    ``limit`` items.
+    the data and options are unchanged; another data folder than the run's gets its own
+    manifests, :func:`inspection_manifest_folder`); the dataset is the corpus's (clips, or
+    chunks for multi-label runs; with the feature cache when the hparams use it), limited to
+    its first ``limit`` items.
     """
     from audioattn_sb.data.corpora import get_corpus, prepare_manifests
     from audioattn_sb.features import FeatureCache
 
     corpus = get_corpus(run.hparams)
-    manifests, class_names = prepare_manifests(run.hparams, corpus)
+    folder = inspection_manifest_folder(run)
+    if folder is None:
+        manifests, class_names = prepare_manifests(run.hparams, corpus)
+    else:
+        manifests, class_names = prepare_manifests(
+            run.hparams, corpus, data_folder=run.hparams["data_folder"], save_folder=folder,
+            cache_folder=run.hparams.get("cache_folder"))
     if split not in manifests:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(manifests)}")
     cache = None
@@ -268,6 +297,8 @@ def split_data(run, split="test", limit=None):
         dataset = dataset.filtered_sorted(select_n=int(limit))
     with open(manifests[split], encoding="utf-8") as f:
         entries = json.load(f)
+    if with_manifest:
+        return dataset, entries, class_names, manifests[split]
     return dataset, entries, class_names
 
 
@@ -458,7 +489,8 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
             "scores and pooling attention classify.py, for a Transformer's self-attention "
             "save_self_attention.py")
     csv_path = Path(csv_path)
-    dataset, entries, class_names = split_data(run, split, limit=limit)
+    dataset, entries, class_names, manifest = split_data(run, split, limit=limit,
+                                                         with_manifest=True)
     config = run.attention_config()
     rows, dens = [], []
     for out in iterate_batches(run, dataset, progress, desc=f"attention ({split})",
@@ -495,7 +527,9 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
         "run_folder": str(run.run_folder), "checkpoint": str(run.checkpoint),
         "checkpoint_meta": {k: (v if isinstance(v, (int, float, str)) else str(v))
                             for k, v in run.checkpoint_meta.items()},
-        "split": split, "n_clips": len(rows), "accuracy": accuracy,
+        "split": split, "manifest": str(manifest),
+        "data_folder": str(run.hparams["data_folder"]),
+        "n_clips": len(rows), "accuracy": accuracy,
         "attention": {k: (None if isinstance(v, float) and math.isnan(v) else v)
                       for k, v in config.items()},
         "class_names": list(class_names), "density_points": int(density_points),
@@ -514,6 +548,6 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
 
 __all__ = ["DENSITY_COLUMNS", "SUMMARY_COLUMNS", "density_csv_path", "density_rows",
            "display_fbank", "entry_duration", "entry_label", "entry_waveform", "fbank_axes",
-           "fmt", "iterate_batches", "load_spec", "meta_json_path", "read_attention_csv",
-           "read_density_csv", "save_attentions", "save_specs", "spec_arrays", "split_data",
-           "summary_row", "write_spec"]
+           "fmt", "inspection_manifest_folder", "iterate_batches", "load_spec", "meta_json_path",
+           "read_attention_csv", "read_density_csv", "save_attentions", "save_specs",
+           "spec_arrays", "split_data", "summary_row", "write_spec"]
