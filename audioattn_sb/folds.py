@@ -139,8 +139,8 @@ def aggregate(runs, support_classes=None):
     """Group runs by (experiment, attention, epochs) → rows of mean ± std over test folds.
 
     Each row: configuration, number of runs, test folds, accuracy mean/std (sample std, ddof=1),
-    error mean, mean and median wall time per training epoch. Two runs of the same configuration on the same
-    test fold (e.g. two seeds) are both counted and flagged in ``duplicate_folds``. With the
+    error mean, mean and median wall time per training epoch. Two runs of the same configuration
+    on the same test fold (e.g. two seeds) are both counted and flagged in ``duplicate_folds``. With the
     localisation summaries of ``localise_folds.py``: mass on the event, uniform mass, the median
     support width over all test clips and, for ``support_classes`` (e.g. transient sounds), over
     the clips of those classes.

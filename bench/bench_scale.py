@@ -84,12 +84,6 @@ def make_corpus(folder, n, seed=0):
     return seconds
 
 
-def _manifest_wavs(manifests):
-    from audioattn_sb.data.packed import manifest_wavs
-
-    return manifest_wavs(manifests)
-
-
 def timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -154,13 +148,11 @@ def drop_page_cache():
         return False
 
 
-def loader_passes(chunks, audio, limit, cold):
+def loader_passes(chunks, wavs, audio, limit, cold):
     """Loader rates of the WAV files and the packed file: the first pass, the same items again
     (warm: every page they touch is in memory), and with ``cold`` a pass after dropping the
     page cache (every page read from disk); with the fraction of the files' bytes resident
-    before each first pass."""
-    with open(chunks) as f:
-        wavs = sorted({e["wav"] for e in json.load(f).values()})
+    before each first pass (``wavs``: the cached files the chunks read)."""
     pack = [os.path.join(audio.folder, "audio.f32")]
     row = {"cache_resident": resident_fraction(wavs), "pack_resident": resident_fraction(pack)}
     row["files_chunks_per_s"] = loader_rate(chunks, None, limit)
@@ -175,7 +167,7 @@ def loader_passes(chunks, audio, limit, cold):
 
 
 def one_size(n, work, keep, cold=False):
-    from audioattn_sb.data.packed import ensure_packed
+    from audioattn_sb.data.packed import ensure_packed, manifest_wavs
     from audioattn_sb.data.urbansound8k import prepare_urbansound8k
 
     data = os.path.join(work, f"us8k_{n}")
@@ -192,14 +184,15 @@ def one_size(n, work, keep, cold=False):
         row[f"prepare_{workers}_s_per_audio_h"] = t / (seconds / 3600)
         os.sync()
     row["speedup_2_workers"] = row["prepare_1_ms_per_clip"] / row["prepare_2_ms_per_clip"]
-    row["cache_resident_before_pack"] = resident_fraction(_manifest_wavs(paths))
+    wavs = manifest_wavs(paths)
+    row["cache_resident_before_pack"] = resident_fraction(wavs)
     t, audio = timed(lambda: ensure_packed(paths, progress=False))
     row["pack_ms_per_clip"] = 1e3 * t / n
     os.sync()
     chunks = os.path.join(work, f"chunks_{n}.json")
     row["chunks"] = chunk_manifest(paths, chunks)
     limit = 4000
-    row.update(loader_passes(chunks, audio, limit, cold))
+    row.update(loader_passes(chunks, wavs, audio, limit, cold))
     row["packed_over_files"] = row["packed_chunks_per_s"] / row["files_chunks_per_s"]
     if not keep:
         shutil.rmtree(data)
@@ -336,6 +329,7 @@ def main(argv=None):
               f"{r['prepare_2_ms_per_clip']:.1f} | {r['speedup_2_workers']:.2f}× | "
               f"{r['pack_ms_per_clip']:.2f} | {r['chunks']} | {r['files_chunks_per_s']:.0f} | "
               f"{r['packed_chunks_per_s']:.0f} | {r['packed_over_files']:.1f}× |")
+
     def pct(x):
         return "–" if x is None else f"{100 * x:.0f} %"
 

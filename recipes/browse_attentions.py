@@ -8,7 +8,8 @@ Usage:
 RUN_OR_CSV: an attention CSV of save_attentions.py (RUN/saved_attentions/<tag>.csv, with its
 _density.csv) or a run folder (all of RUN/saved_attentions/*.csv). Each CSV is one variant.
 Also read, when they exist: RUN/specs/<id>.npz (save_specs.py: the spectrogram under the
-attention), RUN/test.json (the clip's audio for the player) and RUN/self_attention/<id>.npz
+attention), the clip's audio for the player (from the manifest the CSV was computed from, as its
+.json records, e.g. an events-in-noise copy; else RUN/test.json) and RUN/self_attention/<id>.npz
 (save_self_attention.py: Transformer runs).
 
 The page (Bokeh, inlined: no server, works offline) has three tabs:

@@ -108,7 +108,8 @@ def independent_test_map(run_folder):
     sums, counts, targets = {}, {}, {}
     for entry in manifest.values():
         wave = load_chunk(entry["wav"], entry["start"], entry["stop"], entry["chunk_samples"])
-        scores = model.run.forward_waveform(torch.from_numpy(wave), capture_features=False).scores[0]
+        out = model.run.forward_waveform(torch.from_numpy(wave), capture_features=False)
+        scores = out.scores[0]
         clip = entry["clip"]
         sums[clip] = sums.get(clip, 0.0) + np.asarray(scores, dtype=np.float64)
         counts[clip] = counts.get(clip, 0) + 1

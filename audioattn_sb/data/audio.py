@@ -321,13 +321,13 @@ def write_float_wav(path, data, sample_rate):
     libsndfile handle; where that handle is missing the file is written with the chunk).
 
     Example:
-        >>> import tempfile, os, hashlib
+        >>> import tempfile, os, time
         >>> d = tempfile.mkdtemp(); x = np.linspace(-0.5, 0.5, 800, dtype=np.float32)
-        >>> write_float_wav(os.path.join(d, "a.wav"), x, 16000)
-        >>> import time; time.sleep(1.01); write_float_wav(os.path.join(d, "b.wav"), x, 16000)
-        >>> open(os.path.join(d, "a.wav"), "rb").read() == open(os.path.join(d, "b.wav"), "rb").read()
+        >>> a, b = os.path.join(d, "a.wav"), os.path.join(d, "b.wav")
+        >>> write_float_wav(a, x, 16000); time.sleep(1.01); write_float_wav(b, x, 16000)
+        >>> open(a, "rb").read() == open(b, "rb").read()  # a second later: the same bytes
         True
-        >>> np.array_equal(sf.read(os.path.join(d, "a.wav"), dtype="float32")[0], x)
+        >>> np.array_equal(sf.read(a, dtype="float32")[0], x)
         True
     """
     with sf.SoundFile(os.fspath(path), "w", int(sample_rate), 1, subtype=CACHE_SUBTYPE,

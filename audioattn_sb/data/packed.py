@@ -184,4 +184,5 @@ def pack_corpus_main(argv=None):
     return out
 
 
-__all__ = ["PackError", "PackedAudio", "ensure_packed", "manifest_wavs", "pack", "pack_corpus_main", "pack_folder"]
+__all__ = ["PackError", "PackedAudio", "ensure_packed", "manifest_wavs", "pack",
+           "pack_corpus_main", "pack_folder"]

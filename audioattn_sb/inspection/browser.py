@@ -6,8 +6,9 @@ Inputs (``recipes/browse_attentions.py RUN_OR_CSV ...``): attention CSVs of
 folders (every CSV of ``RUN/saved_attentions``). Each CSV is one *variant*, named by its
 attention (``discrete sparsemax`` …; the run folder's name is added when two share a name).
 Next to each CSV's run: ``RUN/specs/<id>.npz`` (``save_specs.py``; the spectrogram drawn under
-the attention), ``RUN/test.json`` (the clip's cached audio, for the player) and
-``RUN/self_attention/<id>.npz`` (``save_self_attention.py``; Transformer runs).
+the attention), the clip's audio for the player (its file in the manifest the CSV was computed
+from, which the CSV's ``.json`` records — e.g. an events-in-noise copy —, else in
+``RUN/test.json``) and ``RUN/self_attention/<id>.npz`` (``save_self_attention.py``; Transformer runs).
 
 The page:
 
@@ -33,6 +34,7 @@ page's URL sets those controls on load (their callbacks run as for a click): a l
 """
 
 import base64
+import functools
 import io
 import json
 import logging
@@ -119,6 +121,7 @@ def collect(inputs, max_clips=80):
     numbers, what the page embeds)."""
     from audioattn_sb.inspection.export import load_spec, read_attention_csv
 
+    _manifest.cache_clear()  # manifests are read once per page, as they are now
     tables = []
     for csv_path in _csvs(inputs):
         rows = read_attention_csv(csv_path)
@@ -205,11 +208,16 @@ def _clip_wav(table, fid):
     paths = [table["manifest"]] if table.get("manifest") else []
     paths += [table["run"] / f"{split}.json" for split in ("test", "valid", "train")]
     for path in paths:
-        if path.is_file():
-            entry = json.loads(path.read_text()).get(fid)
-            if entry and os.path.isfile(entry.get("wav", "")):
-                return entry["wav"]
+        entry = _manifest(str(path)).get(fid)
+        if entry and os.path.isfile(entry.get("wav", "")):
+            return entry["wav"]
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _manifest(path):
+    """A manifest's entries ({} when the file is missing); cleared by each :func:`collect`."""
+    return json.loads(Path(path).read_text()) if os.path.isfile(path) else {}
 
 
 def _self_attention(path):

@@ -254,12 +254,11 @@ def inspection_manifest_folder(run):
     rewrites the run's own ``train/valid/test.json``."""
     from audioattn_sb.hparams import peek_hparams
 
-    data = str(run.hparams["data_folder"])
+    real = os.path.realpath(str(run.hparams["data_folder"]))
     saved = Path(run.run_folder) / "hyperparams.yaml"
     trained_on = peek_hparams(saved).get("data_folder") if saved.is_file() else None
-    if trained_on is None or os.path.realpath(str(trained_on)) == os.path.realpath(data):
+    if trained_on is None or os.path.realpath(str(trained_on)) == real:
         return None
-    real = os.path.realpath(data)
     tag = hashlib.sha1(real.encode()).hexdigest()[:8]
     return str(Path(run.run_folder) / INSPECTION_DIR / f"{os.path.basename(real)}-{tag}")
 
