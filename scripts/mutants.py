@@ -61,6 +61,13 @@ MUTANTS = {
         '    checkpoint_key = {"max_key": "error"}',
         ["tests/test_recipe.py::test_two_epochs_then_resume"],
         "the test uses the checkpoint of the highest valid error"),
+    "checkpoint-meta-first": (
+        "audioattn_sb/checkpoints.py",
+        "        self._defer_meta, self._pending_meta = True, None",
+        "        self._defer_meta, self._pending_meta = False, None",
+        ["tests/test_checkpoints.py"],
+        "a checkpoint's CKPT.yaml is written before its files (a kill inside a save leaves a "
+        "half-written checkpoint that counts)"),
 }
 
 

@@ -83,6 +83,7 @@ LAYERS = {
     "audioattn_sb": 0,
     "audioattn_sb.utils": 1, "audioattn_sb.lengths": 1, "audioattn_sb.textgrid": 1,
     "audioattn_sb.attention": 2, "audioattn_sb.augment": 2, "audioattn_sb.training": 2,
+    "audioattn_sb.checkpoints": 2,
     "audioattn_sb.metrics": 2, "audioattn_sb.plots": 2, "audioattn_sb.features": 2,
     "audioattn_sb.data": 2,
     "audioattn_sb.models": 3, "audioattn_sb.brains": 3, "audioattn_sb.data.corpora": 3,

@@ -47,30 +47,17 @@ def _ckpt_table(out):
     return table
 
 
-def _newest_ckpt(out):
-    """(folder, is an intra-epoch checkpoint) of the newest checkpoint (CKPT.yaml's unixtime),
-    or (None, False)."""
-    newest, when, intra = None, -1.0, False
-    for meta in glob.glob(os.path.join(out, "save", "CKPT+*", "CKPT.yaml")):
-        try:
-            text = open(meta).read()
-        except OSError:
-            continue
-        m = re.search(r"unixtime:\s*([0-9.e+]+)", text)
-        t = float(m.group(1)) if m else os.path.getmtime(meta)
-        if t > when:
-            newest, when = os.path.dirname(meta), t
-            intra = "end-of-epoch: false" in text.lower()
-    return newest, intra
-
-
-def _intra_epoch_ckpts(out):
-    found = []
-    for meta in glob.glob(os.path.join(out, "save", "CKPT+*", "CKPT.yaml")):
-        with open(meta) as f:
-            if "end-of-epoch: false" in f.read().lower():
-                found.append(meta)
-    return found
+def _inside_epoch_2(out):
+    """The newest checkpoint is an intra-epoch one saved after the end-of-epoch checkpoint of
+    epoch 1 (epoch 1's last intra-epoch checkpoint stays until epoch 2's first replaces it, and
+    the end-of-epoch one appears only once its files are written)."""
+    try:
+        table = _ckpt_table(out)
+    except OSError:
+        return False
+    ends = [t for t, intra in table.values() if not intra]
+    intras = [t for t, intra in table.values() if intra]
+    return bool(ends and intras) and max(intras) > max(ends)
 
 
 @pytest.mark.slow
@@ -85,7 +72,7 @@ def test_sigkill_mid_epoch_then_same_command_resumes(demo_us8k, tmp_path):
     try:
         while time.time() < deadline and proc.poll() is None:
             log = out / "train_log.txt"
-            if log.exists() and _logged_epochs(out) == ["1"] and _newest_ckpt(out)[1]:
+            if log.exists() and _logged_epochs(out) == ["1"] and _inside_epoch_2(out):
                 # epoch 1 finished and the newest checkpoint is one saved inside epoch 2 (not a
                 # leftover of epoch 1): crash now
                 proc.send_signal(signal.SIGKILL)
@@ -117,6 +104,71 @@ def test_sigkill_mid_epoch_then_same_command_resumes(demo_us8k, tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["epochs_completed"] == 3
     assert sum(map(sum, res["test_confusion_matrix"])) == res["n_clips"]["test"]
+
+
+# Runs recipes/train.py with torch.save patched: the KILL_AT-th save of a model.ckpt writes
+# half of its bytes and then SIGKILLs the process, as a kill landing inside a save would.
+_KILL_INSIDE_SAVE = """
+import os, runpy, signal, sys, torch
+n, at, orig = [0], int(os.environ["KILL_AT"]), torch.save
+def save(obj, f, *args, **kwargs):
+    orig(obj, f, *args, **kwargs)
+    if str(f).endswith("model.ckpt"):
+        n[0] += 1
+        if n[0] == at:
+            size = os.path.getsize(f)
+            with open(f, "r+b") as fh:
+                fh.truncate(size // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+torch.save = save
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_inside_a_checkpoint_save_then_same_command_resumes(demo_us8k, tmp_path):
+    """A kill that lands inside a checkpoint save (half of model.ckpt written) leaves no folder
+    that counts as a checkpoint, and the same command resumes from the checkpoint before it.
+    With SpeechBrain's own Checkpointer (CKPT.yaml written first) the rerun dies with EOFError."""
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    cmd = _cmd(demo_us8k, cache, out, "--number_of_epochs=3", "--batch_size=4",
+               "--ckpt_interval_minutes=0", "--ckpt_interval_steps=5")
+    wrapper = tmp_path / "kill_inside_save.py"
+    wrapper.write_text(_KILL_INSIDE_SAVE)
+    # 60 training batches per epoch: intra-epoch saves 1-12, the end of epoch 1 is save 13
+    p = subprocess.run([sys.executable, str(wrapper), *cmd[1:]], capture_output=True, text=True,
+                       cwd=REPO, env={**_env(), "KILL_AT": "15"}, timeout=600)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
+    assert _logged_epochs(out) == ["1"]
+    halves = [d for d in glob.glob(str(out / "save" / "CKPT+*"))
+              if os.path.exists(os.path.join(d, "model.ckpt"))
+              and not _loads(os.path.join(d, "model.ckpt"))]
+    assert len(halves) == 1, "the kill did not leave a half-written model.ckpt"
+    from audioattn_sb.checkpoints import AtomicCheckpointer
+
+    listed = [str(c.path) for c in AtomicCheckpointer(out / "save").list_checkpoints()]
+    assert listed and halves[0] not in listed
+    before = _ckpt_table(out)
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_env(), timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert _logged_epochs(out) == ["1", "2", "3"]
+    log = (out / "log.txt").read_text()
+    loads = re.findall(r"Loading a checkpoint from (\S+)", log)
+    # resumed from the newest complete checkpoint, saved inside epoch 2 before the kill
+    newest = max((t, d) for d, (t, intra) in before.items() if d != halves[0])[1]
+    assert os.path.normpath(loads[0]) == newest and before[newest][1], (loads, before)
+    assert not os.path.exists(halves[0]), "the half-written folder was not removed"
+    res = json.loads((out / "results.json").read_text())
+    assert res["epochs_completed"] == 3
+
+
+def _loads(path):
+    try:
+        torch.load(path, weights_only=True)
+        return True
+    except Exception:
+        return False
 
 
 @pytest.mark.slow

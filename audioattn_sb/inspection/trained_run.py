@@ -75,17 +75,18 @@ def find_best_checkpoint(save_folder, min_key=None, max_key=None):
     """``(checkpoint folder, meta dict)`` of the best checkpoint in ``save_folder``.
 
     Best = lowest ``min_key`` (default ``"error"``) or highest ``max_key`` (e.g. ``"mAP"``), as the
-    Brain's ``checkpoint_key`` says. Uses SpeechBrain's own checkpoint listing
-    (``CKPT+*/CKPT.yaml``). Raises ``FileNotFoundError`` when there is no such checkpoint.
+    Brain's ``checkpoint_key`` says. Uses the training run's checkpoint listing
+    (``CKPT+*/CKPT.yaml``; incomplete ones skipped, :mod:`audioattn_sb.checkpoints`). Raises
+    ``FileNotFoundError`` when there is no such checkpoint.
     """
-    from speechbrain.utils.checkpoints import Checkpointer
+    from audioattn_sb.checkpoints import AtomicCheckpointer
 
     save_folder = Path(save_folder)
-    if not save_folder.is_dir():  # checked first: Checkpointer() would create the folder
+    if not save_folder.is_dir():  # checked first: a Checkpointer would create the folder
         raise FileNotFoundError(f"{save_folder}: no checkpoint folder; {_CKPT_HINT}")
     if min_key is None and max_key is None:
         min_key = "error"
-    ckpt = Checkpointer(save_folder).find_checkpoint(min_key=min_key, max_key=max_key)
+    ckpt = AtomicCheckpointer(save_folder).find_checkpoint(min_key=min_key, max_key=max_key)
     if ckpt is None:
         raise FileNotFoundError(f"{save_folder}: no checkpoint with a valid "
                                 f"{min_key or max_key!r} (CKPT+*/CKPT.yaml); {_CKPT_HINT}")

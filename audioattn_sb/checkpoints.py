@@ -1,0 +1,192 @@
+"""Checkpoints that a killed run cannot leave half-written.
+
+SpeechBrain 1.1's ``Checkpointer.save_checkpoint`` writes a checkpoint's ``CKPT.yaml`` (the file
+that makes a ``CKPT+…`` folder count as a checkpoint) *before* the recoverables' files, and
+deletes old checkpoints with one ``rmtree``. A run killed inside a save (SIGKILL, the OOM killer,
+a pre-empted machine) therefore left a folder that looked complete but held a truncated
+``model.ckpt``, and the same command then died with ``EOFError`` instead of resuming.
+
+:class:`AtomicCheckpointer` is SpeechBrain's ``Checkpointer`` with three changes:
+
+* the meta file is written **last**, after every recoverable's file is on disk (each file is
+  fsync'ed), through a temporary file renamed into place, and it records each file's size under
+  the key ``files``;
+* a folder whose recorded files are missing or of another size (a save or a deletion that was
+  interrupted) is **not a checkpoint**: it is skipped with a warning, and removed at the next save;
+* a checkpoint that cannot be loaded raises an error that names its folder and says what to do.
+
+Checkpoints written by SpeechBrain's own ``Checkpointer`` (no ``files`` key) are still read.
+All the yamls of this project use it::
+
+    checkpointer: !new:audioattn_sb.checkpoints.AtomicCheckpointer
+        checkpoints_dir: !ref <save_folder>
+        recoverables: ...
+
+Example:
+    >>> import tempfile, torch
+    >>> tmp = tempfile.mkdtemp()
+    >>> lin = torch.nn.Linear(2, 2)
+    >>> ckpter = AtomicCheckpointer(tmp, recoverables={"model": lin})
+    >>> ckpt = ckpter.save_checkpoint(meta={"error": 0.5})
+    >>> sorted(ckpt.meta["files"])
+    ['model.ckpt']
+    >>> (ckpt.path / "model.ckpt").stat().st_size == ckpt.meta["files"]["model.ckpt"]
+    True
+    >>> with open(ckpt.path / "model.ckpt", "r+b") as f:  # a save killed half-way
+    ...     _ = f.truncate(10)
+    >>> ckpter.list_checkpoints()
+    []
+"""
+
+import logging
+import os
+import pathlib
+import shutil
+import time
+
+import yaml
+from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, PARAMFILE_EXT, Checkpointer
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
+
+logger = logging.getLogger(__name__)
+
+#: meta key: {file name: size in bytes} of the checkpoint's recoverable files
+FILES_KEY = "files"
+
+
+def _fsync_file(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # not supported on this platform/file system
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_meta_atomically(fpath, meta):
+    """Write ``meta`` as SpeechBrain's ``CKPT.yaml`` at ``fpath`` via a temporary file that is
+    fsync'ed and renamed into place: the file is either absent or complete."""
+    fpath = pathlib.Path(fpath)
+    tmp = fpath.with_name(f".{fpath.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fo:
+        fo.write("# yamllint disable\n")
+        fo.write(yaml.dump(meta))
+        fo.flush()
+        os.fsync(fo.fileno())
+    os.replace(tmp, fpath)
+    _fsync_dir(fpath.parent)
+
+
+def checkpoint_problem(path):
+    """Why the ``CKPT+…`` folder ``path`` is not a complete checkpoint, or ``None`` if it is.
+
+    Complete: its ``CKPT.yaml`` reads, and every file listed under ``files`` exists with the
+    recorded size. A folder without the ``files`` key (written by SpeechBrain's Checkpointer)
+    counts as complete when its meta file reads.
+    """
+    path = pathlib.Path(path)
+    meta_path = path / METAFNAME
+    if not meta_path.exists():
+        return "no CKPT.yaml (a save that did not finish)"
+    try:
+        with open(meta_path, encoding="utf-8") as fi:
+            meta = yaml.load(fi, Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError) as e:
+        return f"CKPT.yaml does not read ({e})"
+    if not isinstance(meta, dict):
+        return "CKPT.yaml is not a mapping"
+    for fname, size in (meta.get(FILES_KEY) or {}).items():
+        f = path / fname
+        if not f.exists():
+            return f"{fname} is missing (a save or deletion that did not finish)"
+        if f.stat().st_size != size:
+            return (f"{fname} has {f.stat().st_size} bytes, {size} were saved "
+                    "(a save that did not finish)")
+    return None
+
+
+class AtomicCheckpointer(Checkpointer):
+    """SpeechBrain's ``Checkpointer`` whose checkpoints are complete or absent (see the module).
+
+    Arguments are those of ``speechbrain.utils.checkpoints.Checkpointer``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending_meta = None
+        self._defer_meta = False
+        self._warned = set()
+
+    def _save_checkpoint_metafile(self, fpath, meta_to_include={}, end_of_epoch=True):
+        # SpeechBrain calls this before it saves the recoverables: inside save_checkpoint the
+        # meta is only built here and written at the end
+        meta = {"unixtime": time.time(), "end-of-epoch": end_of_epoch}
+        meta.update(meta_to_include)
+        if self._defer_meta:
+            self._pending_meta = (pathlib.Path(fpath), meta)
+        else:
+            write_meta_atomically(fpath, meta)
+        return meta
+
+    def save_checkpoint(self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO):
+        """As SpeechBrain's, but the meta file (with each file's size) is written after the
+        recoverables' files are on disk; leftovers of interrupted saves are removed after."""
+        self._defer_meta, self._pending_meta = True, None
+        try:
+            ckpt = super().save_checkpoint(meta=meta, end_of_epoch=end_of_epoch, name=name,
+                                           verbosity=verbosity)
+        finally:
+            self._defer_meta = False
+        ddp_barrier()  # every process's files are written before the folder becomes a checkpoint
+        if if_main_process() and self._pending_meta is not None:
+            fpath, saved = self._pending_meta
+            files = {}
+            for p in sorted(fpath.parent.iterdir()):
+                if p.suffix == PARAMFILE_EXT:
+                    _fsync_file(p)
+                    files[p.name] = p.stat().st_size
+            saved[FILES_KEY] = files  # the same dict as ckpt.meta
+            write_meta_atomically(fpath, saved)
+            self._remove_incomplete(keep=fpath.parent)
+        self._pending_meta = None
+        return ckpt
+
+    def _remove_incomplete(self, keep):
+        for d in self.checkpoints_dir.iterdir():
+            if d == keep or not d.is_dir() or not d.name.startswith(CKPT_PREFIX):
+                continue
+            problem = checkpoint_problem(d)
+            if problem is not None:
+                logger.warning("Removing %s, an incomplete checkpoint: %s", d, problem)
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _list_checkpoint_dirs(self):
+        found = []
+        for d in super()._list_checkpoint_dirs():
+            problem = checkpoint_problem(d)
+            if problem is None:
+                found.append(d)
+            elif d not in self._warned:
+                self._warned.add(d)
+                logger.warning("Ignoring %s, an incomplete checkpoint: %s", d, problem)
+        return found
+
+    def load_checkpoint(self, checkpoint):
+        """As SpeechBrain's; a failure names the checkpoint folder and what to do."""
+        try:
+            super().load_checkpoint(checkpoint)
+        except Exception as e:
+            raise RuntimeError(
+                f"Checkpoint {checkpoint.path} cannot be loaded ({type(e).__name__}: {e}). "
+                "If this run was killed while saving it, delete that folder and rerun the same "
+                "command to resume from the checkpoint before it; if the model's hyperparameters "
+                "changed since it was saved, use a new --output_folder.") from e
