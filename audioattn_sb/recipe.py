@@ -38,6 +38,7 @@ import yaml
 from hyperpyyaml import load_hyperpyyaml
 
 from audioattn_sb.attention import attention_tag
+from audioattn_sb.brains.base import checkpoint_rule_key
 from audioattn_sb.data.corpora import get_corpus, packed_audio, prepare_manifests
 from audioattn_sb.features import FeatureCache
 from audioattn_sb.hparams import (PeekLoader, check_override_keys,
@@ -63,6 +64,7 @@ def parse_command_line(argv):
     run_opts = command_line_checkpoint_interval(run_opts)
     values = peek_hparams(hparams_file, overrides)
     corpus = get_corpus(values)
+    checkpoint_rule_key(values.get("test_checkpoint", "best_valid"), {})
     extra = corpus.check(values)
     if str(values.get("output_folder", "auto")) == "auto":
         extra["output_folder"] = default_output_folder({**values, **extra})
@@ -226,7 +228,8 @@ def evaluate_noisy_test(hparams, brain, corpus):
     test_set = corpus.datasets({"test": manifests["test"]}, hparams, _feature_cache(hparams),
                                packed_audio(hparams, {"test": manifests["test"]}))["test"]
     clean = brain.test_stats
-    brain.evaluate(test_set, test_loader_kwargs=loader_options(hparams)[1], **brain.checkpoint_key)
+    brain.evaluate(test_set, test_loader_kwargs=loader_options(hparams)[1],
+                   **brain.test_checkpoint_key)
     noisy, brain.test_stats = brain.test_stats, clean
     logger.info("noisy test (%s): accuracy %.4f (clean %.4f)", folder, noisy["accuracy"],
                 clean["accuracy"])
@@ -255,8 +258,11 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
     folds, the attention, the training (epochs, early stop, augmentation, time per epoch), the
     Brain's own test figures (:meth:`~audioattn_sb.brains.base.ClipBrain.results`), ``extra``
     (the noisy test) and versions. ``epochs_completed``: the epoch counter after ``fit``
-    (the test stage then loads the selected checkpoint, which sets it back to the best epoch).
-    Returns the dict."""
+    (the test stage then loads the tested checkpoint, which sets it back to that epoch:
+    ``tested_epoch``; ``best_epoch`` is the epoch of the best valid checkpoint, the same unless
+    ``test_checkpoint: last``). Returns the dict."""
+    tested_epoch = int(hparams["epoch_counter"].current)
+    best = brain.best_valid_epoch()
     results = {
         "experiment_name": hparams.get("experiment_name"),
         "hparams_file": os.path.abspath(hparams_file),
@@ -280,7 +286,8 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
         "stopped_early": epochs_completed < int(hparams["number_of_epochs"]),
         "augment": bool(hparams.get("augment", False)),
         "mixup_alpha": float(hparams.get("mixup_alpha", 0) or 0),
-        "best_epoch": int(hparams["epoch_counter"].current),  # the checkpoint the test loaded
+        "tested_epoch": tested_epoch,  # the checkpoint the test loaded (test_checkpoint)
+        "best_epoch": best if best is not None else tested_epoch,  # lowest valid error / …
         "n_parameters": int(sum(p.numel() for p in hparams["model"].parameters())),
         "train_seconds_this_process": round(train_seconds, 3),
         "train_epoch_seconds": [round(t, 3) for t in getattr(brain, "epoch_seconds", [])],

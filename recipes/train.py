@@ -61,8 +61,8 @@ def main(argv=None):
     train_seconds = time.time() - start
     epochs_completed = int(hparams["epoch_counter"].current)
 
-    # the test on the selected checkpoint, the noisy copy of the test folds, results.json
-    brain.evaluate(datasets["test"], test_loader_kwargs=test_opts, **brain.checkpoint_key)
+    # the test on the tested checkpoint (test_checkpoint: best valid or last), the noisy copy of the test folds, results.json
+    brain.evaluate(datasets["test"], test_loader_kwargs=test_opts, **brain.test_checkpoint_key)
     noisy = recipe.evaluate_noisy_test(hparams, brain, corpus)
     return recipe.write_results(hparams, hparams_file, overrides, argv, brain, manifests, corpus,
                                 class_names, epochs_completed, train_seconds, extra=noisy)

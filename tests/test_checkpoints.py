@@ -136,3 +136,19 @@ def test_every_yaml_uses_the_atomic_checkpointer():
     for y in yamls:
         lines = [ln for ln in open(y) if ln.startswith("checkpointer:")]
         assert lines == ["checkpointer: !new:audioattn_sb.checkpoints.AtomicCheckpointer\n"], y
+
+
+def test_test_checkpoint_rules_pick_best_valid_or_last_end_of_epoch(tmp_path):
+    """As the Brain saves: end-of-epoch checkpoints with ``error`` and ``epoch``, keeping the best
+    and the newest; then an intra-epoch checkpoint (newer, no ``epoch``) as a killed run leaves."""
+    from audioattn_sb.brains.base import checkpoint_rule_key
+
+    ck = _ckpter(tmp_path)
+    for epoch, err in ((1, 0.2), (2, 0.1), (3, 0.3)):
+        ck.save_and_keep_only(meta={"error": err, "epoch": epoch}, min_keys=["error"])
+    ck.save_checkpoint(meta={"brain_intra_epoch_ckpt": True}, end_of_epoch=False)
+    key = {"min_key": "error"}
+    assert ck.find_checkpoint(**checkpoint_rule_key("best_valid", key)).meta["epoch"] == 2
+    assert ck.find_checkpoint(**checkpoint_rule_key("last", key)).meta["epoch"] == 3
+    assert ck.find_checkpoint(**checkpoint_rule_key("last", {"max_key": "mAP"})).meta[
+        "epoch"] == 3

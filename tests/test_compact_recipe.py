@@ -2,8 +2,12 @@
 the warm-up + cosine schedule, early stopping, the noisy test, and real ESC-10 against the seed
 configuration."""
 
+import csv
 import json
 import os
+import re
+import subprocess
+import sys
 
 import pytest
 from conftest import ESC10_SPLIT, independent_test_map, run_script
@@ -88,6 +92,45 @@ SUPPORT_MEDIAN = 0.22      # 0.118 + 3 · 0.032 (1 = as wide as the clip)
 CONTINUOUS_SPARSEMAX = ["--attn_domain=continuous", "--attn_max_activation=sparsemax"]
 
 
+@pytest.mark.slow
+def test_last_epoch_is_tested_and_inspection_loads_the_same_checkpoint(demo):
+    """The compact yaml tests the last epoch (test_checkpoint: last): results.json says so and
+    still names the best valid epoch; save_attentions (inspection) loads that same checkpoint and
+    reproduces the test accuracy; --test_checkpoint=best_valid there loads the best epoch's."""
+    from audioattn_sb.inspection.cli import save_attentions_main
+
+    out = demo["root"] / "last"
+    args = [COMPACT, *_common(demo, out), "--number_of_epochs=3", "--warmup_epochs=1",
+            "--augment=False", "--noprogressbar"]
+    train(*args)
+    res = json.loads((out / "results.json").read_text())
+    assert res["checkpoint_selected_by"] == "last epoch"
+    assert res["tested_epoch"] == res["epochs_completed"] == 3
+    log = (out / "train_log.txt").read_text()
+    errors = [float(e) for e in re.findall(r"valid error: ([0-9.e+-]+)", log)]
+    assert res["best_epoch"] == 1 + errors.index(min(errors)), errors
+    got = save_attentions_main(args + ["--attn_fname=last.csv"])
+    assert got["accuracy"] == pytest.approx(res["test_accuracy"])
+    sidecar = json.loads((out / "last.json").read_text())
+    assert sidecar["checkpoint_meta"]["epoch"] == 3
+    # the same run inspected under the other rule: the best valid epoch's checkpoint
+    save_attentions_main(args + ["--test_checkpoint=best_valid", "--attn_fname=best.csv"])
+    sidecar = json.loads((out / "best.json").read_text())
+    assert sidecar["checkpoint_meta"]["epoch"] == res["best_epoch"]
+    # scripts/compare_test_checkpoints.py on a run_folds-style tree holding this run
+    tree = demo["root"] / "tree"
+    (tree / "v" / "test1_valid2").mkdir(parents=True)
+    (tree / "v" / "test1_valid2" / "seed0").symlink_to(out)
+    p = subprocess.run([sys.executable, os.path.join(REPO, "scripts",
+                                                     "compare_test_checkpoints.py"), str(tree)],
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    (row,) = list(csv.DictReader(open(tree / "test_checkpoints.csv")))
+    assert float(row["last_test"]) == pytest.approx(res["test_accuracy"])
+    assert int(row["last_epoch"]) == 3 and int(row["best_valid_epoch"]) == res["best_epoch"]
+    assert row["last_noisy"] == "" and "\nv | " in p.stdout
+
+
 @pytest.fixture(scope="module")
 def esc10_compact_run(esc10_dir, tmp_path_factory):
     """Real ESC-10, train folds 2-4, valid 5, test 1: the compact ACRNN with augmentation and
@@ -97,7 +140,10 @@ def esc10_compact_run(esc10_dir, tmp_path_factory):
     common = [f"--data_folder={esc10_dir}", f"--cache_folder={root / 'cache'}", *ESC10_SPLIT,
               *CONTINUOUS_SPARSEMAX]
     out = root / "compact"
-    train(COMPACT, *common, f"--output_folder={out}", "--number_of_epochs=25")
+    # best_valid: the checkpoint the thresholds below were measured with (the yaml now tests the
+    # last epoch)
+    train(COMPACT, *common, f"--output_folder={out}", "--number_of_epochs=25",
+          "--test_checkpoint=best_valid")
     return {"root": root, "common": common, "out": out,
             "results": json.loads((out / "results.json").read_text())}
 

@@ -69,6 +69,8 @@ def test_two_epochs_then_resume(demo):
     errors = [float(e) for e in re.findall(r"valid error: ([0-9.e+-]+)", log)]
     assert len(errors) == 3 and len(set(errors)) > 1, errors  # else the check below is moot
     assert errors[res["best_epoch"] - 1] == min(errors), (errors, res["best_epoch"])
+    assert res["tested_epoch"] == res["best_epoch"]
+    assert res["checkpoint_selected_by"] == "min valid error"
 
 
 @pytest.mark.slow
@@ -93,6 +95,16 @@ def test_valid_equal_test_is_refused_before_any_work(demo, tmp_path):
     assert "error:" in p.stderr and "Traceback" not in p.stderr
     assert "allow_valid_test_overlap" in p.stderr
     assert not out.exists()
+
+
+def test_unknown_test_checkpoint_rule_is_refused_before_any_work(demo, tmp_path):
+    out = tmp_path / "badrule"
+    p = train(*_common(demo, out), "--train_fold_nums=[3, 4, 5, 6, 7, 8, 9, 10]",
+              "--valid_fold_nums=[2]", "--test_fold_nums=[1]", "--test_checkpoint=best",
+              check=False)
+    assert p.returncode == 2
+    assert "test_checkpoint: 'best' is not one of best_valid, last" in p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()
 
 
 @pytest.mark.slow

@@ -64,6 +64,33 @@ def gather_lists(parts):
     return {k: [x for p in everyone for x in p[k]] for k in parts}
 
 
+#: values of the ``test_checkpoint`` hparam: which checkpoint the test stage (and inspection) loads
+TEST_CHECKPOINT_RULES = ("best_valid", "last")
+
+
+def checkpoint_rule_key(rule, checkpoint_key):
+    """Keyword for ``Brain.evaluate`` / ``Checkpointer.find_checkpoint`` that picks the checkpoint
+    the test stage loads: ``best_valid`` → the Brain's ``checkpoint_key`` (lowest valid error,
+    highest valid mAP); ``last`` → the newest end-of-epoch checkpoint (highest ``epoch``, a meta
+    key only end-of-epoch checkpoints carry; the checkpointer always keeps the newest one).
+    ``ValueError`` for another rule.
+
+    Example:
+        >>> checkpoint_rule_key("best_valid", {"min_key": "error"})
+        {'min_key': 'error'}
+        >>> checkpoint_rule_key("last", {"max_key": "mAP"})
+        {'max_key': 'epoch'}
+        >>> checkpoint_rule_key("best", {"min_key": "error"})
+        Traceback (most recent call last):
+        ...
+        ValueError: test_checkpoint: 'best' is not one of best_valid, last
+    """
+    if rule not in TEST_CHECKPOINT_RULES:
+        raise ValueError(f"test_checkpoint: {rule!r} is not one of "
+                         f"{', '.join(TEST_CHECKPOINT_RULES)}")
+    return dict(checkpoint_key) if rule == "best_valid" else {"max_key": "epoch"}
+
+
 class ClipBrain(sb.Brain):
     """Base of :class:`~audioattn_sb.brains.classification.ClassificationBrain` and
     :class:`~audioattn_sb.brains.multilabel.MultiLabelBrain`.
@@ -76,6 +103,20 @@ class ClipBrain(sb.Brain):
     #: keyword for ``Brain.evaluate`` / the checkpointer: which valid statistic selects the
     #: checkpoint (``{"min_key": "error"}`` or ``{"max_key": "mAP"}``)
     checkpoint_key = {"min_key": "error"}
+
+    @property
+    def test_checkpoint_key(self):
+        """Keyword for ``Brain.evaluate``: the checkpoint the test stage loads, by the hparam
+        ``test_checkpoint`` (``best_valid``, the default, or ``last``; :func:`checkpoint_rule_key`)."""
+        return checkpoint_rule_key(getattr(self.hparams, "test_checkpoint", "best_valid"),
+                                     self.checkpoint_key)
+
+    def best_valid_epoch(self):
+        """The epoch of the checkpoint that :attr:`checkpoint_key` selects (None if unknown)."""
+        if self.checkpointer is None:
+            return None
+        ckpt = self.checkpointer.find_checkpoint(**self.checkpoint_key)
+        return None if ckpt is None else ckpt.meta.get("epoch")
 
     def augmenting(self, stage):
         """Whether this stage augments: training only, and only with ``augment: True``."""
@@ -218,9 +259,11 @@ class ClipBrain(sb.Brain):
 
     @property
     def selected_by(self):
-        """How the test stage's checkpoint was chosen, from :attr:`checkpoint_key`
-        (``min valid error``, ``max valid mAP``), for results.json."""
-        (direction, name), = self.checkpoint_key.items()
+        """How the test stage's checkpoint was chosen, from :attr:`test_checkpoint_key`
+        (``min valid error``, ``max valid mAP``, ``last epoch``), for results.json."""
+        (direction, name), = self.test_checkpoint_key.items()
+        if name == "epoch":
+            return "last epoch"
         return f"{direction.split('_')[0]} valid {name}"
 
     @staticmethod

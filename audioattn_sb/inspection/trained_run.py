@@ -9,8 +9,9 @@ One loader for every "look inside" script and for :mod:`audioattn_sb.inference`:
   ``<run>/hyperparams.yaml`` that training saved, with the folder paths pointed at ``run_folder``
   (so a run folder can be moved or copied elsewhere) and without re-seeding the global RNGs.
 
-Both pick the checkpoint the test stage of training used (the Brain's ``checkpoint_key``: lowest
-valid ``error`` for single-label classification), read every checkpointed module (``model``, the
+Both pick the checkpoint the test stage of training used (the run's ``test_checkpoint``: the
+Brain's ``checkpoint_key``, e.g. the lowest valid ``error`` for single-label classification, or the
+last epoch), read every checkpointed module (``model``, the
 normaliser, …) with ``torch.load(..., weights_only=True)`` (no pickled code is ever executed) and
 never touch the network. Training state (optimizer, LR scheduler, epoch counter) is not loaded.
 
@@ -98,7 +99,7 @@ _FREE_KEYS = frozenset({
     "data_folder", "cache_folder", "output_folder", "save_folder", "train_log", "results_root",
     "number_of_epochs", "batch_size", "dataloader_options", "test_dataloader_options",
     "skip_bad_files", "ckpt_interval_minutes", "ckpt_interval_steps", "precision", "device",
-    "noprogressbar",
+    "noprogressbar", "test_checkpoint",
 })
 
 
@@ -552,9 +553,12 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
     brain_cls = hparams.get("brain_class")
     if brain_cls is None:
         from audioattn_sb.brains.classification import ClassificationBrain as brain_cls
-    # the checkpoint the run's test stage used (e.g. min valid error, or max valid mAP)
-    ckpt_dir, meta = find_best_checkpoint(
-        save_folder, **getattr(brain_cls, "checkpoint_key", {"min_key": "error"}))
+    # the checkpoint the run's test stage used (min valid error, max valid mAP or the last epoch)
+    from audioattn_sb.brains.base import checkpoint_rule_key
+
+    ckpt_dir, meta = find_best_checkpoint(save_folder, **checkpoint_rule_key(
+        hparams.get("test_checkpoint", "best_valid"),
+        getattr(brain_cls, "checkpoint_key", {"min_key": "error"})))
     checkpointer = hparams.get("checkpointer")
     if checkpointer is not None and getattr(checkpointer, "recoverables", None):
         recoverables = dict(checkpointer.recoverables)
