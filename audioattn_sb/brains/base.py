@@ -107,9 +107,10 @@ class ClipBrain(sb.Brain):
     @property
     def test_checkpoint_key(self):
         """Keyword for ``Brain.evaluate``: the checkpoint the test stage loads, by the hparam
-        ``test_checkpoint`` (``best_valid``, the default, or ``last``; :func:`checkpoint_rule_key`)."""
+        ``test_checkpoint`` (``best_valid``, the default, or ``last``;
+        :func:`checkpoint_rule_key`)."""
         return checkpoint_rule_key(getattr(self.hparams, "test_checkpoint", "best_valid"),
-                                     self.checkpoint_key)
+                                   self.checkpoint_key)
 
     def best_valid_epoch(self):
         """The epoch of the checkpoint that :attr:`checkpoint_key` selects (None if unknown)."""
