@@ -156,10 +156,12 @@ def aggregate(runs, support_classes=None):
     """
     groups = OrderedDict()
     for r in runs:
-        key = (r.get("experiment_name"), r["attention"]["tag"], r.get("number_of_epochs"))
+        # runs tested on differently chosen checkpoints (test_checkpoint) are not averaged together
+        key = (r.get("experiment_name"), r["attention"]["tag"], r.get("number_of_epochs"),
+               r.get("checkpoint_selected_by", "min valid error"))
         groups.setdefault(key, []).append(r)
     rows = []
-    for (exp, tag, epochs), rs in groups.items():
+    for (exp, tag, epochs, tested), rs in groups.items():
         accs = [float(r["test_accuracy"]) for r in rs]
         folds = [k for r in rs for k in r["folds"]["test"]]
         epoch_s = [s for r in rs for s in r.get("train_epoch_seconds", [])]
@@ -172,6 +174,7 @@ def aggregate(runs, support_classes=None):
             "experiment": exp,
             "attention": tag,
             "epochs": epochs,
+            "tested_checkpoint": tested,
             "n_runs": len(rs),
             "test_folds": " ".join(str(k) for k in sorted(folds)),
             "duplicate_folds": " ".join(str(k) for k in dup),
@@ -206,7 +209,7 @@ def aggregate(runs, support_classes=None):
     return rows
 
 
-CSV_COLUMNS = ["experiment", "attention", "epochs", "n_runs", "test_folds", "duplicate_folds",
+CSV_COLUMNS = ["experiment", "attention", "epochs", "tested_checkpoint", "n_runs", "test_folds", "duplicate_folds",
                "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "error_mean",
                "epoch_seconds_mean", "epoch_seconds_median", "noisy_accuracy_mean",
                "noisy_accuracy_std", "best_epochs",
@@ -240,10 +243,15 @@ def rows_to_markdown(rows):
     head += "median support (selected classes) | " if cls else ""
     head += "best epochs | s / epoch (median) |"
     lines = [head, "|---" * head.count(" | ") + "|---|"]
+    # the tested checkpoint is named next to the attention when the rows differ in it
+    rules = {r.get("tested_checkpoint", "min valid error") for r in rows}
     for r in rows:
         med = r.get("epoch_seconds_median", float("nan"))
         sec = "" if math.isnan(med) else f"{med:.2f}"
-        line = (f"| {r['experiment']} | {r['attention']} | {r['epochs']} | {r['test_folds']} | "
+        att = r["attention"]
+        if len(rules) > 1:
+            att += f" (tested: {r.get('tested_checkpoint', 'min valid error')})"
+        line = (f"| {r['experiment']} | {att} | {r['epochs']} | {r['test_folds']} | "
                 f"{_pm(r['accuracy_mean'], r['accuracy_std'])} | ")
         if noisy:
             nm = r.get("noisy_accuracy_mean", float("nan"))

@@ -12,7 +12,7 @@ import pytest
 
 from audioattn_sb.fold_runner import build_commands
 from audioattn_sb.folds import (aggregate, collect_results, fold_split, parse_variant,
-                                rows_to_markdown, write_table)
+                                rows_to_csv, rows_to_markdown, write_table)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -274,3 +274,25 @@ def test_run_folds_skips_finished_runs_runs_the_rest_and_writes_the_table(demo_u
         rows = {r["attention"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"discrete-softmax", "discrete-sparsemax"}
     assert float(rows["discrete-softmax"]["accuracy_mean"]) == pytest.approx(0.123)
+
+
+def test_runs_tested_on_differently_chosen_checkpoints_are_not_averaged(tmp_path):
+    """Folds of one variant tested with test_checkpoint: best_valid and last (e.g. a yaml whose
+    default changed between sessions) give one row per rule, each named in the table."""
+    for k, (a, rule) in enumerate([(0.8, None), (0.9, "last epoch"), (0.7, "last epoch")],
+                                  start=1):
+        d = _fake_run(str(tmp_path), "discrete-softmax", k, a)
+        path = os.path.join(d, "results.json")
+        r = json.load(open(path))
+        if rule:
+            r["checkpoint_selected_by"] = rule
+        json.dump(r, open(path, "w"))
+    rows = aggregate(collect_results([str(tmp_path)]))
+    by = {r["tested_checkpoint"]: r for r in rows}
+    assert set(by) == {"min valid error", "last epoch"}
+    assert by["last epoch"]["accuracy_mean"] == pytest.approx(0.8)
+    assert by["last epoch"]["test_folds"] == "2 3" and by["min valid error"]["test_folds"] == "1"
+    md = rows_to_markdown(rows)
+    assert "discrete-softmax (tested: last epoch)" in md
+    assert "(tested:" not in rows_to_markdown([by["last epoch"]])
+    assert "tested_checkpoint" in rows_to_csv(rows).splitlines()[0]
