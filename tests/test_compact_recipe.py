@@ -100,8 +100,10 @@ def test_last_epoch_is_tested_and_inspection_loads_the_same_checkpoint(demo):
     from audioattn_sb.inspection.cli import save_attentions_main
 
     out = demo["root"] / "last"
+    # a constant, high LR: the valid error of epoch 2 is lower than epoch 3's (measured: 0.767,
+    # 0.500, 0.567; the run is deterministic), so the two rules pick different checkpoints
     args = [COMPACT, *_common(demo, out), "--number_of_epochs=3", "--warmup_epochs=1",
-            "--augment=False", "--noprogressbar"]
+            "--augment=False", "--lr=0.02", "--min_lr=0.02", "--noprogressbar"]
     train(*args)
     res = json.loads((out / "results.json").read_text())
     assert res["checkpoint_selected_by"] == "last epoch"
@@ -109,6 +111,7 @@ def test_last_epoch_is_tested_and_inspection_loads_the_same_checkpoint(demo):
     log = (out / "train_log.txt").read_text()
     errors = [float(e) for e in re.findall(r"valid error: ([0-9.e+-]+)", log)]
     assert res["best_epoch"] == 1 + errors.index(min(errors)), errors
+    assert res["best_epoch"] != 3, f"choose settings whose best valid epoch is not the last: {errors}"
     got = save_attentions_main(args + ["--attn_fname=last.csv"])
     assert got["accuracy"] == pytest.approx(res["test_accuracy"])
     sidecar = json.loads((out / "last.json").read_text())
@@ -117,6 +120,15 @@ def test_last_epoch_is_tested_and_inspection_loads_the_same_checkpoint(demo):
     save_attentions_main(args + ["--test_checkpoint=best_valid", "--attn_fname=best.csv"])
     sidecar = json.loads((out / "best.json").read_text())
     assert sidecar["checkpoint_meta"]["epoch"] == res["best_epoch"]
+    # a run trained before the yaml's default became last (no test_checkpoint recorded in its
+    # hyperparams.yaml) is inspected on the checkpoint its test used, best valid, even through
+    # today's yaml
+    own = out / "hyperparams.yaml"
+    own.write_text("".join(ln for ln in own.read_text().splitlines(keepends=True)
+                           if not ln.startswith("test_checkpoint:")))
+    save_attentions_main(args + ["--attn_fname=old.csv"])
+    assert json.loads((out / "old.json").read_text())["checkpoint_meta"]["epoch"] == \
+        res["best_epoch"]
     # scripts/compare_test_checkpoints.py on a run_folds-style tree holding this run
     tree = demo["root"] / "tree"
     (tree / "v" / "test1_valid2").mkdir(parents=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 logger = logging.getLogger(__name__)
 
@@ -488,6 +489,35 @@ def _class_names(run_folder, hparams):
     return [str(i) for i in range(int(hparams.get("n_classes", 0)))]
 
 
+def run_test_checkpoint(run_folder, overrides=None):
+    """The ``test_checkpoint`` rule to inspect ``run_folder`` with: the one given in
+    ``overrides`` (yaml string or dict), else the one the run was trained with (its
+    ``hyperparams.yaml``; ``best_valid`` when it has none: trained before the option existed), so
+    a yaml whose default changed later still inspects its older runs on the checkpoint their test
+    used.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (run / "hyperparams.yaml").write_text("seed: 0\\n")
+        >>> run_test_checkpoint(run), run_test_checkpoint(run, "test_checkpoint: last")
+        ('best_valid', 'last')
+        >>> _ = (run / "hyperparams.yaml").write_text("test_checkpoint: last\\n")
+        >>> run_test_checkpoint(run, {"seed": 1})
+        'last'
+    """
+    from audioattn_sb.hparams import PeekLoader, peek_hparams
+
+    if isinstance(overrides, str) and overrides.strip():
+        overrides = yaml.load(overrides, Loader=PeekLoader)
+    if isinstance(overrides, dict) and "test_checkpoint" in overrides:
+        return str(overrides["test_checkpoint"])
+    own = Path(run_folder) / "hyperparams.yaml"
+    if own.is_file():
+        return str(peek_hparams(own).get("test_checkpoint", "best_valid"))
+    return "best_valid"
+
+
 def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opts=None,
                      device=None, class_names=None):
     """Build the run's modules from its hparams, load its best checkpoint, make an eval Brain.
@@ -557,7 +587,7 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
     from audioattn_sb.brains.base import checkpoint_rule_key
 
     ckpt_dir, meta = find_best_checkpoint(save_folder, **checkpoint_rule_key(
-        hparams.get("test_checkpoint", "best_valid"),
+        run_test_checkpoint(run_folder, overrides),
         getattr(brain_cls, "checkpoint_key", {"min_key": "error"})))
     checkpointer = hparams.get("checkpointer")
     if checkpointer is not None and getattr(checkpointer, "recoverables", None):
