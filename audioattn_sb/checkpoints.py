@@ -157,6 +157,10 @@ class AtomicCheckpointer(Checkpointer):
             saved[FILES_KEY] = files  # the same dict as ckpt.meta
             write_meta_atomically(fpath, saved)
             self._remove_incomplete(keep=fpath.parent)
+        # every process sees the complete checkpoint before it goes on: SpeechBrain's
+        # delete_checkpoints lists the checkpoints on each process and broadcasts once per
+        # deletion, so processes that saw different lists would wait in different collectives
+        ddp_barrier()
         self._pending_meta = None
         return ckpt
 

@@ -152,3 +152,66 @@ def test_test_checkpoint_rules_pick_best_valid_or_last_end_of_epoch(tmp_path):
     assert ck.find_checkpoint(**checkpoint_rule_key("last", key)).meta["epoch"] == 3
     assert ck.find_checkpoint(**checkpoint_rule_key("last", {"max_key": "mAP"})).meta[
         "epoch"] == 3
+
+
+def _two_process_saves(rank, folder, port, slow_meta, errors):
+    """One of two gloo processes saving and pruning checkpoints as the Brain does in DDP; rank 0
+    writes its meta files slowly (``slow_meta``), as a busy main process would."""
+    import datetime
+    import time
+
+    import torch.distributed as dist
+
+    import audioattn_sb.checkpoints as ckpts
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE="2")
+    dist.init_process_group("gloo", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=20))
+    try:
+        if rank == 0 and slow_meta:
+            write = ckpts.write_meta_atomically
+
+            def slow(fpath, meta):
+                time.sleep(0.5)
+                write(fpath, meta)
+            ckpts.write_meta_atomically = slow
+        ck = AtomicCheckpointer(folder, recoverables={"model": torch.nn.Linear(3, 2)})
+        for epoch, err in enumerate((0.5, 0.4, 0.45, 0.3), start=1):
+            ck.save_and_keep_only(meta={"error": err, "epoch": epoch}, min_keys=["error"])
+        dist.barrier()
+    except Exception as e:  # noqa: BLE001 (reported to the parent)
+        errors.put(f"rank {rank}: {type(e).__name__}: {e}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_processes_see_the_same_checkpoints(tmp_path):
+    """Two processes (gloo): every process lists the same checkpoints after each save, so the
+    per-deletion broadcasts of SpeechBrain's delete_checkpoints match; with the meta written on
+    the main process after the others had moved on, they waited in different collectives."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_two_process_saves,
+                         args=(rank, tmp_path / "save", port, True, errors)) for rank in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert not found and all(p.exitcode == 0 for p in procs), (found, [p.exitcode for p in procs])
+    kept = AtomicCheckpointer(tmp_path / "save").list_checkpoints()
+    assert sorted(c.meta["epoch"] for c in kept) == [4]  # the best is also the newest

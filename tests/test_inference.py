@@ -144,6 +144,15 @@ def test_moved_run_folder_and_bad_runs(demo_trained_runs, tmp_path):
 
     ckpt = next((moved / "save").glob("CKPT+*"))
     torch.save({"not": torch.zeros(1)}, ckpt / "model.ckpt")
+    # a file that is not the one saved (another size): the checkpoint counts as incomplete
+    with pytest.raises(FileNotFoundError, match="incomplete checkpoint folders.*model.ckpt has"):
+        load_model(moved)
+    # without the recorded sizes (a checkpoint of SpeechBrain's own Checkpointer) the file is
+    # read, and its content is refused
+    meta = ckpt / "CKPT.yaml"
+    meta.write_text("".join(ln for ln in meta.read_text().splitlines(keepends=True)
+                            if not ln.startswith(("files:", "  "))))
+    assert "files" not in meta.read_text() and "error" in meta.read_text()
     with pytest.raises(RunLoadError, match="does not fit the 'model'"):
         load_model(moved)
     torch.save({"weights": np.random.default_rng(0)}, ckpt / "model.ckpt")  # arbitrary pickle

@@ -90,8 +90,14 @@ def find_best_checkpoint(save_folder, min_key=None, max_key=None):
         min_key = "error"
     ckpt = AtomicCheckpointer(save_folder).find_checkpoint(min_key=min_key, max_key=max_key)
     if ckpt is None:
+        from audioattn_sb.checkpoints import checkpoint_problem
+
+        broken = [f"{d.name}: {checkpoint_problem(d)}" for d in sorted(save_folder.glob("CKPT+*"))
+                  if d.is_dir() and checkpoint_problem(d)]
+        why = (f"; incomplete checkpoint folders (a save that did not finish, or a file changed "
+               f"after it was saved): {'; '.join(broken)}" if broken else "")
         raise FileNotFoundError(f"{save_folder}: no checkpoint with a valid "
-                                f"{min_key or max_key!r} (CKPT+*/CKPT.yaml); {_CKPT_HINT}")
+                                f"{min_key or max_key!r} (CKPT+*/CKPT.yaml){why}; {_CKPT_HINT}")
     return Path(ckpt.path), dict(ckpt.meta)
 
 
