@@ -13,7 +13,9 @@ a pre-empted machine) therefore left a folder that looked complete but held a tr
   the key ``files``;
 * a folder whose recorded files are missing or of another size (a save or a deletion that was
   interrupted) is **not a checkpoint**: it is skipped with a warning, and removed at the next save;
-* a checkpoint that cannot be loaded raises an error that names its folder and says what to do.
+* a checkpoint that cannot be loaded raises an error that names its folder and says what to do;
+* in DDP, every process waits until the meta is written, so all of them list the same
+  checkpoints afterwards (SpeechBrain prunes old checkpoints with one broadcast per deletion).
 
 Checkpoints written by SpeechBrain's own ``Checkpointer`` (no ``files`` key) are still read.
 All the yamls of this project use it::
