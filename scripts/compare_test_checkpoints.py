@@ -98,7 +98,7 @@ def summary(rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results_root")
     p.add_argument("--out", default=None, help="CSV (default RESULTS_ROOT/test_checkpoints.csv)")
