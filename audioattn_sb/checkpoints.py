@@ -88,12 +88,25 @@ def write_meta_atomically(fpath, meta):
     _fsync_dir(fpath.parent)
 
 
+def files_problem(path, meta):
+    """Why the checkpoint folder ``path`` with the parsed ``meta`` is incomplete, or ``None``:
+    every file listed under ``files`` must exist with the recorded size (a meta without ``files``,
+    written by SpeechBrain's Checkpointer, lists nothing to check)."""
+    for fname, size in (meta.get(FILES_KEY) or {}).items():
+        f = pathlib.Path(path) / fname
+        if not f.exists():
+            return f"{fname} is missing (a save or deletion that did not finish)"
+        if f.stat().st_size != size:
+            return (f"{fname} has {f.stat().st_size} bytes, {size} were saved "
+                    "(a save that did not finish)")
+    return None
+
+
 def checkpoint_problem(path):
     """Why the ``CKPT+…`` folder ``path`` is not a complete checkpoint, or ``None`` if it is.
 
     Complete: its ``CKPT.yaml`` reads, and every file listed under ``files`` exists with the
-    recorded size. A folder without the ``files`` key (written by SpeechBrain's Checkpointer)
-    counts as complete when its meta file reads.
+    recorded size (:func:`files_problem`).
     """
     path = pathlib.Path(path)
     meta_path = path / METAFNAME
@@ -106,14 +119,7 @@ def checkpoint_problem(path):
         return f"CKPT.yaml does not read ({e})"
     if not isinstance(meta, dict):
         return "CKPT.yaml is not a mapping"
-    for fname, size in (meta.get(FILES_KEY) or {}).items():
-        f = path / fname
-        if not f.exists():
-            return f"{fname} is missing (a save or deletion that did not finish)"
-        if f.stat().st_size != size:
-            return (f"{fname} has {f.stat().st_size} bytes, {size} were saved "
-                    "(a save that did not finish)")
-    return None
+    return files_problem(path, meta)
 
 
 class AtomicCheckpointer(Checkpointer):
@@ -167,23 +173,23 @@ class AtomicCheckpointer(Checkpointer):
         return ckpt
 
     def _remove_incomplete(self, keep):
+        complete = {c.path for c in self.list_checkpoints()}
         for d in self.checkpoints_dir.iterdir():
-            if d == keep or not d.is_dir() or not d.name.startswith(CKPT_PREFIX):
+            if d == keep or d in complete or not d.is_dir() or not d.name.startswith(CKPT_PREFIX):
                 continue
-            problem = checkpoint_problem(d)
-            if problem is not None:
-                logger.warning("Removing %s, an incomplete checkpoint: %s", d, problem)
-                shutil.rmtree(d, ignore_errors=True)
+            logger.warning("Removing %s, an incomplete checkpoint: %s", d, checkpoint_problem(d))
+            shutil.rmtree(d, ignore_errors=True)
 
-    def _list_checkpoint_dirs(self):
+    def list_checkpoints(self):
+        """SpeechBrain's list without the incomplete folders (checked on the meta it parsed)."""
         found = []
-        for d in super()._list_checkpoint_dirs():
-            problem = checkpoint_problem(d)
+        for ckpt in super().list_checkpoints():
+            problem = files_problem(ckpt.path, ckpt.meta)
             if problem is None:
-                found.append(d)
-            elif d not in self._warned:
-                self._warned.add(d)
-                logger.warning("Ignoring %s, an incomplete checkpoint: %s", d, problem)
+                found.append(ckpt)
+            elif ckpt.path not in self._warned:
+                self._warned.add(ckpt.path)
+                logger.warning("Ignoring %s, an incomplete checkpoint: %s", ckpt.path, problem)
         return found
 
     def load_checkpoint(self, checkpoint):
