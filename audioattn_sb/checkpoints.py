@@ -6,7 +6,7 @@ deletes old checkpoints with one ``rmtree``. A run killed inside a save (SIGKILL
 a pre-empted machine) therefore left a folder that looked complete but held a truncated
 ``model.ckpt``, and the same command then died with ``EOFError`` instead of resuming.
 
-:class:`AtomicCheckpointer` is SpeechBrain's ``Checkpointer`` with three changes:
+:class:`AtomicCheckpointer` is SpeechBrain's ``Checkpointer`` with four changes:
 
 * the meta file is written **last**, after every recoverable's file is on disk (each file is
   fsync'ed), through a temporary file renamed into place, and it records each file's size under
@@ -50,6 +50,8 @@ import yaml
 from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, PARAMFILE_EXT, Checkpointer
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
+from audioattn_sb.utils import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 #: meta key: {file name: size in bytes} of the checkpoint's recoverable files
@@ -75,17 +77,11 @@ def _fsync_dir(path):
 
 
 def write_meta_atomically(fpath, meta):
-    """Write ``meta`` as SpeechBrain's ``CKPT.yaml`` at ``fpath`` via a temporary file that is
-    fsync'ed and renamed into place: the file is either absent or complete."""
-    fpath = pathlib.Path(fpath)
-    tmp = fpath.with_name(f".{fpath.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fo:
-        fo.write("# yamllint disable\n")
-        fo.write(yaml.dump(meta))
-        fo.flush()
-        os.fsync(fo.fileno())
-    os.replace(tmp, fpath)
-    _fsync_dir(fpath.parent)
+    """Write ``meta`` as SpeechBrain's ``CKPT.yaml`` at ``fpath`` through a temporary file that is
+    fsync'ed and renamed into place (:func:`audioattn_sb.utils.atomic_write_text`): the file is
+    either absent or complete; the folder entry is then fsync'ed too."""
+    atomic_write_text(fpath, "# yamllint disable\n" + yaml.dump(meta))
+    _fsync_dir(pathlib.Path(fpath).parent)
 
 
 def files_problem(path, meta):
@@ -131,29 +127,22 @@ class AtomicCheckpointer(Checkpointer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pending_meta = None
-        self._defer_meta = False
         self._warned = set()
 
     def _save_checkpoint_metafile(self, fpath, meta_to_include={}, end_of_epoch=True):
-        # SpeechBrain calls this before it saves the recoverables: inside save_checkpoint the
-        # meta is only built here and written at the end
+        # SpeechBrain's save_checkpoint (its only caller) calls this before it saves the
+        # recoverables: the meta (SpeechBrain's keys) is only built here; save_checkpoint writes it
         meta = {"unixtime": time.time(), "end-of-epoch": end_of_epoch}
         meta.update(meta_to_include)
-        if self._defer_meta:
-            self._pending_meta = (pathlib.Path(fpath), meta)
-        else:
-            write_meta_atomically(fpath, meta)
+        self._pending_meta = (pathlib.Path(fpath), meta)
         return meta
 
     def save_checkpoint(self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO):
         """As SpeechBrain's, but the meta file (with each file's size) is written after the
         recoverables' files are on disk; leftovers of interrupted saves are removed after."""
-        self._defer_meta, self._pending_meta = True, None
-        try:
-            ckpt = super().save_checkpoint(meta=meta, end_of_epoch=end_of_epoch, name=name,
-                                           verbosity=verbosity)
-        finally:
-            self._defer_meta = False
+        self._pending_meta = None
+        ckpt = super().save_checkpoint(meta=meta, end_of_epoch=end_of_epoch, name=name,
+                                       verbosity=verbosity)
         ddp_barrier()  # every process's files are written before the folder becomes a checkpoint
         if if_main_process() and self._pending_meta is not None:
             fpath, saved = self._pending_meta

@@ -209,7 +209,8 @@ def aggregate(runs, support_classes=None):
     return rows
 
 
-CSV_COLUMNS = ["experiment", "attention", "epochs", "tested_checkpoint", "n_runs", "test_folds", "duplicate_folds",
+CSV_COLUMNS = ["experiment", "attention", "epochs", "tested_checkpoint", "n_runs", "test_folds",
+               "duplicate_folds",
                "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "error_mean",
                "epoch_seconds_mean", "epoch_seconds_median", "noisy_accuracy_mean",
                "noisy_accuracy_std", "best_epochs",

@@ -63,8 +63,8 @@ MUTANTS = {
         "the test uses the checkpoint of the highest valid error"),
     "checkpoint-meta-first": (
         "audioattn_sb/checkpoints.py",
-        "        self._defer_meta, self._pending_meta = True, None",
-        "        self._defer_meta, self._pending_meta = False, None",
+        "        self._pending_meta = (pathlib.Path(fpath), meta)",
+        "        self._pending_meta = (pathlib.Path(fpath), meta); write_meta_atomically(fpath, meta)",
         ["tests/test_checkpoints.py"],
         "a checkpoint's CKPT.yaml is written before its files (a kill inside a save leaves a "
         "half-written checkpoint that counts)"),

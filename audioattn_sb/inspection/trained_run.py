@@ -92,8 +92,9 @@ def find_best_checkpoint(save_folder, min_key=None, max_key=None):
     if ckpt is None:
         from audioattn_sb.checkpoints import checkpoint_problem
 
-        broken = [f"{d.name}: {checkpoint_problem(d)}" for d in sorted(save_folder.glob("CKPT+*"))
-                  if d.is_dir() and checkpoint_problem(d)]
+        problems = {d.name: checkpoint_problem(d) for d in sorted(save_folder.glob("CKPT+*"))
+                    if d.is_dir()}
+        broken = [f"{name}: {why}" for name, why in problems.items() if why]
         why = (f"; incomplete checkpoint folders (a save that did not finish, or a file changed "
                f"after it was saved): {'; '.join(broken)}" if broken else "")
         raise FileNotFoundError(f"{save_folder}: no checkpoint with a valid "
