@@ -15,7 +15,8 @@
    :func:`build_datasets`; a set-up that fails leaves no new folder behind.
 3. :func:`make_brain`: the corpus's Brain (or the yaml's ``brain_class``).
 4. ``brain.fit`` then ``brain.evaluate`` on the checkpoint the Brain selects.
-5. :func:`evaluate_noisy_test` (``noisy_test_folder``), then :func:`write_results`:
+5. :func:`evaluate_noisy_test` (``noisy_test_folder``), :func:`evaluate_without_weight_average`
+   (``average_epochs`` > 0: the checkpoint's own weights too), then :func:`write_results`:
    ``<output_folder>/results.json``.
 
 ``output_folder: auto`` (the shipped yamls) becomes
@@ -240,6 +241,31 @@ def evaluate_noisy_test(hparams, brain, corpus):
             "test_noisy_confusion_matrix": noisy["confusion_matrix"]}
 
 
+def evaluate_without_weight_average(hparams, brain, test_set, corpus):
+    """With a ``weight_average`` in use (``average_epochs`` > 0), test the same checkpoint's own
+    weights too — on the test set and, when set, on ``noisy_test_folder`` — so that every run
+    measures what the averaging changes (paired). Returns the results.json entry
+    ``without_weight_average`` (``{"test_accuracy": …, "test_noisy_accuracy": …}``, the Brain's
+    summary statistics), or {} when no average is used. ``brain.test_stats`` is left as it was."""
+    average = brain.weight_average
+    if average is None or not average.active:
+        return {}
+    tested = brain.test_stats
+    brain.use_weight_average = False
+    try:
+        brain.evaluate(test_set, test_loader_kwargs=loader_options(hparams)[1],
+                       **brain.test_checkpoint_key)
+        own = {f"test_{k}": brain.test_stats[k] for k in brain.summary_keys}
+        noisy = evaluate_noisy_test(hparams, brain, corpus)
+        own.update({k: v for k, v in noisy.items()
+                    if k in ("test_noisy_accuracy", "test_noisy_loss")})
+    finally:
+        brain.use_weight_average = True
+        brain.test_stats = tested
+    logger.info("without the weight average: %s", own)
+    return {"without_weight_average": own}
+
+
 def _versions():
     import numpy
 
@@ -286,6 +312,8 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
         "stopped_early": epochs_completed < int(hparams["number_of_epochs"]),
         "augment": bool(hparams.get("augment", False)),
         "mixup_alpha": float(hparams.get("mixup_alpha", 0) or 0),
+        # time constant (epochs) of the tested weights' moving average; 0: the weights themselves
+        "average_epochs": float(getattr(hparams.get("weight_average"), "epochs", 0.0)),
         "tested_epoch": tested_epoch,  # the checkpoint the test loaded (test_checkpoint)
         "best_epoch": best if best is not None else tested_epoch,  # lowest valid error / …
         "n_parameters": int(sum(p.numel() for p in hparams["model"].parameters())),
@@ -309,6 +337,6 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
     return results
 
 
-__all__ = ["build_datasets", "evaluate_noisy_test", "load_hparams", "loader_options",
+__all__ = ["build_datasets", "evaluate_noisy_test", "evaluate_without_weight_average", "load_hparams", "loader_options",
            "make_brain", "parse_command_line", "removed_if_setup_fails", "set_lr_schedule",
            "write_results"]

@@ -1,9 +1,10 @@
-"""Training schedule pieces the yamls use: warm-up + cosine LR in epochs, and an epoch counter
-with optional early stopping on the validation statistic.
+"""Training schedule pieces the yamls use: warm-up + cosine LR in epochs, an epoch counter
+with optional early stopping on the validation statistic, and a moving average of the weights.
 
-Both are checkpointed (SpeechBrain recoverables), so a resumed run continues the same schedule.
+All are checkpointed (SpeechBrain recoverables), so a resumed run continues the same schedule.
 """
 
+import copy
 import math
 
 import torch
@@ -73,6 +74,91 @@ class WarmupCosineLR:
     def load(self, path, end_of_epoch=False, device=None):
         del end_of_epoch, device
         self.step = int(torch.load(path, weights_only=True)["step"])
+
+
+class WeightAverage(torch.nn.Module):
+    """Exponential moving average of a model's end-of-epoch weights (parameters and buffers,
+    e.g. BatchNorm statistics), with a time constant of ``epochs`` epochs.
+
+    After the ``n``-th update (one per training epoch), with ``d = exp(−1/epochs)``:
+    ``θ̄ₙ = θ̄ₙ₋₁ + wₙ (θₙ − θ̄ₙ₋₁)``, ``wₙ = (1 − d) / (1 − dⁿ)``, i.e. ``θ̄ₙ`` is the mean of
+    ``θ₁ … θₙ`` weighted by ``dⁿ⁻ᵏ`` (the bias correction of Adam: ``θ̄₁ = θ₁``). Integer buffers
+    (BatchNorm's batch counter) are copied. ``epochs = 0`` turns it off: nothing is stored and
+    :meth:`apply` does nothing.
+
+    The Brain calls :meth:`update` after each training epoch, :meth:`apply` before validation and
+    test (the model then holds the averaged weights) and :meth:`restore` after them (the model's
+    own weights back, before the checkpoint is saved). The average is a recoverable of the
+    checkpointer (``weight_average.ckpt``); the model is not one of its submodules.
+
+    Example:
+        >>> model = torch.nn.Linear(1, 1, bias=False)
+        >>> avg = WeightAverage(model, epochs=1.0)
+        >>> for w in (1.0, 2.0, 4.0):
+        ...     _ = model.weight.data.fill_(w)
+        ...     avg.update()
+        >>> d = math.exp(-1.0)
+        >>> expected = (d * d * 1.0 + d * 2.0 + 4.0) / (d * d + d + 1)
+        >>> avg.apply(); round(model.weight.item(), 6) == round(expected, 6)
+        True
+        >>> avg.restore(); model.weight.item()
+        4.0
+    """
+
+    def __init__(self, model, epochs=0.0):
+        super().__init__()
+        epochs = float(epochs or 0.0)
+        if not (epochs >= 0 and math.isfinite(epochs)):
+            raise ValueError(f"average_epochs must be a finite number ≥ 0 (0: off), got {epochs}")
+        self.epochs = epochs
+        self.__dict__["_model"] = model  # a reference, not a submodule (not saved twice)
+        self.average = copy.deepcopy(model) if epochs > 0 else None
+        if self.average is not None:
+            self.average.requires_grad_(False)
+        self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
+        self._saved = None
+
+    @property
+    def active(self):
+        """Whether there is an average to use (on, and at least one update)."""
+        return self.average is not None and int(self.n_updates) > 0
+
+    @torch.no_grad()
+    def update(self):
+        """Fold the model's current weights into the average (after a training epoch)."""
+        if self.average is None:
+            return
+        if self._saved is not None:
+            raise RuntimeError("WeightAverage.update while the averaged weights are applied")
+        self.n_updates += 1
+        d = math.exp(-1.0 / self.epochs)
+        w = (1.0 - d) / (1.0 - d ** int(self.n_updates))
+        own = self._model.state_dict()
+        for name, avg in self.average.state_dict().items():
+            value = own[name].detach().to(avg.device)
+            if avg.is_floating_point():
+                avg.lerp_(value.to(avg.dtype), w)
+            else:
+                avg.copy_(value)
+
+    @torch.no_grad()
+    def apply(self, keep_own=True):
+        """Put the averaged weights into the model, keeping its own for :meth:`restore` (no-op
+        when not :attr:`active` or already applied). ``keep_own=False``: for good (inspection
+        of a trained run; :meth:`restore` then has nothing to give back)."""
+        if not self.active or self._saved is not None:
+            return
+        if keep_own:
+            self._saved = {k: v.detach().clone() for k, v in self._model.state_dict().items()}
+        self._model.load_state_dict(self.average.state_dict())
+
+    @torch.no_grad()
+    def restore(self):
+        """Give the model its own weights back (no-op when :meth:`apply` did not replace them)."""
+        if self._saved is None:
+            return
+        self._model.load_state_dict(self._saved)
+        self._saved = None
 
 
 class EpochCounter(EpochCounterWithStopper):

@@ -17,7 +17,10 @@ Writes into the output folder (default results/<experiment>/<attention>/test<k>_
 train.json/valid.json/test.json manifests, hyperparams.yaml, train_log.txt, log.txt, save/
 (checkpoints; a rerun of the same command resumes from them) and results.json (test accuracy,
 error, loss, per-class accuracy, confusion matrix, folds, overrides). The test split is evaluated
-on the checkpoint with the lowest valid error. Valid and test folds must differ (see
+on the checkpoint the yaml's test_checkpoint names (best_valid: the lowest valid error; last: the
+last epoch); with --average_epochs=N > 0 (the compact yamls) validation and test score a moving
+average of the end-of-epoch weights, and the test is repeated with the checkpoint's own weights
+(results.json: without_weight_average). Valid and test folds must differ (see
 --allow_valid_test_overlap=True in the yaml). A key the yaml does not have stops at once with
 the closest keys. The steps are in audioattn_sb.recipe; the corpora in audioattn_sb.data.corpora.
 """
@@ -64,6 +67,8 @@ def main(argv=None):
     # the test on the tested checkpoint (test_checkpoint: best valid or last), the noisy copy of the test folds, results.json
     brain.evaluate(datasets["test"], test_loader_kwargs=test_opts, **brain.test_checkpoint_key)
     noisy = recipe.evaluate_noisy_test(hparams, brain, corpus)
+    # with a weight average (average_epochs > 0), the same checkpoint's own weights as well
+    noisy.update(recipe.evaluate_without_weight_average(hparams, brain, datasets["test"], corpus))
     return recipe.write_results(hparams, hparams_file, overrides, argv, brain, manifests, corpus,
                                 class_names, epochs_completed, train_seconds, extra=noisy)
 

@@ -5,7 +5,10 @@ Training-stage augmentation (hparams ``augment``, ``wav_augment``, ``time_roll``
 ``fea_augment``, ``mixup_alpha``; :mod:`audioattn_sb.augment`): waveform augmentation before the
 features (only when the batch carries waveforms), a circular time shift of each clip and feature
 augmentation after the normalisation, then mixup.
-Validation and test never augment.
+Validation and test never augment. With a ``weight_average`` hparam
+(:class:`audioattn_sb.training.WeightAverage`, ``average_epochs`` > 0) the average is updated
+after every training epoch, and validation and test score the averaged weights (the model's own
+are put back at the end of the stage, before the checkpoint is saved).
 
 Evaluation in DDP (``torchrun``): each process scores its own share of the validation/test
 split (:class:`ShardSampler`: items ``rank, rank + W, …``, none repeated, none padded), and at
@@ -186,8 +189,19 @@ class ClipBrain(sb.Brain):
                              "sampler": ShardSampler(len(dataset), self.rank, world)}
         return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
 
+    #: whether validation and test use the ``weight_average`` hparam's averaged weights when it
+    #: has any (the recipe sets it False to also test the model's own weights)
+    use_weight_average = True
+
+    @property
+    def weight_average(self):
+        """The ``weight_average`` hparam (:class:`audioattn_sb.training.WeightAverage`) or None."""
+        return getattr(self.hparams, "weight_average", None)
+
     def on_stage_start(self, stage, epoch=None):
         self._stage_t0 = time.perf_counter()
+        if stage != sb.Stage.TRAIN and self.weight_average is not None and self.use_weight_average:
+            self.weight_average.apply()
         #: per stage, lists the subclasses fill (``loss`` = [(item-mean loss, items), ...])
         self._eval_parts = {"loss": []}
         self._n_items = 0
@@ -282,6 +296,11 @@ class ClipBrain(sb.Brain):
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         item_loss, counts = self._gather_stage(stage)
+        if self.weight_average is not None:
+            # the model's own weights back before anything is saved; a new epoch is averaged in
+            self.weight_average.restore()
+            if stage == sb.Stage.TRAIN:
+                self.weight_average.update()
         if stage == sb.Stage.TRAIN:
             self.train_items_per_process = counts
             self._end_train_stage(stage_loss)

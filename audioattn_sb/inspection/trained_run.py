@@ -604,6 +604,11 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
         if "mean_var_norm" in hparams:
             recoverables["normalizer"] = hparams["mean_var_norm"]
     loaded = load_checkpoint_weights(recoverables, ckpt_dir, device="cpu")
+    # a run whose test scored averaged weights (average_epochs > 0) is inspected on them too
+    average = hparams.get("weight_average")
+    if average is not None and getattr(average, "active", False):
+        average.apply(keep_own=False)
+        loaded.append("averaged weights (weight_average)")
     if class_names is None:
         class_names = _class_names(run_folder, hparams)
     hparams["class_names"] = list(class_names)
