@@ -93,6 +93,40 @@ def _supports_from_csv(summary_csv):
     return support_summary(rows)
 
 
+def mean_std_text(values):
+    """``"mean ± std"`` of the numbers among ``values`` ("" entries skipped; "–" when none).
+
+    Example:
+        >>> mean_std_text([0.8, 0.9, ""]), mean_std_text([0.85]), mean_std_text([""])
+        ('0.850 ± 0.071', '0.850', '–')
+    """
+    vals = [float(v) for v in values if v != ""]
+    if not vals:
+        return "–"
+    return _pm(statistics.fmean(vals), _std(vals))
+
+
+def paired_difference(diffs, what):
+    """One line on paired differences (e.g. per run: one setting's accuracy − another's): mean,
+    count, wins / ties / losses, paired t-test and Wilcoxon p-values (``None`` with < 2 runs).
+
+    Example:
+        >>> paired_difference([0.0125, 0.025, 0.0, -0.0125, 0.0375], "last − best_valid")
+        'last − best_valid +0.0125 over 5 runs (wins 3, ties 1, losses 1; paired t-test p = 0.2302, Wilcoxon p = 0.3750)'
+    """
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray([float(x) for x in diffs], dtype=float)
+    if len(d) < 2:
+        return None
+    t = stats.ttest_1samp(d, 0).pvalue if np.any(d != d[0]) else (1.0 if d[0] == 0 else 0.0)
+    w = stats.wilcoxon(d).pvalue if np.any(d != 0) else 1.0
+    return (f"{what} {d.mean():+.4f} over {len(d)} runs (wins {int((d > 0).sum())}, ties "
+            f"{int((d == 0).sum())}, losses {int((d < 0).sum())}; paired t-test p = {t:.4f}, "
+            f"Wilcoxon p = {w:.4f})")
+
+
 def collect_results(paths):
     """Load results.json files from files, folders (searched recursively) or glob patterns."""
     files = []

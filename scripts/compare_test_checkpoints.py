@@ -22,7 +22,6 @@ import csv
 import glob
 import json
 import os
-import statistics
 import sys
 
 import numpy as np
@@ -67,33 +66,22 @@ def evaluate(run_folder):
 
 def summary(rows):
     """Lines of the per-variant table and the paired comparison."""
-    from scipy import stats
+    from audioattn_sb.folds import mean_std_text, paired_difference
 
     lines = ["variant | best_valid test | last test | best_valid noisy | last noisy"]
     by = {}
     for r in rows:
         by.setdefault(r["run"].rstrip("/").split("/")[-3], []).append(r)
 
-    def ms(vals):
-        vals = [float(v) for v in vals if v != ""]
-        if not vals:
-            return "–"
-        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        return f"{statistics.fmean(vals):.3f} ± {sd:.3f}"
-
     for variant, rs in sorted(by.items()):
-        lines.append(" | ".join([variant] + [ms([r[k] for r in rs]) for k in (
+        lines.append(" | ".join([variant] + [mean_std_text([r[k] for r in rs]) for k in (
             "best_valid_test", "last_test", "best_valid_noisy", "last_noisy")]))
     for split in ("test", "noisy"):
-        d = np.array([float(r[f"last_{split}"]) - float(r[f"best_valid_{split}"])
-                      for r in rows if r[f"last_{split}"] != ""])
-        if len(d) < 2:
-            continue
-        t = stats.ttest_1samp(d, 0).pvalue
-        w = stats.wilcoxon(d).pvalue if np.any(d != 0) else 1.0
-        lines.append(f"{split}: last − best_valid {d.mean():+.4f} over {len(d)} runs "
-                     f"(wins {int((d > 0).sum())}, ties {int((d == 0).sum())}, losses "
-                     f"{int((d < 0).sum())}; paired t-test p = {t:.4f}, Wilcoxon p = {w:.4f})")
+        line = paired_difference([float(r[f"last_{split}"]) - float(r[f"best_valid_{split}"])
+                                  for r in rows if r[f"last_{split}"] != ""],
+                                 f"{split}: last − best_valid")
+        if line:
+            lines.append(line)
     return lines
 
 

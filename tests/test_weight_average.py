@@ -3,10 +3,13 @@
 checkpoint round trip, and through train.py: validation and test score the averaged weights,
 the checkpoint keeps the model's own, results.json has both, inspection loads the averaged."""
 
+import csv
 import json
 import math
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -153,3 +156,19 @@ def test_train_py_validates_and_tests_the_average_and_keeps_its_own_weights(demo
     # inspection loads the checkpoint with the averaged weights: the test accuracy again
     got = save_attentions_main(args + ["--attn_fname=avg.csv"])
     assert got["accuracy"] == pytest.approx(res["test_accuracy"])
+    # scripts/compare_weight_average.py on a run_folds-style tree holding this run: the CSV row
+    # is results.json's two tests (nothing re-evaluated); a tree without averaged runs is refused
+    tree = tmp_path / "tree"
+    (tree / "v" / "test1_valid1").mkdir(parents=True)
+    (tree / "v" / "test1_valid1" / "seed0").symlink_to(out)
+    script = os.path.join(REPO, "scripts", "compare_weight_average.py")
+    p = subprocess.run([sys.executable, script, str(tree)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    (row,) = list(csv.DictReader(open(tree / "weight_average.csv")))
+    assert float(row["averaged_test"]) == res["test_accuracy"]
+    assert float(row["own_test"]) == own["test_accuracy"] and row["own_noisy"] == ""
+    assert "\nv | 1 | " in p.stdout
+    res.pop("without_weight_average")
+    (out / "results.json").write_text(json.dumps(res))
+    p = subprocess.run([sys.executable, script, str(tree)], capture_output=True, text=True)
+    assert p.returncode != 0 and "no finished run with a weight average among 1" in p.stderr

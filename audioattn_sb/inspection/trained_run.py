@@ -198,7 +198,10 @@ def load_checkpoint_weights(recoverables, ckpt_dir, device="cpu"):
     Files are read with ``torch.load(..., weights_only=True)``. ``nn.Module`` objects get a strict
     ``load_state_dict``; objects with SpeechBrain's ``_load_statistics_dict`` (the feature
     normaliser) get their statistics. Other recoverables (LR scheduler, epoch counter) are
-    training state and skipped. Returns the names loaded.
+    training state and skipped. A :class:`~audioattn_sb.training.WeightAverage` with an average
+    (the run validated and tested averaged weights, ``average_epochs`` > 0) is loaded and then
+    put into its model, so the model holds the weights the run's test scored. Returns the names
+    loaded.
     """
     from speechbrain.utils.checkpoints import hook_on_loading_state_dict_checkpoint
 
@@ -231,6 +234,11 @@ def load_checkpoint_weights(recoverables, ckpt_dir, device="cpu"):
                     "--attn_domain/--attn_max_activation); the run's results.json lists them "
                     "under 'overrides'") from err
         loaded.append(name)
+    for name in list(loaded):
+        average = recoverables[name]
+        if callable(getattr(average, "apply", None)) and getattr(average, "active", False):
+            average.apply(keep_own=False)
+            loaded.append(f"{name} applied")
     return loaded
 
 
@@ -604,11 +612,6 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
         if "mean_var_norm" in hparams:
             recoverables["normalizer"] = hparams["mean_var_norm"]
     loaded = load_checkpoint_weights(recoverables, ckpt_dir, device="cpu")
-    # a run whose test scored averaged weights (average_epochs > 0) is inspected on them too
-    average = hparams.get("weight_average")
-    if average is not None and getattr(average, "active", False):
-        average.apply(keep_own=False)
-        loaded.append("averaged weights (weight_average)")
     if class_names is None:
         class_names = _class_names(run_folder, hparams)
     hparams["class_names"] = list(class_names)

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Test and noisy-test accuracy of each finished run with and without its weight average.
+
+Usage:
+    python scripts/compare_weight_average.py RESULTS_ROOT [--out FILE.csv]
+
+For every finished run under RESULTS_ROOT (``<variant>/test<k>_valid<j>/seed<s>/results.json``,
+as ``recipes/run_folds.py`` writes them) trained with ``--average_epochs=N`` > 0, results.json
+holds the test of the averaged weights (``test_accuracy``, ``test_noisy_accuracy``) and of the
+same checkpoint's own weights (``without_weight_average``): train.py measured both, so nothing is
+evaluated here. Writes one CSV row per run (default ``RESULTS_ROOT/weight_average.csv``) and
+prints, per variant, the mean ± std of each, then the paired difference averaged − own over all
+runs (wins / ties / losses, paired t-test and Wilcoxon p-values). Runs without an average are
+counted and skipped; none with one is an error.
+"""
+
+import argparse
+import csv
+import glob
+import io
+import json
+import os
+import sys
+
+COLUMNS = ("averaged_test", "own_test", "averaged_noisy", "own_noisy")
+
+
+def row_of(path):
+    """The CSV row of one results.json, or None when the run had no weight average."""
+    res = json.loads(open(path, encoding="utf-8").read())
+    own = res.get("without_weight_average")
+    if not own:
+        return None
+    metric = "accuracy" if "test_accuracy" in res else "mAP"
+    return {"run": os.path.dirname(path), "variant": path.split(os.sep)[-4],
+            "average_epochs": res.get("average_epochs"), "tested_epoch": res.get("tested_epoch"),
+            "averaged_test": res[f"test_{metric}"], "own_test": own[f"test_{metric}"],
+            "averaged_noisy": res.get("test_noisy_accuracy", ""),
+            "own_noisy": own.get("test_noisy_accuracy", "")}
+
+
+def summary(rows):
+    """Lines of the per-variant table and the paired comparisons."""
+    from audioattn_sb.folds import mean_std_text, paired_difference
+
+    lines = ["variant | runs | averaged test | own test | averaged noisy | own noisy"]
+    by = {}
+    for r in rows:
+        by.setdefault(r["variant"], []).append(r)
+    for variant, rs in sorted(by.items()):
+        lines.append(" | ".join([variant, str(len(rs))]
+                                + [mean_std_text([r[k] for r in rs]) for k in COLUMNS]))
+    for split in ("test", "noisy"):
+        line = paired_difference([float(r[f"averaged_{split}"]) - float(r[f"own_{split}"])
+                                  for r in rows if r[f"own_{split}"] != ""],
+                                 f"{split}: averaged − own")
+        if line:
+            lines.append(line)
+    return lines
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results_root")
+    p.add_argument("--out", default=None, help="CSV (default RESULTS_ROOT/weight_average.csv)")
+    ns = p.parse_args(argv)
+    paths = sorted(glob.glob(os.path.join(ns.results_root, "*", "test*_valid*", "seed*",
+                                          "results.json")))
+    rows = [r for r in map(row_of, paths) if r is not None]
+    if not rows:
+        sys.exit(f"{ns.results_root}: no finished run with a weight average among {len(paths)} "
+                 "(train with --average_epochs=N > 0)")
+    from audioattn_sb.utils import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    out = ns.out or os.path.join(ns.results_root, "weight_average.csv")
+    atomic_write_text(out, buf.getvalue())
+    print("\n".join(summary(rows)))
+    print(f"{len(rows)} runs with a weight average ({len(paths) - len(rows)} without, skipped) "
+          f"→ {out}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
