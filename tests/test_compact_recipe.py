@@ -193,16 +193,21 @@ def test_real_esc10_continuous_sparsemax_attends_to_the_event(esc10_dir, esc10_c
 
 @pytest.mark.slow
 def test_fsd50k_compact_trains_two_epochs_with_multilabel_mixup(demo_fsd50k, tmp_path):
-    """The FSD50K compact yaml (multi-label, BCE on mixed multi-hot targets) through train.py."""
+    """The FSD50K compact yaml (multi-label, BCE on mixed multi-hot targets) through train.py,
+    with a weight average (multi-label Brain: the own weights' test is in mAP too)."""
     hp = os.path.join(REPO, "hparams", "fsd50k_acrnn_compact.yaml")
     out = tmp_path / "fsd"
     train(hp, f"--data_folder={demo_fsd50k}", f"--cache_folder={tmp_path / 'cache'}",
           f"--output_folder={out}", "--number_of_epochs=2", "--warmup_epochs=1",
-          "--attn_domain", "continuous", "--attn_max_activation", "sparsemax")
+          "--average_epochs=1", "--attn_domain", "continuous", "--attn_max_activation", "sparsemax")
     res = json.loads((out / "results.json").read_text())
     assert res["epochs_completed"] == 2 and res["augment"] is True
-    # the reported mAP is the checkpoint's, recomputed outside the Brain (chunk by chunk)
+    # the reported mAP is the checkpoint's (averaged weights), recomputed outside the Brain
+    # (chunk by chunk, loaded as users load a run)
     assert res["test_mAP"] == pytest.approx(independent_test_map(out)[0], abs=1e-5)
+    own = res["without_weight_average"]
+    assert res["average_epochs"] == 1.0 and set(own) == {"test_loss", "test_mAP", "test_dprime"}
+    assert own["test_loss"] != pytest.approx(res["test_loss"], rel=1e-4)
     assert res["test_loss"] == res["test_loss"]
     assert "nan" not in (out / "train_log.txt").read_text().lower()
 
