@@ -127,6 +127,38 @@ def paired_difference(diffs, what):
             f"Wilcoxon p = {w:.4f})")
 
 
+def paired_summary(rows, variant_of, names):
+    """Lines comparing two settings measured on the same runs: per variant (``variant_of(row)``)
+    the run count and mean ± std of ``<a>_test``, ``<b>_test``, ``<a>_noisy``, ``<b>_noisy``
+    (``names = (a, b)``; "" = not measured), then :func:`paired_difference` of b − a over all
+    runs, for test and noisy test.
+
+    Example:
+        >>> rows = [{"v": "x", "a_test": 0.8, "b_test": 0.85, "a_noisy": "", "b_noisy": ""},
+        ...         {"v": "x", "a_test": 0.9, "b_test": 0.9, "a_noisy": "", "b_noisy": ""}]
+        >>> print("\\n".join(paired_summary(rows, lambda r: r["v"], ("a", "b"))))
+        variant | runs | a test | b test | a noisy | b noisy
+        x | 2 | 0.850 ± 0.071 | 0.875 ± 0.035 | – | –
+        test: b − a +0.0250 over 2 runs (wins 1, ties 1, losses 0; paired t-test p = 0.5000, Wilcoxon p = 1.0000)
+    """
+    a, b = names
+    columns = (f"{a}_test", f"{b}_test", f"{a}_noisy", f"{b}_noisy")
+    lines = [" | ".join(["variant", "runs"] + [c.replace("_", " ") for c in columns])]
+    by = OrderedDict()
+    for r in rows:
+        by.setdefault(variant_of(r), []).append(r)
+    for variant, rs in sorted(by.items()):
+        lines.append(" | ".join([variant, str(len(rs))]
+                                + [mean_std_text([r[c] for r in rs]) for c in columns]))
+    for split in ("test", "noisy"):
+        line = paired_difference([float(r[f"{b}_{split}"]) - float(r[f"{a}_{split}"])
+                                  for r in rows if r[f"{b}_{split}"] != ""],
+                                 f"{split}: {b} − {a}")
+        if line:
+            lines.append(line)
+    return lines
+
+
 def collect_results(paths):
     """Load results.json files from files, folders (searched recursively) or glob patterns."""
     files = []

@@ -65,24 +65,11 @@ def evaluate(run_folder):
 
 
 def summary(rows):
-    """Lines of the per-variant table and the paired comparison."""
-    from audioattn_sb.folds import mean_std_text, paired_difference
+    """Lines of the per-variant table and the paired comparison (last − best_valid)."""
+    from audioattn_sb.folds import paired_summary
 
-    lines = ["variant | best_valid test | last test | best_valid noisy | last noisy"]
-    by = {}
-    for r in rows:
-        by.setdefault(r["run"].rstrip("/").split("/")[-3], []).append(r)
-
-    for variant, rs in sorted(by.items()):
-        lines.append(" | ".join([variant] + [mean_std_text([r[k] for r in rs]) for k in (
-            "best_valid_test", "last_test", "best_valid_noisy", "last_noisy")]))
-    for split in ("test", "noisy"):
-        line = paired_difference([float(r[f"last_{split}"]) - float(r[f"best_valid_{split}"])
-                                  for r in rows if r[f"last_{split}"] != ""],
-                                 f"{split}: last − best_valid")
-        if line:
-            lines.append(line)
-    return lines
+    return paired_summary(rows, lambda r: r["run"].rstrip("/").split("/")[-3],
+                          ("best_valid", "last"))
 
 
 def main(argv=None):

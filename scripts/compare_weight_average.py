@@ -22,9 +22,6 @@ import json
 import os
 import sys
 
-COLUMNS = ("averaged_test", "own_test", "averaged_noisy", "own_noisy")
-
-
 def row_of(path):
     """The CSV row of one results.json, or None when the run had no weight average."""
     res = json.loads(open(path, encoding="utf-8").read())
@@ -40,23 +37,10 @@ def row_of(path):
 
 
 def summary(rows):
-    """Lines of the per-variant table and the paired comparisons."""
-    from audioattn_sb.folds import mean_std_text, paired_difference
+    """Lines of the per-variant table and the paired comparison (averaged − own)."""
+    from audioattn_sb.folds import paired_summary
 
-    lines = ["variant | runs | averaged test | own test | averaged noisy | own noisy"]
-    by = {}
-    for r in rows:
-        by.setdefault(r["variant"], []).append(r)
-    for variant, rs in sorted(by.items()):
-        lines.append(" | ".join([variant, str(len(rs))]
-                                + [mean_std_text([r[k] for r in rs]) for k in COLUMNS]))
-    for split in ("test", "noisy"):
-        line = paired_difference([float(r[f"averaged_{split}"]) - float(r[f"own_{split}"])
-                                  for r in rows if r[f"own_{split}"] != ""],
-                                 f"{split}: averaged − own")
-        if line:
-            lines.append(line)
-    return lines
+    return paired_summary(rows, lambda r: r["variant"], ("own", "averaged"))
 
 
 def main(argv=None):
