@@ -202,7 +202,8 @@ def _median_support(locs, classes=None):
 
 
 def aggregate(runs, support_classes=None):
-    """Group runs by (experiment, attention, epochs) → rows of mean ± std over test folds.
+    """Group runs by (experiment, attention, epochs, what was tested: the checkpoint rule and
+    the weight average) → rows of mean ± std over test folds.
 
     Each row: configuration, number of runs, test folds, accuracy mean/std (sample std, ddof=1),
     error mean, mean and median wall time per training epoch. Two runs of the same configuration
@@ -222,9 +223,12 @@ def aggregate(runs, support_classes=None):
     """
     groups = OrderedDict()
     for r in runs:
-        # runs tested on differently chosen checkpoints (test_checkpoint) are not averaged together
-        key = (r.get("experiment_name"), r["attention"]["tag"], r.get("number_of_epochs"),
-               r.get("checkpoint_selected_by", "min valid error"))
+        # runs tested on differently chosen checkpoints (test_checkpoint) or weights (a moving
+        # average, average_epochs) are not averaged together
+        tested = r.get("checkpoint_selected_by", "min valid error")
+        if float(r.get("average_epochs") or 0) > 0:
+            tested += f", weights averaged over {float(r['average_epochs']):g} epochs"
+        key = (r.get("experiment_name"), r["attention"]["tag"], r.get("number_of_epochs"), tested)
         groups.setdefault(key, []).append(r)
     rows = []
     for (exp, tag, epochs, tested), rs in groups.items():

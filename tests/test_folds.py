@@ -296,3 +296,21 @@ def test_runs_tested_on_differently_chosen_checkpoints_are_not_averaged(tmp_path
     assert "discrete-softmax (tested: last epoch)" in md
     assert "(tested:" not in rows_to_markdown([by["last epoch"]])
     assert "tested_checkpoint" in rows_to_csv(rows).splitlines()[0]
+
+
+def test_runs_tested_with_and_without_a_weight_average_are_not_averaged(tmp_path):
+    """average_epochs > 0 (validation and test on averaged weights) is another tested thing."""
+    for k, (a, tau) in enumerate([(0.8, 0.0), (0.9, 10.0), (0.7, 10.0)], start=1):
+        d = _fake_run(str(tmp_path), "discrete-softmax", k, a)
+        path = os.path.join(d, "results.json")
+        r = json.load(open(path))
+        r["average_epochs"] = tau
+        json.dump(r, open(path, "w"))
+    rows = aggregate(collect_results([str(tmp_path)]))
+    by = {r["tested_checkpoint"]: r for r in rows}
+    assert set(by) == {"min valid error", "min valid error, weights averaged over 10 epochs"}
+    assert by["min valid error"]["test_folds"] == "1"
+    assert by["min valid error, weights averaged over 10 epochs"]["accuracy_mean"] == \
+        pytest.approx(0.8)
+    assert "discrete-softmax (tested: min valid error, weights averaged over 10 epochs)" in \
+        rows_to_markdown(rows)
