@@ -68,6 +68,13 @@ MUTANTS = {
         ["tests/test_checkpoints.py"],
         "a checkpoint's CKPT.yaml is written before its files (a kill inside a save leaves a "
         "half-written checkpoint that counts)"),
+    "average-not-restored": (
+        "audioattn_sb/brains/base.py",
+        "            self.weight_average.restore()",
+        "            pass",
+        ["tests/test_weight_average.py"],
+        "after validation the model keeps the averaged weights: training goes on from them and "
+        "the checkpoint saves them as the model's own"),
 }
 
 
