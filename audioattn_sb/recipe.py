@@ -337,6 +337,6 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
     return results
 
 
-__all__ = ["build_datasets", "evaluate_noisy_test", "evaluate_without_weight_average", "load_hparams", "loader_options",
-           "make_brain", "parse_command_line", "removed_if_setup_fails", "set_lr_schedule",
+__all__ = ["build_datasets", "evaluate_noisy_test", "evaluate_without_weight_average",
+           "load_hparams", "loader_options", "make_brain", "parse_command_line", "removed_if_setup_fails", "set_lr_schedule",
            "write_results"]

@@ -66,11 +66,11 @@ def main(argv=None):
 
     # the test on the tested checkpoint (test_checkpoint: best valid or last), the noisy copy of the test folds, results.json
     brain.evaluate(datasets["test"], test_loader_kwargs=test_opts, **brain.test_checkpoint_key)
-    noisy = recipe.evaluate_noisy_test(hparams, brain, corpus)
+    extra = recipe.evaluate_noisy_test(hparams, brain, corpus)
     # with a weight average (average_epochs > 0), the same checkpoint's own weights as well
-    noisy.update(recipe.evaluate_without_weight_average(hparams, brain, datasets["test"], corpus))
+    extra.update(recipe.evaluate_without_weight_average(hparams, brain, datasets["test"], corpus))
     return recipe.write_results(hparams, hparams_file, overrides, argv, brain, manifests, corpus,
-                                class_names, epochs_completed, train_seconds, extra=noisy)
+                                class_names, epochs_completed, train_seconds, extra=extra)
 
 
 if __name__ == "__main__":
