@@ -12,6 +12,8 @@ epoch 1 also fills the feature caches), peak RSS of the process (VmHWM), paramet
 ratio of each configuration's epoch to the compact fp32 one:
   * compact, augmentation on (time-domain augmentation: train features computed per batch), fp32;
   * the same with --precision=bf16 (CPUs with AMX/AVX-512 BF16 run the convolutions faster);
+  * the same with --average_epochs=10 (the weight average: its update at each epoch's end is
+    inside the epoch's time; its copy of the model inside the peak RSS);
   * compact, --augment=False --mixup_alpha=0 (every split from the feature cache), fp32;
   * Zhang et al.'s ACRNN (hparams/urbansound8k_acrnn_zhang.yaml, 6.2 M parameters) with
     --time_pools=[2, 2, 1, 1] and with the paper's [1, 1, 1, 1]: an epoch takes minutes here, so
@@ -86,6 +88,9 @@ def main(argv=None):
          [f"--number_of_epochs={args.epochs}", "--warmup_epochs=1"]),
         ("compact, augmentation, bf16", "urbansound8k_acrnn_compact.yaml",
          [f"--number_of_epochs={args.epochs}", "--warmup_epochs=1", "--precision=bf16"]),
+        ("compact, augmentation, bf16, --average_epochs=10", "urbansound8k_acrnn_compact.yaml",
+         [f"--number_of_epochs={args.epochs}", "--warmup_epochs=1", "--precision=bf16",
+          "--average_epochs=10"]),
         ("compact, no augmentation, fp32", "urbansound8k_acrnn_compact.yaml",
          [f"--number_of_epochs={args.epochs}", "--warmup_epochs=1", "--augment=False",
           "--mixup_alpha=0"]),
