@@ -93,6 +93,22 @@ def _supports_from_csv(summary_csv):
     return support_summary(rows)
 
 
+def fold_run_results(results_root):
+    """The ``results.json`` files of the finished runs of a ``run_folds.py`` tree
+    (``<results_root>/<variant>/test<k>_valid<j>/seed<s>/results.json``), sorted."""
+    return sorted(glob.glob(os.path.join(results_root, "*", "test*_valid*", "seed*",
+                                         "results.json")))
+
+
+def write_rows_csv(path, rows):
+    """Write ``rows`` (dicts with the keys of the first) as a CSV at ``path``, atomically."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 def mean_std_text(values):
     """``"mean ± std"`` of the numbers among ``values`` ("" entries skipped; "–" when none).
 

@@ -338,5 +338,5 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
 
 
 __all__ = ["build_datasets", "evaluate_noisy_test", "evaluate_without_weight_average",
-           "load_hparams", "loader_options", "make_brain", "parse_command_line", "removed_if_setup_fails", "set_lr_schedule",
-           "write_results"]
+           "load_hparams", "loader_options", "make_brain", "parse_command_line",
+           "removed_if_setup_fails", "set_lr_schedule", "write_results"]

@@ -18,8 +18,6 @@ mismatch stops the script).
 """
 
 import argparse
-import csv
-import glob
 import json
 import os
 import sys
@@ -79,8 +77,9 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="CSV (default RESULTS_ROOT/test_checkpoints.csv)")
     ns = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    runs = sorted(os.path.dirname(f) for f in glob.glob(
-        os.path.join(ns.results_root, "*", "test*_valid*", "seed*", "results.json")))
+    from audioattn_sb.folds import fold_run_results, write_rows_csv
+
+    runs = [os.path.dirname(f) for f in fold_run_results(ns.results_root)]
     if not runs:
         sys.exit(f"{ns.results_root}: no finished run (<variant>/test<k>_valid<j>/seed<s>/"
                  "results.json)")
@@ -88,14 +87,7 @@ def main(argv=None):
 
     rows = [evaluate(r) for r in tqdm(runs, desc="runs", unit="run")]
     out = ns.out or os.path.join(ns.results_root, "test_checkpoints.csv")
-    from audioattn_sb.utils import atomic_write_text
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out, buf.getvalue())
+    write_rows_csv(out, rows)
     print("\n".join(summary(rows)))
     print(f"{len(rows)} runs → {out}")
     return rows

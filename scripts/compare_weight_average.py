@@ -15,12 +15,10 @@ counted and skipped; none with one is an error.
 """
 
 import argparse
-import csv
-import glob
-import io
 import json
 import os
 import sys
+
 
 def row_of(path):
     """The CSV row of one results.json, or None when the run had no weight average."""
@@ -49,20 +47,15 @@ def main(argv=None):
     p.add_argument("results_root")
     p.add_argument("--out", default=None, help="CSV (default RESULTS_ROOT/weight_average.csv)")
     ns = p.parse_args(argv)
-    paths = sorted(glob.glob(os.path.join(ns.results_root, "*", "test*_valid*", "seed*",
-                                          "results.json")))
+    from audioattn_sb.folds import fold_run_results, write_rows_csv
+
+    paths = fold_run_results(ns.results_root)
     rows = [r for r in map(row_of, paths) if r is not None]
     if not rows:
         sys.exit(f"{ns.results_root}: no finished run with a weight average among {len(paths)} "
                  "(train with --average_epochs=N > 0)")
-    from audioattn_sb.utils import atomic_write_text
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
     out = ns.out or os.path.join(ns.results_root, "weight_average.csv")
-    atomic_write_text(out, buf.getvalue())
+    write_rows_csv(out, rows)
     print("\n".join(summary(rows)))
     print(f"{len(rows)} runs with a weight average ({len(paths) - len(rows)} without, skipped) "
           f"→ {out}")
