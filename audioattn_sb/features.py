@@ -52,3 +52,79 @@ class FeatureCache:
     @property
     def nbytes(self):
         return sum(t.numel() * t.element_size() for t in self.store.values())
+
+
+class ClipNormalization(torch.nn.Module):
+    """Subtract each clip's mean log energy over all its frames and bands (one scalar per clip).
+
+    SpeechBrain's ``InputNormalization(norm_type="sentence")`` subtracts a mean *per band*: that
+    makes a model blind to the gain of a clip, and also to its long-term spectral envelope, which is
+    most of what tells stationary textures apart (helicopter, rain, sea waves). One scalar per clip
+    keeps the gain invariance and the envelope. Padded frames do not enter the mean; they are
+    shifted like the rest (as SpeechBrain's normaliser does). Stateless: nothing is learned or
+    stored, so checkpoints of either normaliser load into the other's recipe without error.
+
+    ``std_norm=True`` also divides by the clip's scalar standard deviation.
+
+    Example:
+        >>> x = torch.tensor([[[1.0, 3.0], [5.0, 7.0], [0.0, 0.0]]])   # 2 valid frames of 3
+        >>> ClipNormalization()(x, torch.tensor([2 / 3])).tolist()
+        [[[-3.0, -1.0], [1.0, 3.0], [-4.0, -4.0]]]
+    """
+
+    def __init__(self, std_norm=False, epsilon=1e-10):
+        super().__init__()
+        self.std_norm = std_norm
+        self.epsilon = epsilon
+
+    def forward(self, x, lengths=None):
+        n_frames = x.shape[1]
+        if lengths is None:
+            counts = torch.full((x.shape[0],), n_frames, device=x.device)
+        else:
+            counts = torch.round(lengths.double() * n_frames).clamp(1, n_frames).to(x.device)
+        mask = (torch.arange(n_frames, device=x.device)[None, :] < counts[:, None]).to(x.dtype)
+        mask = mask.reshape(mask.shape + (1,) * (x.dim() - 2))
+        n = mask.sum(1, keepdim=True) * x[0, 0].numel()
+        dims = tuple(range(1, x.dim()))
+        mean = (x * mask).sum(dims, keepdim=True) / n.reshape(-1, *([1] * (x.dim() - 1)))
+        out = x - mean
+        if self.std_norm:
+            var = ((out * mask) ** 2).sum(dims, keepdim=True) / n.reshape(-1, *([1] * (x.dim() - 1)))
+            out = out / var.clamp(min=self.epsilon).sqrt()
+        return out
+
+
+#: ``feature_normalisation`` choices of the compact yamls (:func:`build_normalization`)
+NORMALIZATIONS = ("band_per_clip", "clip", "global")
+
+
+def build_normalization(kind):
+    """The feature normaliser a yaml names (``feature_normalisation``).
+
+    - ``band_per_clip``: subtract each band's mean over the clip (SpeechBrain's
+      ``InputNormalization(norm_type="sentence", std_norm=False)``; removes the clip's spectral
+      envelope);
+    - ``clip``: subtract the clip's mean over all bands (:class:`ClipNormalization`; keeps the
+      envelope, removes the gain);
+    - ``global``: subtract the training set's per-band mean and divide by its std (SpeechBrain's
+      ``InputNormalization(norm_type="global")``, running statistics updated during training and
+      stored in the checkpoint; keeps envelope and gain).
+
+    Example:
+        >>> type(build_normalization("clip")).__name__
+        'ClipNormalization'
+        >>> build_normalization("band")
+        Traceback (most recent call last):
+            ...
+        ValueError: feature_normalisation must be one of ('band_per_clip', 'clip', 'global'), got 'band'
+    """
+    from speechbrain.processing.features import InputNormalization
+
+    if kind == "band_per_clip":
+        return InputNormalization(norm_type="sentence", std_norm=False)
+    if kind == "clip":
+        return ClipNormalization()
+    if kind == "global":
+        return InputNormalization(norm_type="global", std_norm=True)
+    raise ValueError(f"feature_normalisation must be one of {NORMALIZATIONS}, got {kind!r}")
