@@ -34,11 +34,16 @@ def _common(demo, out):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("domain,act", [("discrete", "entmax15"), ("continuous", "biweight")])
-def test_compact_trains_two_epochs_with_augmentation(demo, domain, act):
-    """Two epochs with every augmentation on, a discrete and a continuous family; the log says
-    which features are cached; the noisy test on the clean data itself reproduces the test
-    accuracy exactly (same clips, same checkpoint, no augmentation at test time)."""
+@pytest.mark.parametrize("domain,act,norm", [("discrete", "entmax15", "clip"),
+                                             ("continuous", "biweight", "global")])
+def test_compact_trains_two_epochs_with_augmentation(demo, domain, act, norm):
+    """Two epochs with every augmentation on, a discrete and a continuous family, each with one
+    of the feature normalisations that are not the default; the log says which features are
+    cached; the noisy test on the clean data itself reproduces the test accuracy exactly (same
+    clips, same checkpoint, no augmentation at test time), and so does inspection (for global
+    normalisation: the training set's statistics come back from the checkpoint)."""
+    from audioattn_sb.inspection.cli import save_attentions_main
+
     out = demo["root"] / f"{domain}_{act}"
     # the "noisy" copy is the clean data itself, through links: its 16 kHz cache is written
     # next to the links, not into the session's read-only demo folder
@@ -46,10 +51,13 @@ def test_compact_trains_two_epochs_with_augmentation(demo, domain, act):
     noisy.mkdir()
     for sub in ("audio", "metadata"):
         (noisy / sub).symlink_to(os.path.join(demo["data"], sub))
-    train(COMPACT, *_common(demo, out), "--number_of_epochs=2", "--warmup_epochs=1",
-          f"--noisy_test_folder={noisy}",
-          "--attn_domain", domain, "--attn_max_activation", act)
+    args = [COMPACT, *_common(demo, out), "--number_of_epochs=2", "--warmup_epochs=1",
+            f"--feature_normalisation={norm}", "--attn_domain", domain,
+            "--attn_max_activation", act]
+    train(*args, f"--noisy_test_folder={noisy}")
     res = json.loads((out / "results.json").read_text())
+    got = save_attentions_main(args + ["--noprogressbar", "--attn_fname=a.csv"])
+    assert got["accuracy"] == pytest.approx(res["test_accuracy"])
     assert res["epochs_completed"] == 2 and res["augment"] is True and res["mixup_alpha"] == 0.2
     assert res["attention"]["domain"] == domain
     assert res["n_parameters"] <= 1_500_000
