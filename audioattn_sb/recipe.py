@@ -45,7 +45,7 @@ from audioattn_sb.features import FeatureCache
 from audioattn_sb.hparams import (PeekLoader, check_override_keys,
                                   command_line_checkpoint_interval, default_output_folder,
                                   peek_hparams, resolved_values)
-from audioattn_sb.utils import atomic_write_text
+from audioattn_sb.utils import atomic_write_text, cpu_has_native_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +201,24 @@ def set_lr_schedule(hparams, n_train):
 def make_brain(hparams, run_opts, corpus):
     """The Brain: the yaml's ``brain_class`` or the corpus's (single- or multi-label)."""
     brain_cls = hparams.get("brain_class") or corpus.brain_class()
+    warn_if_bf16_is_emulated(run_opts)
     return brain_cls(modules=hparams["modules"], opt_class=hparams["opt_class"],
                      hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+
+
+def warn_if_bf16_is_emulated(run_opts):
+    """Log a warning when ``--precision=bf16`` runs on a CPU that emulates bf16
+    (:func:`audioattn_sb.utils.cpu_has_native_bf16`): several times slower than fp32 there.
+    Returns whether it warned."""
+    device = str(run_opts.get("device") or "cpu")
+    if run_opts.get("precision") != "bf16" or not device.startswith("cpu"):
+        return False
+    if cpu_has_native_bf16() is not False:
+        return False
+    logger.warning("--precision=bf16 on a CPU without avx512_bf16/amx_bf16: PyTorch emulates "
+                   "bf16 here, several times slower than fp32 (measured 7x for the compact "
+                   "ACRNN); leave --precision at fp32 on this machine")
+    return True
 
 
 def loader_options(hparams):

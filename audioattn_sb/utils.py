@@ -90,3 +90,33 @@ def run_cli(func, argv=None):
             raise
         print(f"error: {err}\n(set AUDIOATTN_TRACEBACK=1 to see the traceback)", file=sys.stderr)
         sys.exit(2)
+
+
+#: /proc/cpuinfo flags of x86 CPUs that compute bf16 matrix products natively
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
+    """Whether the CPU computes bf16 natively (True), emulates it (False), or unknown (None).
+
+    Without ``avx512_bf16`` or ``amx_bf16`` PyTorch's CPU kernels convert bf16 to float32 and
+    back around every operation: measured here on an AMD EPYC without them, a compact ACRNN
+    training epoch took 80 s in bf16 against 11 s in fp32 (on an Intel CPU with AMX, bf16 is
+    faster than fp32). None where the file cannot be read (not Linux) or lists no x86 flags.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        ...     _ = f.write("flags\\t\\t: fpu sse avx2 avx512f\\n")
+        >>> cpu_has_native_bf16(f.name), cpu_has_native_bf16("/nonexistent")
+        (False, None)
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flag_lines = [line for line in f if line.startswith("flags")]
+    except OSError:
+        return None
+    if not flag_lines:
+        return None
+    flags = set(flag_lines[0].split(":", 1)[-1].split())
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)

@@ -286,6 +286,11 @@ def test_bf16_training_run(demo_us8k, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     assert res["test_loss"] == res["test_loss"] and res["test_loss"] < 10
+    # the log warns exactly where this CPU emulates bf16 (audioattn_sb.utils.cpu_has_native_bf16)
+    from audioattn_sb.utils import cpu_has_native_bf16
+
+    warned = "emulates bf16" in (out / "log.txt").read_text()
+    assert warned is (cpu_has_native_bf16() is False)
 
 
 @pytest.mark.parametrize("mapping", ["softmax", "entmax1333", "entmax15", "sparsemax"])

@@ -35,3 +35,33 @@ def test_failed_write_keeps_previous_version_and_leaves_no_temp(tmp_path):
         atomic_write(path, broken)
     assert path.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["a.bin"]
+
+
+@pytest.mark.parametrize("flags,expected", [("fpu sse avx2 avx512f", False),
+                                            ("fpu avx512f avx512_bf16", True),
+                                            ("fpu amx_tile amx_bf16", True)])
+def test_native_bf16_is_read_from_the_first_flags_line(tmp_path, flags, expected):
+    from audioattn_sb.utils import cpu_has_native_bf16
+
+    info = tmp_path / "cpuinfo"
+    # a second processor's line must not change the answer (the first one decides)
+    info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: amx_bf16\n")
+    assert cpu_has_native_bf16(str(info)) is expected
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")     # aarch64: no x86 flags
+    assert cpu_has_native_bf16(str(info)) is None
+
+
+def test_bf16_warning_only_for_emulated_cpu_bf16(monkeypatch, caplog):
+    import audioattn_sb.recipe as recipe
+
+    for native, opts, warned in [(False, {"precision": "bf16"}, True),
+                                 (False, {"precision": "bf16", "device": "cuda:0"}, False),
+                                 (False, {"precision": "fp32"}, False),
+                                 (True, {"precision": "bf16"}, False),
+                                 (None, {"precision": "bf16", "device": "cpu"}, False),
+                                 # SpeechBrain's RunOptions gives device=None for the default
+                                 (False, {"precision": "bf16", "device": None}, True)]:
+        monkeypatch.setattr(recipe, "cpu_has_native_bf16", lambda: native)
+        caplog.clear()
+        assert recipe.warn_if_bf16_is_emulated(opts) is warned
+        assert ("emulates bf16" in caplog.text) is warned
