@@ -202,12 +202,14 @@ def test_real_esc10_continuous_sparsemax_attends_to_the_event(esc10_dir, esc10_c
 @pytest.mark.slow
 def test_fsd50k_compact_trains_two_epochs_with_multilabel_mixup(demo_fsd50k, tmp_path):
     """The FSD50K compact yaml (multi-label, BCE on mixed multi-hot targets) through train.py,
-    with a weight average (multi-label Brain: the own weights' test is in mAP too)."""
+    with a weight average (multi-label Brain: the own weights' test is in mAP too) and the
+    global feature normalisation (statistics from the checkpoint in the independent mAP)."""
     hp = os.path.join(REPO, "hparams", "fsd50k_acrnn_compact.yaml")
     out = tmp_path / "fsd"
     train(hp, f"--data_folder={demo_fsd50k}", f"--cache_folder={tmp_path / 'cache'}",
           f"--output_folder={out}", "--number_of_epochs=2", "--warmup_epochs=1",
-          "--average_epochs=1", "--attn_domain", "continuous", "--attn_max_activation", "sparsemax")
+          "--average_epochs=1", "--feature_normalisation=global",
+          "--attn_domain", "continuous", "--attn_max_activation", "sparsemax")
     res = json.loads((out / "results.json").read_text())
     assert res["epochs_completed"] == 2 and res["augment"] is True
     # the reported mAP is the checkpoint's (averaged weights), recomputed outside the Brain
