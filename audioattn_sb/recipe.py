@@ -355,4 +355,5 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
 
 __all__ = ["build_datasets", "evaluate_noisy_test", "evaluate_without_weight_average",
            "load_hparams", "loader_options", "make_brain", "parse_command_line",
-           "removed_if_setup_fails", "set_lr_schedule", "write_results"]
+           "removed_if_setup_fails", "set_lr_schedule", "warn_if_bf16_is_emulated",
+           "write_results"]
