@@ -107,19 +107,28 @@ def test_last_epoch_is_tested_and_inspection_loads_the_same_checkpoint(demo):
     reproduces the test accuracy; --test_checkpoint=best_valid there loads the best epoch's."""
     from audioattn_sb.inspection.cli import save_attentions_main
 
-    out = demo["root"] / "last"
-    # a constant, high LR: the valid error of epoch 2 is lower than epoch 3's (measured: 0.767,
-    # 0.500, 0.567; the run is deterministic), so the two rules pick different checkpoints
-    args = [COMPACT, *_common(demo, out), "--number_of_epochs=3", "--warmup_epochs=1",
-            "--augment=False", "--lr=0.02", "--min_lr=0.02", "--noprogressbar"]
-    train(*args)
-    res = json.loads((out / "results.json").read_text())
-    assert res["checkpoint_selected_by"] == "last epoch"
-    assert res["tested_epoch"] == res["epochs_completed"] == 3
-    log = (out / "train_log.txt").read_text()
-    errors = [float(e) for e in re.findall(r"valid error: ([0-9.e+-]+)", log)]
-    assert res["best_epoch"] == 1 + errors.index(min(errors)), errors
-    assert res["best_epoch"] != 3, f"choose settings whose best valid epoch is not the last: {errors}"
+    # a constant, high LR makes the valid error jump between epochs; the two rules only pick
+    # different checkpoints when the best valid epoch is not the last, which depends on the CPU's
+    # arithmetic (Intel: 0.767 0.500 0.567 with seed 0; AMD: 0.733 0.667 0.367), so the first
+    # seed whose run has that is used (each run is deterministic on a given machine)
+    tried = []
+    for seed in range(6):
+        out = demo["root"] / f"last_seed{seed}"
+        args = [COMPACT, *_common(demo, out), "--number_of_epochs=3", "--warmup_epochs=1",
+                "--augment=False", "--lr=0.02", "--min_lr=0.02", f"--seed={seed}",
+                "--noprogressbar"]
+        train(*args)
+        res = json.loads((out / "results.json").read_text())
+        assert res["checkpoint_selected_by"] == "last epoch"
+        assert res["tested_epoch"] == res["epochs_completed"] == 3
+        log = (out / "train_log.txt").read_text()
+        errors = [float(e) for e in re.findall(r"valid error: ([0-9.e+-]+)", log)]
+        assert res["best_epoch"] == 1 + errors.index(min(errors)), errors
+        tried.append(errors)
+        if res["best_epoch"] != 3:
+            break
+    else:
+        pytest.fail(f"no seed gave a best valid epoch before the last: {tried}")
     got = save_attentions_main(args + ["--attn_fname=last.csv"])
     assert got["accuracy"] == pytest.approx(res["test_accuracy"])
     sidecar = json.loads((out / "last.json").read_text())
@@ -132,11 +141,13 @@ def test_last_epoch_is_tested_and_inspection_loads_the_same_checkpoint(demo):
     # hyperparams.yaml) is inspected on the checkpoint its test used, best valid, even through
     # today's yaml
     own = out / "hyperparams.yaml"
-    own.write_text("".join(ln for ln in own.read_text().splitlines(keepends=True)
+    recorded = own.read_text()
+    own.write_text("".join(ln for ln in recorded.splitlines(keepends=True)
                            if not ln.startswith("test_checkpoint:")))
     save_attentions_main(args + ["--attn_fname=old.csv"])
     assert json.loads((out / "old.json").read_text())["checkpoint_meta"]["epoch"] == \
         res["best_epoch"]
+    own.write_text(recorded)    # the run as trained again (its rule: last)
     # scripts/compare_test_checkpoints.py on a run_folds-style tree holding this run
     tree = demo["root"] / "tree"
     (tree / "v" / "test1_valid2").mkdir(parents=True)
