@@ -95,6 +95,43 @@ class ClipNormalization(torch.nn.Module):
         return out
 
 
+def _input_normalization():
+    from speechbrain.processing.features import InputNormalization
+
+    return InputNormalization
+
+
+class GlobalNormalization(_input_normalization()):
+    """SpeechBrain's ``InputNormalization(norm_type="global", std_norm=True)`` (the training set's
+    per-band mean and std: running statistics updated on training batches, saved and loaded by
+    the checkpointer through SpeechBrain's own hooks), with a clear error instead of a shape
+    mismatch from inside SpeechBrain when it is asked to normalise at evaluation before it has
+    seen any training batch (a model evaluated without training or without its checkpoint).
+
+    Example:
+        >>> norm = GlobalNormalization()
+        >>> _ = norm.train()(torch.tensor([[[1.0, 10.0], [3.0, 30.0]]]), torch.ones(1))
+        >>> norm.eval()(torch.tensor([[[2.0, 20.0]]]), torch.ones(1)).abs().max().item() < 1e-6
+        True
+        >>> GlobalNormalization().eval()(torch.zeros(1, 2, 2), torch.ones(1))
+        Traceback (most recent call last):
+            ...
+        RuntimeError: global feature normalisation has no statistics yet: it learns the training set's per-band mean and std on training batches and keeps them in the checkpoint; train first or load the run's checkpoint, or choose feature_normalisation: band_per_clip (or clip), which need none
+    """
+
+    def __init__(self):
+        super().__init__(norm_type="global", std_norm=True)
+
+    def forward(self, x, lengths=None, epoch=None):
+        if not self.training and self.count == 0:
+            raise RuntimeError(
+                "global feature normalisation has no statistics yet: it learns the training "
+                "set's per-band mean and std on training batches and keeps them in the "
+                "checkpoint; train first or load the run's checkpoint, or choose "
+                "feature_normalisation: band_per_clip (or clip), which need none")
+        return super().forward(x, lengths, epoch)
+
+
 #: ``feature_normalisation`` choices of the compact yamls (:func:`build_normalization`)
 NORMALIZATIONS = ("band_per_clip", "clip", "global")
 
@@ -107,9 +144,10 @@ def build_normalization(kind):
       envelope);
     - ``clip``: subtract the clip's mean over all bands (:class:`ClipNormalization`; keeps the
       envelope, removes the gain);
-    - ``global``: subtract the training set's per-band mean and divide by its std (SpeechBrain's
-      ``InputNormalization(norm_type="global")``, running statistics updated during training and
-      stored in the checkpoint; keeps envelope and gain).
+    - ``global``: subtract the training set's per-band mean and divide by its std
+      (:class:`GlobalNormalization`: SpeechBrain's ``InputNormalization(norm_type="global")``,
+      running statistics updated during training and stored in the checkpoint; keeps envelope
+      and gain).
 
     Example:
         >>> type(build_normalization("clip")).__name__
@@ -126,5 +164,5 @@ def build_normalization(kind):
     if kind == "clip":
         return ClipNormalization()
     if kind == "global":
-        return InputNormalization(norm_type="global", std_norm=True)
+        return GlobalNormalization()
     raise ValueError(f"feature_normalisation must be one of {NORMALIZATIONS}, got {kind!r}")

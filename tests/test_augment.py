@@ -179,6 +179,12 @@ def test_evaluation_is_bit_identical_with_and_without_augment(compact):
     wavs = [torch.randn(16000) * 0.1, torch.randn(9000) * 0.1]
     batch = PaddedBatch([{"id": str(i), "sig": w, "label": torch.tensor([i])}
                          for i, w in enumerate(wavs)])
+    # the yaml's global feature normalisation learns its statistics on training batches: one
+    # un-augmented training forward fits them, evaluation then uses them frozen
+    brain.hparams.augment, brain.hparams.mixup_alpha = False, 0.0
+    brain.modules.train()
+    with torch.no_grad():
+        brain.compute_forward(batch, sb.Stage.TRAIN)
     brain.modules.eval()
     outs = {}
     for augment, alpha in ((True, 0.2), (False, 0.0)):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from audioattn_sb.features import NORMALIZATIONS, ClipNormalization, build_normalization
+from audioattn_sb.features import (NORMALIZATIONS, ClipNormalization, GlobalNormalization,
+                                   build_normalization)
 
 
 def _reference(x, n_valid, std_norm):
@@ -67,3 +68,35 @@ def test_unknown_normalization_is_refused():
     assert NORMALIZATIONS == ("band_per_clip", "clip", "global")
     with pytest.raises(ValueError, match="feature_normalisation must be one of"):
         build_normalization("sentence")
+
+
+def test_global_normalization_before_any_training_batch_says_so():
+    """Evaluated before it has statistics (no training, no checkpoint): a clear error naming the
+    way out, not SpeechBrain's shape mismatch; once fitted it standardises each band with the
+    training batches' mean and std."""
+    norm = build_normalization("global")
+    assert isinstance(norm, GlobalNormalization)
+    with pytest.raises(RuntimeError, match="no statistics yet.*band_per_clip"):
+        norm.eval()(torch.zeros(1, 4, 3), torch.ones(1))
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 9, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 5.0, 0.2]) + 3
+    norm.train()(x, torch.ones(2))
+    frames = x.reshape(-1, 3).numpy()
+    got = norm.eval()(x[:1], torch.ones(1))[0].numpy()
+    ref = (x[0].numpy() - frames.mean(0)) / frames.std(0, ddof=0)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_global_statistics_survive_a_checkpoint(tmp_path):
+    """SpeechBrain's checkpointer saves and restores the subclass's statistics (its hooks are
+    found through the base class): a fresh normaliser loaded from the checkpoint gives the same
+    output as the fitted one."""
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    fitted = GlobalNormalization()
+    fitted.train()(torch.randn(3, 10, 4) * 2 + 1, torch.ones(3))
+    Checkpointer(tmp_path, {"norm": fitted}).save_checkpoint()
+    fresh = GlobalNormalization()
+    Checkpointer(tmp_path, {"norm": fresh}).recover_if_possible()
+    x = torch.randn(2, 6, 4)
+    torch.testing.assert_close(fresh.eval()(x, torch.ones(2)), fitted.eval()(x, torch.ones(2)))
