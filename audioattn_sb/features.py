@@ -2,6 +2,7 @@
 in-memory feature cache."""
 
 import torch
+from speechbrain.processing.features import InputNormalization
 
 
 def frame_lengths(wav_lens, n_samples, n_frames, hop_samples):
@@ -95,13 +96,7 @@ class ClipNormalization(torch.nn.Module):
         return out
 
 
-def _input_normalization():
-    from speechbrain.processing.features import InputNormalization
-
-    return InputNormalization
-
-
-class GlobalNormalization(_input_normalization()):
+class GlobalNormalization(InputNormalization):
     """SpeechBrain's ``InputNormalization(norm_type="global", std_norm=True)`` (the training set's
     per-band mean and std: running statistics updated on training batches, saved and loaded by
     the checkpointer through SpeechBrain's own hooks), with a clear error instead of a shape
@@ -157,8 +152,6 @@ def build_normalization(kind):
             ...
         ValueError: feature_normalisation must be one of ('band_per_clip', 'clip', 'global'), got 'band'
     """
-    from speechbrain.processing.features import InputNormalization
-
     if kind == "band_per_clip":
         return InputNormalization(norm_type="sentence", std_norm=False)
     if kind == "clip":
