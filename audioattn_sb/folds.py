@@ -217,12 +217,34 @@ def _median_support(locs, classes=None):
     return statistics.median(widths) if widths else float("nan")
 
 
+def _machines(runs):
+    """``"CPU A ×2; CPU B ×1; not recorded ×1"``: the machines (``results.json: machine.cpu``)
+    that ran ``runs``, with counts in first-seen order; ``""`` when no run records one (runs
+    written before it was recorded). The same code and seed give fold accuracies a few points
+    apart on different CPU models, so a row mixing machines says so.
+
+    Example:
+        >>> _machines([{"machine": {"cpu": "X"}}, {"machine": {"cpu": "X"}}, {}])
+        'X ×2; not recorded ×1'
+        >>> _machines([{}])
+        ''
+    """
+    names = [((r.get("machine") or {}).get("cpu") or "not recorded") for r in runs]
+    if all(n == "not recorded" for n in names):
+        return ""
+    counts = OrderedDict()
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    return "; ".join(f"{n} ×{c}" for n, c in counts.items())
+
+
 def aggregate(runs, support_classes=None):
     """Group runs by (experiment, attention, epochs, what was tested: the checkpoint rule and
     the weight average) → rows of mean ± std over test folds.
 
     Each row: configuration, number of runs, test folds, accuracy mean/std (sample std, ddof=1),
-    error mean, mean and median wall time per training epoch. Two runs of the same configuration
+    error mean, mean and median wall time per training epoch, the machines that ran them
+    (:func:`_machines`). Two runs of the same configuration
     on the same test fold (e.g. two seeds) are both counted and flagged in ``duplicate_folds``. With the
     localisation summaries of ``localise_folds.py``: mass on the event, uniform mass, the median
     support width over all test clips and, for ``support_classes`` (e.g. transient sounds), over
@@ -290,6 +312,7 @@ def aggregate(runs, support_classes=None):
             if loc_all and support_classes else float("nan"),
             "n_last_epoch_best": sum(1 for r in rs if r.get("best_epoch") is not None
                                      and r.get("best_epoch") == r.get("epochs_completed")),
+            "machines": _machines(rs),
             "accuracies": accs,
         })
     return rows
@@ -301,7 +324,7 @@ CSV_COLUMNS = ["experiment", "attention", "epochs", "tested_checkpoint", "n_runs
                "epoch_seconds_mean", "epoch_seconds_median", "noisy_accuracy_mean",
                "noisy_accuracy_std", "best_epochs",
                "best_epoch_mean", "n_last_epoch_best", "mass_in_event_mean", "mass_in_event_std",
-               "uniform_mass_mean", "support_median", "support_median_classes"]
+               "uniform_mass_mean", "support_median", "support_median_classes", "machines"]
 
 
 def rows_to_csv(rows):
@@ -318,7 +341,8 @@ def _pm(mean, std):
 
 
 def rows_to_markdown(rows):
-    """The table in Markdown; the noisy-test column only when some row has it."""
+    """The table in Markdown; the noisy-test, localisation and machine columns only when some
+    row has them."""
     noisy = any(not math.isnan(r.get("noisy_accuracy_mean", float("nan"))) for r in rows)
     loc = any(not math.isnan(r.get("mass_in_event_mean", float("nan"))) for r in rows)
     head = "| experiment | attention | epochs | folds | accuracy (mean ± std) | "
@@ -329,6 +353,8 @@ def rows_to_markdown(rows):
     head += "median support | " if sup else ""
     head += "median support (selected classes) | " if cls else ""
     head += "best epochs | s / epoch (median) |"
+    machines = any(r.get("machines") for r in rows)
+    head += " machines |" if machines else ""
     lines = [head, "|---" * head.count(" | ") + "|---|"]
     # the tested checkpoint is named next to the attention when the rows differ in it
     rules = {r.get("tested_checkpoint", "min valid error") for r in rows}
@@ -352,6 +378,7 @@ def rows_to_markdown(rows):
                 v = r.get(key, float("nan"))
                 line += "– | " if math.isnan(v) else ("∞ | " if math.isinf(v) else f"{v:.2f} | ")
         line += f"{r.get('best_epochs', '')} | {sec} |"
+        line += f" {r.get('machines') or 'not recorded'} |" if machines else ""
         lines.append(line)
     return "\n".join(lines) + "\n"
 

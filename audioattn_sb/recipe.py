@@ -45,7 +45,8 @@ from audioattn_sb.features import FeatureCache
 from audioattn_sb.hparams import (PeekLoader, check_override_keys,
                                   command_line_checkpoint_interval, default_output_folder,
                                   peek_hparams, resolved_values)
-from audioattn_sb.utils import atomic_write_text, cpu_has_native_bf16
+from audioattn_sb.utils import (atomic_write_text, code_commit, cpu_has_native_bf16,
+                                 machine_info)
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +300,8 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
     """Write ``<output_folder>/results.json`` (on the main process): the command, the data and
     folds, the attention, the training (epochs, early stop, augmentation, time per epoch), the
     Brain's own test figures (:meth:`~audioattn_sb.brains.base.ClipBrain.results`), ``extra``
-    (the noisy test) and versions. ``epochs_completed``: the epoch counter after ``fit``
+    (the noisy test), versions, the machine (:func:`~audioattn_sb.utils.machine_info`) and the
+    code's git commit (:func:`~audioattn_sb.utils.code_commit`). ``epochs_completed``: the epoch counter after ``fit``
     (the test stage then loads the tested checkpoint, which sets it back to that epoch:
     ``tested_epoch``; ``best_epoch`` is the epoch of the best valid checkpoint, the same unless
     ``test_checkpoint: last``). Returns the dict."""
@@ -339,6 +341,9 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
         **brain.results(manifests),
         **(extra or {}),
         "versions": _versions(),
+        # fold accuracies differ by a few points between CPU models for the same code and seed
+        "machine": machine_info(),
+        "code_commit": code_commit(),
     }
     # models whose attention is more than the final pooling (the Transformer) describe it
     describe = getattr(hparams["model"], "attention_info", None)

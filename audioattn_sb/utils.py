@@ -120,3 +120,72 @@ def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
         return None
     flags = set(flag_lines[0].split(":", 1)[-1].split())
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def machine_info(cpuinfo="/proc/cpuinfo"):
+    """What a run's figures depend on besides code and seed: the CPU model (``model name`` of
+    ``cpuinfo``; ``platform.processor()`` where that file is missing), the number of logical
+    cores, whether bf16 is native (:func:`cpu_has_native_bf16`) and torch's intra-op threads.
+    The same code and seed give fold accuracies up to ~4 points apart on two CPU models, so
+    ``results.json`` records this and :func:`audioattn_sb.folds.aggregate` names the machines
+    of each row.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        ...     _ = f.write("model name\\t: AMD EPYC 9B14\\nflags\\t\\t: fpu avx2\\n")
+        >>> info = machine_info(f.name)
+        >>> info["cpu"], info["native_bf16"], info["logical_cores"] >= 1
+        ('AMD EPYC 9B14', False, True)
+    """
+    import platform
+
+    cpu = None
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[-1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        threads = None
+    return {"cpu": cpu or platform.processor() or platform.machine() or None,
+            "logical_cores": os.cpu_count(),
+            "native_bf16": cpu_has_native_bf16(cpuinfo),
+            "torch_threads": threads}
+
+
+def code_commit(path=None):
+    """The git commit of the checkout holding ``path`` (default: this package), with
+    ``-dirty`` when tracked files differ from it; None outside a git checkout (an installed
+    wheel) or without git. What ``results.json`` records as ``code_commit``.
+
+    Example:
+        >>> import tempfile
+        >>> code_commit(tempfile.mkdtemp()) is None
+        True
+    """
+    import subprocess
+
+    where = os.path.abspath(path or os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isfile(where):
+        where = os.path.dirname(where)
+
+    def git(*args):
+        return subprocess.run(["git", "-C", where, *args], capture_output=True, text=True,
+                              timeout=30)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0 or not head.stdout.strip():
+            return None
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
