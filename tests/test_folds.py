@@ -101,6 +101,27 @@ def test_aggregate_matches_numpy_and_writes_csv_md_png(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp") or ".tmp." in p]
 
 
+def test_aggregate_names_the_machines_of_each_row(tmp_path):
+    """Fold accuracies depend on the CPU model: a row says which machines ran its folds (CSV
+    column and, only when some run records one, a Markdown column)."""
+    runs = [{"experiment_name": "e", "attention": {"tag": tag}, "number_of_epochs": 2,
+             "folds": {"test": [k]}, "test_accuracy": 0.5, "test_error": 0.5,
+             "train_epoch_seconds": [1.0], **({"machine": {"cpu": cpu}} if cpu else {})}
+            for tag, k, cpu in [("discrete-softmax", 1, "AMD EPYC"), ("discrete-softmax", 2, None),
+                                ("discrete-softmax", 3, "AMD EPYC"), ("discrete-softmax", 4, "Xeon"),
+                                ("continuous-biweight", 1, None)]]
+    rows = {r["attention"]: r for r in aggregate(runs)}
+    assert rows["discrete-softmax"]["machines"] == "AMD EPYC ×2; not recorded ×1; Xeon ×1"
+    assert rows["continuous-biweight"]["machines"] == ""
+    md = rows_to_markdown(list(rows.values())).splitlines()
+    assert md[0].endswith("| machines |") and md[1].count("|---") == md[0].count(" | ") + 1
+    assert md[2].endswith("| AMD EPYC ×2; not recorded ×1; Xeon ×1 |")
+    assert md[3].endswith("| not recorded |")
+    assert "machines" not in rows_to_markdown([rows["continuous-biweight"]])
+    table = list(csv.DictReader(rows_to_csv(list(rows.values())).splitlines()))
+    assert table[0]["machines"] == rows["discrete-softmax"]["machines"]
+
+
 def test_aggregate_noisy_accuracy_and_best_epochs(tmp_path):
     """Noisy-test mean ± std and best epochs per configuration, against numpy; the noisy column
     appears only when every run of a row has a noisy test."""

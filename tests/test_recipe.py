@@ -45,6 +45,10 @@ def test_two_epochs_then_resume(demo):
     assert res["attention"]["alpha"] == pytest.approx(4 / 3)
     assert res["overrides_dict"]["number_of_epochs"] == 2
     assert res["epochs_completed"] == 2 and len(res["train_epoch_seconds"]) == 2
+    # what the figures depend on besides code and seed: the machine and the code's commit
+    assert res["machine"]["logical_cores"] == os.cpu_count()
+    assert res["machine"]["torch_threads"] >= 1 and res["machine"]["cpu"]
+    assert res["code_commit"] is None or len(res["code_commit"].split("-")[0]) == 40
     # the test split is exactly the fold-1 clips, and the confusion matrix counts each once
     manifest = json.loads((out / "test.json").read_text())
     assert all(v["fold"] == 1 for v in manifest.values())

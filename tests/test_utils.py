@@ -1,11 +1,14 @@
-"""Atomic writes: content, no leftovers, usual permissions, previous version kept on error."""
+"""Atomic writes: content, no leftovers, usual permissions, previous version kept on error;
+the machine and code records of results.json."""
 
 import os
+import shutil
 import stat
+import subprocess
 
 import pytest
 
-from audioattn_sb.utils import atomic_write, atomic_write_text
+from audioattn_sb.utils import atomic_write, atomic_write_text, code_commit, machine_info
 
 
 def test_atomic_text_has_umask_permissions(tmp_path):
@@ -65,3 +68,41 @@ def test_bf16_warning_only_for_emulated_cpu_bf16(monkeypatch, caplog):
         caplog.clear()
         assert recipe.warn_if_bf16_is_emulated(opts) is warned
         assert ("emulates bf16" in caplog.text) is warned
+
+
+def test_machine_info_reads_the_model_name_and_flags(tmp_path):
+    info_file = tmp_path / "cpuinfo"
+    info_file.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\n"
+                         "flags\t\t: fpu avx512f amx_bf16\n\nprocessor\t: 1\n"
+                         "model name\t: ignored second core\n")
+    info = machine_info(info_file)
+    assert info["cpu"] == "Intel(R) Xeon(R) Platinum 8481C"
+    assert info["native_bf16"] is True
+    assert info["logical_cores"] == os.cpu_count()
+    missing = machine_info(tmp_path / "absent")
+    assert missing["native_bf16"] is None and missing["cpu"] != "ignored second core"
+
+
+def _git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_code_commit_names_the_head_and_marks_changed_tracked_files(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    assert code_commit(repo) is None  # not a checkout yet
+    _git(repo, "init", "-q")
+    (repo / "a.py").write_text("x = 1\n")
+    _git(repo, "add", "a.py")
+    _git(repo, "commit", "-qm", "one")
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert code_commit(repo) == head
+    assert code_commit(repo / "a.py") == head  # a file's checkout
+    (repo / "new.txt").write_text("untracked files do not make it dirty\n")
+    assert code_commit(repo) == head
+    (repo / "a.py").write_text("x = 2\n")
+    assert code_commit(repo) == head + "-dirty"
