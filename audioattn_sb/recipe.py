@@ -97,9 +97,12 @@ def removed_if_setup_fails(hparams_file, overrides):
 
 def load_hparams(hparams_file, overrides):
     """The experiment's objects (HyperPyYAML), and its folder with the hparams and overrides
-    saved in it (``sb.create_experiment_directory``)."""
+    saved in it (``sb.create_experiment_directory``). ``hparams["code_commit"]``: the code's git
+    commit now, at the start (what ``results.json`` records: a commit made while the run trains
+    is not the code that ran)."""
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
+    hparams["code_commit"] = code_commit()
     sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
                                    hyperparams_to_save=hparams_file, overrides=overrides,
                                    save_env_desc=False)
@@ -301,7 +304,7 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
     folds, the attention, the training (epochs, early stop, augmentation, time per epoch), the
     Brain's own test figures (:meth:`~audioattn_sb.brains.base.ClipBrain.results`), ``extra``
     (the noisy test), versions, the machine (:func:`~audioattn_sb.utils.machine_info`) and the
-    code's git commit (:func:`~audioattn_sb.utils.code_commit`). ``epochs_completed``: the epoch counter after ``fit``
+    code's git commit when the run started (:func:`load_hparams`). ``epochs_completed``: the epoch counter after ``fit``
     (the test stage then loads the tested checkpoint, which sets it back to that epoch:
     ``tested_epoch``; ``best_epoch`` is the epoch of the best valid checkpoint, the same unless
     ``test_checkpoint: last``). Returns the dict."""
@@ -343,7 +346,7 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
         "versions": _versions(),
         # fold accuracies differ by a few points between CPU models for the same code and seed
         "machine": machine_info(),
-        "code_commit": code_commit(),
+        "code_commit": hparams["code_commit"] if "code_commit" in hparams else code_commit(),
     }
     # models whose attention is more than the final pooling (the Transformer) describe it
     describe = getattr(hparams["model"], "attention_info", None)

@@ -124,7 +124,8 @@ def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
 
 def machine_info(cpuinfo="/proc/cpuinfo"):
     """What a run's figures depend on besides code and seed: the CPU model (``model name`` of
-    ``cpuinfo``; ``platform.processor()`` where that file is missing), the number of logical
+    ``cpuinfo``; ``platform.processor()`` where that file is missing), its family/model/stepping
+    (``"26/2/1"``: tells apart CPUs with one model name), the number of logical
     cores, whether bf16 is native (:func:`cpu_has_native_bf16`) and torch's intra-op threads.
     The same code and seed give fold accuracies up to ~4 points apart on two CPU models, so
     ``results.json`` records this and :func:`audioattn_sb.folds.aggregate` names the machines
@@ -133,22 +134,28 @@ def machine_info(cpuinfo="/proc/cpuinfo"):
     Example:
         >>> import tempfile
         >>> with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        ...     _ = f.write("model name\\t: AMD EPYC 9B14\\nflags\\t\\t: fpu avx2\\n")
+        ...     _ = f.write("cpu family\\t: 26\\nmodel\\t\\t: 2\\nmodel name\\t: AMD EPYC\\n"
+        ...                 "stepping\\t: 1\\nflags\\t\\t: fpu avx2\\n")
         >>> info = machine_info(f.name)
-        >>> info["cpu"], info["native_bf16"], info["logical_cores"] >= 1
-        ('AMD EPYC 9B14', False, True)
+        >>> info["cpu"], info["cpu_family_model_stepping"], info["native_bf16"]
+        ('AMD EPYC', '26/2/1', False)
     """
     import platform
 
-    cpu = None
+    fields = {}
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[-1].strip()
+            for line in f:  # the first processor's block
+                if not line.strip():
                     break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = fields.get("model name")
+    # two machines sold under one name ("AMD EPYC") differ here
+    ids = [fields.get(k) for k in ("cpu family", "model", "stepping")]
+    cpu_id = "/".join(ids) if all(ids) else None
     try:
         import torch
 
@@ -156,6 +163,7 @@ def machine_info(cpuinfo="/proc/cpuinfo"):
     except ImportError:  # pragma: no cover - torch is a dependency
         threads = None
     return {"cpu": cpu or platform.processor() or platform.machine() or None,
+            "cpu_family_model_stepping": cpu_id,
             "logical_cores": os.cpu_count(),
             "native_bf16": cpu_has_native_bf16(cpuinfo),
             "torch_threads": threads}

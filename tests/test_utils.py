@@ -72,15 +72,17 @@ def test_bf16_warning_only_for_emulated_cpu_bf16(monkeypatch, caplog):
 
 def test_machine_info_reads_the_model_name_and_flags(tmp_path):
     info_file = tmp_path / "cpuinfo"
-    info_file.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\n"
+    info_file.write_text("processor\t: 0\ncpu family\t: 6\nmodel\t\t: 143\n"
+                         "model name\t: Intel(R) Xeon(R) Platinum 8481C\nstepping\t: 8\n"
                          "flags\t\t: fpu avx512f amx_bf16\n\nprocessor\t: 1\n"
-                         "model name\t: ignored second core\n")
+                         "model name\t: ignored second core\nstepping\t: 9\n")
     info = machine_info(info_file)
     assert info["cpu"] == "Intel(R) Xeon(R) Platinum 8481C"
+    assert info["cpu_family_model_stepping"] == "6/143/8"
     assert info["native_bf16"] is True
     assert info["logical_cores"] == os.cpu_count()
     missing = machine_info(tmp_path / "absent")
-    assert missing["native_bf16"] is None and missing["cpu"] != "ignored second core"
+    assert missing["native_bf16"] is None and missing["cpu_family_model_stepping"] is None
 
 
 def _git(repo, *args):
