@@ -30,6 +30,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: name → (file, exact old text, new text, tests that should catch it, what it breaks)
 MUTANTS = {
+    "dirty-counts-untracked": (
+        "audioattn_sb/utils.py",
+        '        dirty = git("status", "--porcelain", "--untracked-files=no")',
+        '        dirty = git("status", "--porcelain", "--untracked-files=all")',
+        ["tests/test_utils.py::test_code_commit_names_the_head_and_marks_changed_tracked_files"],
+        "results.json's code_commit calls a checkout dirty for untracked files (a new file not yet added)"),
     "attention-not-masked": (
         "audioattn_sb/attention/discrete.py",
         "    work = torch.where(mask, work, fill).masked_fill(~has_valid, 0.0)",
