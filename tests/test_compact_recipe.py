@@ -101,6 +101,7 @@ def test_augment_false_keeps_every_split_cached_and_early_stopping_stops(demo):
 COMPACT_OVER_SEED = 0.11   # difference of the means 0.238, std of the difference 0.039
 MASS_MARGIN = 0.46         # 0.590 − 3 · 0.043
 SUPPORT_MEDIAN = 0.35      # 0.171 + 3 · 0.059 (1 = as wide as the clip)
+WRECKING_LR = 5.0          # Adam steps of 5 per weight: the resumed epoch ends near chance
 CONTINUOUS_SPARSEMAX = ["--attn_domain=continuous", "--attn_max_activation=sparsemax"]
 
 
