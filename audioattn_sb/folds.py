@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import statistics
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 from audioattn_sb.plots import best_epochs_plot, box_plot
 from audioattn_sb.utils import atomic_write_text
@@ -232,10 +232,7 @@ def _machines(runs):
     names = [((r.get("machine") or {}).get("cpu") or "not recorded") for r in runs]
     if all(n == "not recorded" for n in names):
         return ""
-    counts = OrderedDict()
-    for n in names:
-        counts[n] = counts.get(n, 0) + 1
-    return "; ".join(f"{n} ×{c}" for n, c in counts.items())
+    return "; ".join(f"{n} ×{c}" for n, c in Counter(names).items())  # first-seen order
 
 
 def aggregate(runs, support_classes=None):

@@ -346,7 +346,7 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
         "versions": _versions(),
         # fold accuracies differ by a few points between CPU models for the same code and seed
         "machine": machine_info(),
-        "code_commit": hparams["code_commit"] if "code_commit" in hparams else code_commit(),
+        "code_commit": hparams.get("code_commit"),  # taken by load_hparams at the start
     }
     # models whose attention is more than the final pooling (the Transformer) describe it
     describe = getattr(hparams["model"], "attention_info", None)

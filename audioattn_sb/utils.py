@@ -111,15 +111,29 @@ def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
         >>> cpu_has_native_bf16(f.name), cpu_has_native_bf16("/nonexistent")
         (False, None)
     """
+    return _native_bf16(_cpuinfo_fields(cpuinfo).get("flags"))
+
+
+def _cpuinfo_fields(cpuinfo):
+    """``{key: value}`` of ``cpuinfo`` (e.g. ``/proc/cpuinfo``), the first occurrence of each key
+    (the first processor's); ``{}`` where the file cannot be read."""
+    fields = {}
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            flag_lines = [line for line in f if line.startswith("flags")]
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
     except OSError:
+        pass
+    return fields
+
+
+def _native_bf16(flags):
+    """:func:`cpu_has_native_bf16` from a ``flags`` value (None: no x86 flags line)."""
+    if flags is None:
         return None
-    if not flag_lines:
-        return None
-    flags = set(flag_lines[0].split(":", 1)[-1].split())
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    return any(flag in flags.split() for flag in NATIVE_BF16_FLAGS)
 
 
 def machine_info(cpuinfo="/proc/cpuinfo"):
@@ -142,16 +156,7 @@ def machine_info(cpuinfo="/proc/cpuinfo"):
     """
     import platform
 
-    fields = {}
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            for line in f:  # the first processor's block
-                if not line.strip():
-                    break
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
+    fields = _cpuinfo_fields(cpuinfo)
     cpu = fields.get("model name")
     # two machines sold under one name ("AMD EPYC") differ here
     ids = [fields.get(k) for k in ("cpu family", "model", "stepping")]
@@ -165,7 +170,7 @@ def machine_info(cpuinfo="/proc/cpuinfo"):
     return {"cpu": cpu or platform.processor() or platform.machine() or None,
             "cpu_family_model_stepping": cpu_id,
             "logical_cores": os.cpu_count(),
-            "native_bf16": cpu_has_native_bf16(cpuinfo),
+            "native_bf16": _native_bf16(fields.get("flags")),
             "torch_threads": threads}
 
 
