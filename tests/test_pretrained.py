@@ -160,3 +160,17 @@ def test_unknown_model_type_is_refused(tmp_path):
                             intermediate_size=16).save_pretrained(folder)
     with pytest.raises(ValueError, match="model type 'bert' is not a speech encoder"):
         PretrainedEncoder(str(folder))
+
+
+@pytest.mark.parametrize("missing", ["preprocessor_config.json", "config.json"])
+def test_model_folder_without_a_required_file_is_one_error_line(tmp_path, missing):
+    """A folder saved with ``model.save_pretrained`` alone (no feature extractor), or without its
+    config: one ``error:`` line naming the file, no ``transformers`` traceback (issue 29)."""
+    folder = _save_tiny(tmp_path / "hubert", "hubert")
+    (folder / missing).unlink()
+    wav = _wav(tmp_path / "a.wav", 1.0, sr=16000, channels=1)
+    p = run_script("save_self_attention.py", "--hf_model", folder, "--wav", wav, check=False)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"no {missing}" in errors[0] and str(folder) in errors[0]

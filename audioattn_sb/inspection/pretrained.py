@@ -52,6 +52,48 @@ def require_transformers():
     return transformers
 
 
+#: what a local model folder must hold: the model's config and its feature extractor (the
+#: weights are checked by ``from_pretrained``, which names the file it misses)
+REQUIRED_FILES = {"config.json": "the model's config (model.save_pretrained(DIR) writes it)",
+                  "preprocessor_config.json":
+                      "its feature extractor (sampling rate, normalisation); save it with "
+                      "AutoFeatureExtractor.from_pretrained(<the model it was trained from>)"
+                      ".save_pretrained(DIR), or copy that model's preprocessor_config.json "
+                      "into DIR"}
+
+
+def _check_local_folder(name, fname):
+    """A local model folder without a file :data:`REQUIRED_FILES` lists is refused with one
+    line naming the file and what to do (``transformers`` would end in an ``OSError`` traceback;
+    guessing the extractor could silently change the input normalisation).
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> open(d + "/config.json", "w").close()
+        >>> _check_local_folder(d, "config.json")
+        >>> _check_local_folder(d, "preprocessor_config.json")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: ...: no preprocessor_config.json, the file of its feature extractor ...
+    """
+    if os.path.isdir(name) and not os.path.isfile(os.path.join(name, fname)):
+        what = REQUIRED_FILES[fname]
+        what = what.replace("its ", "the file of its ", 1) if what.startswith("its ") \
+            else "the file of " + what
+        raise ValueError(f"{name}: no {fname}, {what}")
+
+
+def _loaded(auto_class, name, what, **kwargs):
+    """``auto_class.from_pretrained(name)`` with its ``OSError`` (a missing file, a hub name
+    that cannot be reached offline) as one ``ValueError`` line naming ``name``."""
+    try:
+        return auto_class.from_pretrained(name, **kwargs)
+    except OSError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{name}: cannot load {what} ({first})") from err
+
+
 def conv_frames(n_samples, kernels, strides):
     """Frames of a convolutional feature encoder: L ← ⌊(L − k) / s⌋ + 1 per layer.
 
@@ -85,17 +127,21 @@ class PretrainedEncoder:
     def __init__(self, name_or_path, device="cpu"):
         transformers = require_transformers()
         self.name = os.fspath(name_or_path)
-        config = transformers.AutoConfig.from_pretrained(self.name)
+        _check_local_folder(self.name, "config.json")
+        config = _loaded(transformers.AutoConfig, self.name, "its config")
         self.model_type = config.model_type
         if self.model_type not in FAMILIES:
             raise ValueError(f"{self.name}: model type {self.model_type!r} is not a speech "
                              f"encoder this export knows; valid: {', '.join(FAMILIES)}")
-        model = transformers.AutoModel.from_pretrained(self.name, attn_implementation="eager")
+        _check_local_folder(self.name, "preprocessor_config.json")
+        model = _loaded(transformers.AutoModel, self.name, "the model",
+                        attn_implementation="eager")
         if self.model_type == "whisper":
             model = model.get_encoder()
         self.model = model.to(device).eval()
         self.device = device
-        self.extractor = transformers.AutoFeatureExtractor.from_pretrained(self.name)
+        self.extractor = _loaded(transformers.AutoFeatureExtractor, self.name,
+                                 "its feature extractor")
         self.sample_rate = int(self.extractor.sampling_rate)
         if self.model_type == "whisper":
             self.spf = int(self.extractor.hop_length) * 2  # conv2 of the encoder has stride 2
