@@ -81,6 +81,19 @@ MUTANTS = {
         ["tests/test_weight_average.py"],
         "after validation the model keeps the averaged weights: training goes on from them and "
         "the checkpoint saves them as the model's own"),
+    "cache-over-sources": (
+        "audioattn_sb/data/preparation.py",
+        "        if _inside(cache, real):",
+        "        if False:",
+        ["tests/test_prepare_guards.py"],
+        "a cache folder inside the corpus's audio folder is accepted (every source rewritten "
+        "at 16 kHz)"),
+    "name-leaves-audio-folder": (
+        "audioattn_sb/data/preparation.py",
+        '    if norm in (".", "..") or norm.startswith(".." + os.sep):',
+        "    if False:",
+        ["tests/test_prepare_guards.py"],
+        "a csv file name with .. reads and rewrites a file outside the data folder"),
 }
 
 
@@ -116,6 +129,8 @@ def run_tests(dest, tests):
         return False, "all passed"
     if p.returncode == 5:
         return False, "no test collected"
+    if p.returncode != 1:  # 2-4: interrupted, internal or usage error (a test file not found)
+        return False, f"pytest exit {p.returncode}, no test failed: {p.stdout[-300:]!r}"
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", p.stdout, re.M)
     return True, failed[0] if failed else f"pytest exit {p.returncode}"
 

@@ -74,8 +74,9 @@ import os
 import numpy as np
 
 from audioattn_sb.data.preparation import (SPLITS, PrepareError, begin_prepare, cache_many,
-                                           default_cache_folder, finish_prepare, log_unlisted,
-                                           resolve_workers, unlisted_audio_files)
+                                           check_cache_folder, default_cache_folder,
+                                           finish_prepare, log_unlisted, resolve_workers,
+                                           unlisted_audio_files, unsafe_name)
 
 logger = logging.getLogger(__name__)
 
@@ -300,6 +301,8 @@ def _validate_table(path, which, header, rows, vocab, seen):
                       "lists must each be one double-quoted field)")
         elif not fname:
             reason = "fname is empty"
+        elif unsafe_name(fname + ".wav") is not None:
+            reason = unsafe_name(fname + ".wav")
         elif fname in seen:
             reason = f"fname {fname} is listed twice (first at {seen[fname]})"
         if reason is None:
@@ -362,6 +365,12 @@ def _split_desc(split):
 def _source(data_folder, r):
     folder = DEV_AUDIO if r["csv"] == "dev" else EVAL_AUDIO
     return os.path.join(data_folder, folder, r["fname"] + ".wav")
+
+
+def _cache_item(data_folder, cache_folder, r):
+    """``(source path, cache path)`` of a row: ``FSD50K.<dev|eval>_audio/<fname>.wav`` →
+    ``<cache>/<dev|eval>/<fname>.wav``."""
+    return _source(data_folder, r), os.path.join(cache_folder, r["csv"], r["fname"] + ".wav")
 
 
 def _fingerprint(data_folder, rows):
@@ -429,6 +438,9 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
         "csv": {w: {"size": st.st_size, "mtime_ns": st.st_mtime_ns} for w, st in stats.items()},
         "sources_fingerprint": _fingerprint(data_folder, good),
     }
+    check_cache_folder(cache_folder,
+                       [os.path.join(data_folder, d) for d in (DEV_AUDIO, EVAL_AUDIO)],
+                       [_cache_item(data_folder, cache_folder, r) for r in good])
     reused = begin_prepare(save_folder, cache_folder, options)
     if reused is not None:
         return reused
@@ -490,9 +502,8 @@ def _cache_and_chunk(data_folder, cache_folder, csv_paths, by_split, sample_rate
     clips = {s: 0 for s in SPLITS}
     n = {"resampled": 0, "reused": 0, "tiled": 0}
     todo = [(split, r) for split in SPLITS for r in by_split[split]]
-    sources = [_source(data_folder, r) for _, r in todo]
-    items = [(src, os.path.join(cache_folder, r["csv"], r["fname"] + ".wav"))
-             for src, (_, r) in zip(sources, todo)]
+    items = [_cache_item(data_folder, cache_folder, r) for _, r in todo]
+    sources = [src for src, _ in items]
     with contextlib.closing(cache_many(items, sample_rate, workers, progress,
                                        desc="prepare FSD50K")) as results:
         for (split, r), src, (info, reason) in zip(todo, sources, results):

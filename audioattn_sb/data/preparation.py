@@ -33,6 +33,74 @@ def default_cache_folder(data_folder, sample_rate):
     return os.path.join(data_folder, f"audioattn_cache_{tag}")
 
 
+def unsafe_name(name):
+    """Why a file name that a csv row gives cannot name a file inside its audio folder, or None:
+    an absolute path, a ``..`` that leaves the folder, a NUL byte. Such a row would make the
+    preparation read audio from anywhere and write its cached copy (and sidecars) outside the
+    cache folder, over any ``.wav`` the user can write (issue 29); it is a bad row.
+
+    Example:
+        >>> unsafe_name("100032-3-0-0.wav"), unsafe_name("sub/a.wav"), unsafe_name("a/../b.wav")
+        (None, None, None)
+        >>> unsafe_name("../../../outside/victim.wav")
+        "the file name '../../../outside/victim.wav' leaves its audio folder (..); give a name inside it"
+        >>> unsafe_name("/tmp/victim.wav")
+        "the file name '/tmp/victim.wav' is an absolute path; give a name inside its audio folder"
+    """
+    if "\0" in name:
+        return f"the file name {name!r} holds a NUL byte"
+    if os.path.isabs(name):
+        return f"the file name {name!r} is an absolute path; give a name inside its audio folder"
+    norm = os.path.normpath(name)
+    if norm in (".", "..") or norm.startswith(".." + os.sep):
+        return f"the file name {name!r} leaves its audio folder (..); give a name inside it"
+    return None
+
+
+def _inside(path, folder):
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_cache_folder(cache_folder, audio_folders, items):
+    """Stop before any work when the cache could overwrite the corpus (issue 29): a cache folder
+    that resolves to, or lies inside, one of ``audio_folders`` (e.g. ``--cache_folder`` set to
+    the audio "to keep the cache next to it": every source would be rewritten at 16 kHz), or an
+    ``items`` cache path (``[(source, cache path), ...]``) that resolves to a source file or
+    outside the cache folder (through a symbolic link). Paths are compared after resolving links.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp(); os.makedirs(d + "/audio/fold1")
+        >>> check_cache_folder(d + "/cache", [d + "/audio"], [])
+        >>> check_cache_folder(d + "/audio/fold1", [d + "/audio"], [])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        audioattn_sb.data.preparation.PrepareError: the cache folder .../audio/fold1 lies inside ...
+    """
+    cache = os.path.realpath(cache_folder)
+    for folder in audio_folders:
+        real = os.path.realpath(folder)
+        if _inside(cache, real):
+            where = "is" if cache == real else "lies inside"
+            raise PrepareError(
+                f"the cache folder {cache_folder} {where} the corpus's audio folder {folder}: "
+                "preparing would write the resampled copies and their sidecar files over or "
+                "beside the source audio; pass a cache folder outside it (--cache_folder=DIR, "
+                "e.g. the default <data_folder>/audioattn_cache_16k)")
+    sources = {os.path.realpath(src) for src, _ in items}
+    for src, dst in items:
+        real = os.path.realpath(dst)
+        if real in sources:
+            raise PrepareError(
+                f"the cache path {dst} of {src} resolves to the source file {real}: preparing "
+                "would overwrite it; pass another --cache_folder=DIR")
+        if not _inside(real, cache):
+            raise PrepareError(
+                f"the cache path {dst} of {src} resolves to {real}, outside the cache folder "
+                f"{cache_folder} (a symbolic link); remove the link or pass another "
+                "--cache_folder=DIR")
+
+
 def _ensure_writable(folder, what, hint):
     try:
         os.makedirs(folder, exist_ok=True)
@@ -226,5 +294,5 @@ def finish_prepare(save_folder, manifests, report, progress, split_desc, indent=
 
 
 __all__ = ["OPTIONS_FILE", "REPORT_FILE", "SPLITS", "PrepareError", "begin_prepare",
-           "cache_many", "default_cache_folder", "finish_prepare", "log_unlisted",
-           "resolve_workers", "unlisted_audio_files"]
+           "cache_many", "check_cache_folder", "default_cache_folder", "finish_prepare", "log_unlisted",
+           "resolve_workers", "unlisted_audio_files", "unsafe_name"]

@@ -48,8 +48,9 @@ import os
 from collections import Counter, OrderedDict
 
 from audioattn_sb.data.preparation import (SPLITS, PrepareError, begin_prepare, cache_many,
-                                           default_cache_folder, finish_prepare, log_unlisted,
-                                           resolve_workers, unlisted_audio_files)
+                                           check_cache_folder, default_cache_folder,
+                                           finish_prepare, log_unlisted, resolve_workers,
+                                           unlisted_audio_files, unsafe_name)
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,8 @@ def _validate_rows(rows):
         reason = None
         if not name:
             reason = "slice_file_name is empty"
+        elif unsafe_name(name) is not None:
+            reason = unsafe_name(name)
         else:
             try:
                 fold = _parse_int(fold_s)
@@ -323,6 +326,8 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
         "csv": {"size": st.st_size, "mtime_ns": st.st_mtime_ns},
         "sources_fingerprint": _file_fingerprint(data_folder, chosen),
     }
+    check_cache_folder(cache_folder, [os.path.join(data_folder, "audio")],
+                       _cache_items(data_folder, cache_folder, chosen))
     reused = begin_prepare(save_folder, cache_folder, options)
     if reused is not None:
         return reused
@@ -367,6 +372,15 @@ def _chosen_rows(data_folder, folds, skip_bad_files):
     return rows, chosen, list(problems)
 
 
+def _cache_items(data_folder, cache_folder, chosen):
+    """``[(source path, cache path), ...]`` of the chosen rows: ``audio/fold<k>/<name>`` →
+    ``<cache>/fold<k>/<stem>.wav``."""
+    return [(os.path.join(data_folder, "audio", f"fold{r['fold']}", r["file"]),
+             os.path.join(cache_folder, f"fold{r['fold']}", os.path.splitext(r["file"])[0]
+                          + ".wav"))
+            for r in chosen]
+
+
 def _cache_clips(data_folder, cache_folder, sample_rate, chosen, folds, skip_bad_files,
                  progress, workers=1):
     """Resample (or reuse) every chosen clip into the cache (``workers`` processes) and build the
@@ -379,10 +393,9 @@ def _cache_clips(data_folder, cache_folder, sample_rate, chosen, folds, skip_bad
     skipped = []
     manifests = {s: {} for s in SPLITS}
     n_resampled = n_reused = 0
-    sources = [os.path.join(data_folder, "audio", f"fold{r['fold']}", r["file"]) for r in chosen]
+    items = _cache_items(data_folder, cache_folder, chosen)
+    sources = [src for src, _ in items]
     stems = [os.path.splitext(r["file"])[0] for r in chosen]
-    items = [(src, os.path.join(cache_folder, f"fold{r['fold']}", stem + ".wav"))
-             for r, src, stem in zip(chosen, sources, stems)]
     with contextlib.closing(cache_many(items, sample_rate, workers, progress,
                                        desc="prepare UrbanSound8K")) as results:
         for r, src, stem, (info, reason) in zip(chosen, sources, stems, results):
