@@ -9,10 +9,12 @@
    ``--device``, ``--precision``, ``--ckpt_interval_minutes`` and ``--key=value`` overrides),
    unknown overrides refused with the closest keys, the corpus's checks (folds, class count)
    before any work, ``output_folder: auto`` resolved.
-2. :func:`removed_if_setup_fails` around the set-up: :func:`load_hparams` (with SpeechBrain's
-   experiment folder), the corpus's manifests
+2. :func:`run_folder`: the output folder, created and locked for the whole run (a second
+   process on it stops at once, naming the holder); its ``removed_if_setup_fails`` around the
+   set-up: :func:`load_hparams` (with SpeechBrain's experiment folder), the corpus's manifests
    (:func:`audioattn_sb.data.corpora.prepare_manifests`, on the main process first) and
-   :func:`build_datasets`; a set-up that fails leaves no new folder behind.
+   :func:`build_datasets`; a set-up that fails removes the folders this run created, and only
+   those (:mod:`audioattn_sb.run_folder`).
 3. :func:`make_brain`: the corpus's Brain (or the yaml's ``brain_class``).
 4. ``brain.fit`` then ``brain.evaluate`` on the checkpoint the Brain selects.
 5. :func:`evaluate_noisy_test` (``noisy_test_folder``), :func:`evaluate_without_weight_average`
@@ -25,13 +27,11 @@ folds and attention variants never share a folder. Corpora (``dataset:``): see
 :mod:`audioattn_sb.data.corpora`.
 """
 
-import contextlib
 import json
 import logging
 import math
 import os
 import platform
-import shutil
 
 import speechbrain as sb
 import torch
@@ -45,6 +45,7 @@ from audioattn_sb.features import FeatureCache
 from audioattn_sb.hparams import (PeekLoader, check_override_keys,
                                   command_line_checkpoint_interval, default_output_folder,
                                   peek_hparams, resolved_values)
+from audioattn_sb.run_folder import RunFolder
 from audioattn_sb.utils import (atomic_write_text, code_commit, cpu_has_native_bf16,
                                  machine_info)
 
@@ -75,24 +76,15 @@ def parse_command_line(argv):
 
 
 # --------------------------------------------------------------------------- 2. set-up
-@contextlib.contextmanager
-def removed_if_setup_fails(hparams_file, overrides):
-    """Run the set-up (experiment folder, preparation, datasets); when it raises, remove the
-    folders it created (the highest new one above the run's output folder) and re-raise, so that
-    a failed run leaves nothing behind. Folders that existed before (a run being resumed) are
-    kept. Loading the yaml already creates folders (the checkpointer makes its save folder), so
-    the output folder is read without building anything."""
-    folder = resolved_values(hparams_file, overrides)["output_folder"]
-    root = None
-    path = os.path.abspath(folder)
-    while not os.path.exists(path):
-        root, path = path, os.path.dirname(path)
-    try:
-        yield
-    except BaseException:
-        if root is not None and os.path.isdir(root) and sb.utils.distributed.if_main_process():
-            shutil.rmtree(root, ignore_errors=True)
-        raise
+def run_folder(hparams_file, overrides):
+    """The run's output folder as a :class:`~audioattn_sb.run_folder.RunFolder`: ``with
+    run_folder(...) as run:`` creates and locks it for the whole run (a second process on it
+    stops with an error naming the holder), and ``with run.removed_if_setup_fails():`` around
+    the set-up removes only the folders this run created when the set-up raises (a sibling run
+    under the same new parent keeps its folder). Loading the yaml already creates folders (the
+    checkpointer makes its save folder), so the output folder is read without building
+    anything."""
+    return RunFolder(resolved_values(hparams_file, overrides)["output_folder"])
 
 
 def load_hparams(hparams_file, overrides):
@@ -363,5 +355,5 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
 
 __all__ = ["build_datasets", "evaluate_noisy_test", "evaluate_without_weight_average",
            "load_hparams", "loader_options", "make_brain", "parse_command_line",
-           "removed_if_setup_fails", "set_lr_schedule", "warn_if_bf16_is_emulated",
+           "run_folder", "set_lr_schedule", "warn_if_bf16_is_emulated",
            "write_results"]

@@ -47,8 +47,15 @@ def main(argv=None):
     hparams_file, run_opts, overrides, corpus = recipe.parse_command_line(argv)
     sb.utils.distributed.ddp_init_group(run_opts)  # no-op unless started by torchrun
 
+    # the run folder, created and held by this process until the run ends (a second process on
+    # it stops at once); a failed set-up removes only the folders this run created
+    with recipe.run_folder(hparams_file, overrides) as run:
+        return _run(run, hparams_file, run_opts, overrides, corpus, argv)
+
+
+def _run(run, hparams_file, run_opts, overrides, corpus, argv):
     # the experiment's objects, its folder, the corpus's manifests and datasets
-    with recipe.removed_if_setup_fails(hparams_file, overrides):
+    with run.removed_if_setup_fails():
         hparams = recipe.load_hparams(hparams_file, overrides)
         manifests, class_names = prepare_manifests(hparams, corpus)
         hparams["class_names"] = class_names

@@ -94,6 +94,18 @@ MUTANTS = {
         "    if False:",
         ["tests/test_prepare_guards.py"],
         "a csv file name with .. reads and rewrites a file outside the data folder"),
+    "failed-setup-removes-parent": (
+        "audioattn_sb/run_folder.py",
+        "            try:\n                os.rmdir(d)",
+        "            try:\n                shutil.rmtree(d)",
+        ["tests/test_run_folder.py"],
+        "a failed set-up removes the new parent folder with a sibling run inside"),
+    "run-folder-not-locked": (
+        "audioattn_sb/run_folder.py",
+        "                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "                pass",
+        ["tests/test_run_folder.py"],
+        "a second process runs into a run folder in use"),
 }
 
 

@@ -15,6 +15,8 @@ import time
 import pytest
 import torch
 
+from audioattn_sb.run_folder import LOCK_FILE
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "recipes", "train.py")
 HPARAMS = os.path.join(REPO, "hparams", "urbansound8k_acrnn.yaml")
@@ -69,8 +71,15 @@ def test_sigkill_mid_epoch_then_same_command_resumes(demo_us8k, tmp_path):
                             env=_env())
     deadline = time.time() + 240
     killed_in_epoch = None
+    second = None
     try:
         while time.time() < deadline and proc.poll() is None:
+            if second is None and (out / LOCK_FILE).exists():
+                # the same command started again while the first runs: refused, naming it
+                second = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                                        env=_env(), timeout=120)
+                assert second.returncode == 2, second.stderr[-2000:]
+                assert f"in use by another run (process {proc.pid} " in second.stderr
             log = out / "train_log.txt"
             if log.exists() and _logged_epochs(out) == ["1"] and _inside_epoch_2(out):
                 # epoch 1 finished and the newest checkpoint is one saved inside epoch 2 (not a
@@ -84,6 +93,7 @@ def test_sigkill_mid_epoch_then_same_command_resumes(demo_us8k, tmp_path):
             proc.kill()
         proc.wait()
     assert killed_in_epoch == 2, "the run ended before it could be killed mid-epoch 2"
+    assert second is not None, "the second command was never tried"
     assert not (out / "results.json").exists()
     # no half-written file is left where a complete one is expected
     assert not glob.glob(str(out / "**" / "*.tmp"), recursive=True)
