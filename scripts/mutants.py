@@ -106,6 +106,13 @@ MUTANTS = {
         "                pass",
         ["tests/test_run_folder.py"],
         "a second process runs into a run folder in use"),
+    "browser-not-escaped": (
+        "audioattn_sb/inspection/browser.py",
+        "const esc = (s) => String(s).replace(",
+        "const esc = (s) => String(s); const _esc = (s) => String(s).replace(",
+        ["tests/test_browser.py::test_no_script_from_a_name_runs_in_any_view"],
+        "a file or class name is inserted as HTML in the browser's clip heading (its script "
+        "runs)"),
 }
 
 

@@ -14,6 +14,14 @@ Datasets
 ``small_us8k`` (function)
     A fresh, private copy of a small demo (folds 1-3, one clip per class per fold = 30 clips) in
     this test's ``tmp_path``: free to corrupt, delete or edit. ``small_us8k_rows`` reads its csv.
+``hostile_us8k`` (session)
+    ``demo_us8k``'s folds 1-3 (90 clips) with hostile names (:data:`HOSTILE_FILE_PATTERNS`,
+    :data:`HOSTILE_CLASSES`): every file name and four class names hold spaces, quotes, commas,
+    ``&``, ``<img … onerror=…>``, ``<script>`` and non-ASCII letters, the payloads setting
+    ``document.title`` to :data:`PWNED` if a page ever runs them (issue 29). Read-only.
+``hostile_fsd50k`` (session)
+    ``demo_fsd50k`` with hostile fnames and labels (the same payloads; labels hold no comma, the
+    separator of FSD50K's label lists). Read-only.
 ``esc10_dir`` (session)
     The real ESC-10 data in UrbanSound8K layout, ``<repo>/../shared/data/esc10_us8k`` (400 clips,
     10 classes, folds 1-5, 16 kHz mono). Read-only. Skips the test when the folder is absent.
@@ -185,6 +193,90 @@ def small_us8k(_small_us8k_master, tmp_path):
 def small_us8k_rows(small_us8k):
     """The csv rows of ``small_us8k`` (dicts with ``"_line"``)."""
     return read_csv_rows(small_us8k)
+
+
+#: what a payload in a name sets document.title to, if a page ever runs it
+PWNED = "PWNED"
+#: file-name patterns (``{stem}``: the original stem); no "/" (not allowed in a file name)
+HOSTILE_FILE_PATTERNS = [
+    "{stem}<img src=x onerror=document.title='PWNED'>",
+    "<script>document.title='PWNED'<script>{stem}",
+    '{stem} "quoted", comma & amp',
+    "{stem} été ü ñ 'single'",
+    "<b onmouseover=document.title='PWNED'>{stem}",
+]
+#: class names of classIDs 0-3 ("/" is fine in a csv field)
+HOSTILE_CLASSES = {
+    0: "<img src=x onerror=\"document.title='PWNED'\">siren",
+    1: "<script>document.title='PWNED'</script>hum",
+    2: 'click, "train" & co',
+    3: "bruits d'éclats ü",
+}
+
+
+def make_hostile_us8k(src, dst, folds=(1, 2, 3)):
+    """Copy ``folds`` of an UrbanSound8K-layout corpus into ``dst`` with every file renamed by
+    :data:`HOSTILE_FILE_PATTERNS` (in turn) and :data:`HOSTILE_CLASSES`; returns ``dst``."""
+    src, dst = Path(src), Path(dst)
+    rows = [r for r in read_csv_rows(src) if int(r["fold"]) in folds]
+    (dst / "metadata").mkdir(parents=True)
+    for k, r in enumerate(rows):
+        stem = os.path.splitext(r["slice_file_name"])[0]
+        new = HOSTILE_FILE_PATTERNS[k % len(HOSTILE_FILE_PATTERNS)].format(stem=stem) + ".wav"
+        (dst / "audio" / f"fold{r['fold']}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / "audio" / f"fold{r['fold']}" / r["slice_file_name"],
+                    dst / "audio" / f"fold{r['fold']}" / new)
+        r["slice_file_name"] = new
+        r["class"] = HOSTILE_CLASSES.get(int(r["classID"]), r["class"])
+    cols = [c for c in rows[0] if c != "_line"]
+    with open(dst / "metadata" / "UrbanSound8K.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, cols, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return dst
+
+
+def make_hostile_fsd50k(src, dst):
+    """Copy an FSD50K-layout corpus into ``dst`` with hostile fnames and labels (no comma in a
+    label: FSD50K's label lists are comma-separated); returns ``dst``."""
+    src, dst = Path(src), Path(dst)
+    gt = "FSD50K.ground_truth"
+    (dst / gt).mkdir(parents=True)
+    with open(src / gt / "vocabulary.csv", newline="", encoding="utf-8") as f:
+        vocab = list(csv.reader(f))
+    rename = {}
+    for i, row in enumerate(vocab):
+        if i in HOSTILE_CLASSES:
+            rename[row[1]] = HOSTILE_CLASSES[i].replace(",", "")
+            row[1] = rename[row[1]]
+    with open(dst / gt / "vocabulary.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(vocab)
+    k = 0
+    for which, audio in (("dev", "FSD50K.dev_audio"), ("eval", "FSD50K.eval_audio")):
+        (dst / audio).mkdir()
+        with open(src / gt / f"{which}.csv", newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        for row in rows[1:]:
+            new = HOSTILE_FILE_PATTERNS[k % len(HOSTILE_FILE_PATTERNS)].format(stem=row[0])
+            k += 1
+            shutil.copy(src / audio / f"{row[0]}.wav", dst / audio / f"{new}.wav")
+            row[0] = new
+            row[1] = ",".join(rename.get(lab, lab) for lab in row[1].split(","))
+        with open(dst / gt / f"{which}.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f, lineterminator="\n").writerows(rows)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def hostile_us8k(demo_us8k, tmp_path_factory):
+    """``demo_us8k`` folds 1-3 with hostile file and class names (read-only)."""
+    return make_hostile_us8k(demo_us8k, tmp_path_factory.mktemp("hostile") / "us8k")
+
+
+@pytest.fixture(scope="session")
+def hostile_fsd50k(demo_fsd50k, tmp_path_factory):
+    """``demo_fsd50k`` with hostile fnames and labels (read-only)."""
+    return make_hostile_fsd50k(demo_fsd50k, tmp_path_factory.mktemp("hostile") / "fsd50k")
 
 
 @pytest.fixture(scope="session")

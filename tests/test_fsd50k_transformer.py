@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import independent_test_map, run_script
+from conftest import HOSTILE_CLASSES, independent_test_map, run_script
 
 from audioattn_sb.models.transformer import AudioTransformer
 
@@ -41,9 +41,11 @@ def test_self_attention_accepts_continuous_family_names():
 
 
 @pytest.fixture(scope="module")
-def fsd(demo_fsd50k, tmp_path_factory):
+def fsd(hostile_fsd50k, tmp_path_factory):
+    """The FSD50K-layout demo with hostile fnames and labels (issue 29): preparation, training
+    and the inspection scripts below go through names with quotes, ``&``, HTML and non-ASCII."""
     root = tmp_path_factory.mktemp("fsd50k_transformer")
-    return {"data": str(demo_fsd50k), "cache": str(root / "cache"), "root": root}
+    return {"data": str(hostile_fsd50k), "cache": str(root / "cache"), "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +131,10 @@ def test_inspection_scripts_on_a_multilabel_run(trained, capsys):
     manifest = json.loads((out / "test.json").read_text())
     first = list(manifest)[:2]
 
+    # the hostile names went through preparation and training (conftest.make_hostile_fsd50k)
+    names = json.loads((out / "results.json").read_text())["class_names"]
+    assert {n.replace(",", "") for n in HOSTILE_CLASSES.values()} <= set(names)
+    assert any("onerror" in e["clip"] for e in manifest.values())
     written = save_specs_main([*args, "--attn_num_samples", "2"])
     assert [os.path.basename(p) for p in written] == [f"{c}.npz" for c in first]
     for path, cid in zip(written, first):

@@ -35,6 +35,7 @@ page's URL sets those controls on load (their callbacks run as for a click): a l
 
 import base64
 import functools
+import html
 import io
 import json
 import logging
@@ -257,7 +258,15 @@ def _summary(tables, names):
                            for c in classes for n in names if (c, n) in per_class]}
 
 
-_SELECT_CLIP = r"""
+#: the page's one rule for text from data (file, class, label and variant names): inserted as
+#: text, never as HTML. Bokeh's tables, selects, axis labels and hover tooltips already do;
+#: the two Divs built from data (the clip heading, the player) escape it with this function
+_ESCAPE = r"""
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;',
+  '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
+"""
+
+_SELECT_CLIP = _ESCAPE + r"""
 const k = table_src.data['clip'][row];
 const v = variants.indexOf(table_src.data['variant'][row]);
 const clip = data.clips[k];
@@ -278,9 +287,9 @@ supp_src.data = {left: qx0, right: qx1, color: qc};
 event_box.visible = !!clip.event;
 if (clip.event) { event_box.left = clip.event[0]; event_box.right = clip.event[1]; }
 const sel = (v >= 0 && clip.variants[v]) ? clip.variants[v] : null;
-title.text = `<b>${clip.id}</b> · label ${clip.label} · ` + (sel ? `${variants[v]}: pred ` +
-  `${sel.pred} (${(sel.score || 0).toFixed(2)})` : '');
-player.text = clip.audio ? `<audio id="clip-audio" controls src="${clip.audio}"></audio>` :
+title.text = `<b>${esc(clip.id)}</b> · label ${esc(clip.label)} · ` + (sel ?
+  `${esc(variants[v])}: pred ${esc(sel.pred)} (${(sel.score || 0).toFixed(2)})` : '');
+player.text = clip.audio ? `<audio id="clip-audio" controls src="${esc(clip.audio)}"></audio>` :
   '<i>no audio (the run\'s test.json names no readable file)</i>';
 play.tags = sel && sel.support[0] !== null ? [sel.support[0], sel.support[1]] : [];
 """
@@ -383,8 +392,8 @@ def build_page(data, title="attention browser"):
                    y_range_name="att")
     event_box = BoxAnnotation(left=0, right=0, fill_color="gold", fill_alpha=0.25, visible=False)
     fig.add_layout(event_box)
-    legend = Div(text=" ".join(f'<span style="color:{c};font-weight:bold">■ {v}</span>'
-                               for v, c in zip(variants, data["colors"])))
+    legend = Div(text=" ".join(f'<span style="color:{c};font-weight:bold">■ {html.escape(v)}'
+                               '</span>' for v, c in zip(variants, data["colors"])))
     title_div = Div(text="select a row of the table", width=980)
     player = Div(text="", width=420)
     play = Button(label="play the selected variant's support", width=260)
@@ -506,9 +515,9 @@ def write_page(inputs, out, max_clips=80, title="attention browser"):
     doc = Document()
     doc.add_root(page)
     doc.js_on_event(DocumentReady, on_ready)
-    html = file_html(doc, INLINE, title)
-    atomic_write_text(out, html)
-    size = len(html.encode())
+    page_html = file_html(doc, INLINE, title)
+    atomic_write_text(out, page_html)
+    size = len(page_html.encode())
     if size > WARN_BYTES:
         logger.warning("%s is %.0f MB (over 50 MB): use --max_clips to keep it smaller", out,
                        size / 2 ** 20)
