@@ -122,6 +122,10 @@ from audioattn_sb.attention.max_activations import (
     resolve_continuous,
 )
 from audioattn_sb.lengths import frame_counts
+from audioattn_sb.models.frontends import DensePatches, build_frontend
+
+#: how the front end's tokens meet the sinusoidal positions (:meth:`AudioTransformer.add_positions`)
+INPUT_NORMS = ("none", "gain", "layernorm", "scaled_positions")
 
 #: sample rate the patch size refers to (25 ms = 400 samples)
 SAMPLE_RATE = 16000
@@ -416,8 +420,16 @@ class AudioTransformer(nn.Module):
         max_activation="softmax",
         alpha=None,
         output="log_softmax",
+        frontend="dense",
+        frontend_hop=None,
+        frontend_options=None,
+        input_norm="none",
+        input_gain=10.0,
     ):
         super().__init__()
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got "
+                             f"{input_norm!r}")
         if output not in ("log_softmax", "logits"):
             raise ValueError(f"output must be 'log_softmax' or 'logits', got {output!r}")
         if int(n_layers) < 1:
@@ -440,9 +452,14 @@ class AudioTransformer(nn.Module):
         self.pool_between_layers = bool(pool_between_layers)
         self.multi_scale = bool(multi_scale)
         self.multi_scale_windows = windows
-        self.frontend = nn.Sequential(
-            nn.Linear(self.patch_size, frontend_dim), nn.ReLU(), nn.Linear(frontend_dim, d_model)
-        )
+        self.frontend = build_frontend(frontend, d_model, self.patch_size, frontend_dim,
+                                       frontend_hop, frontend_options)
+        self.frontend_name = frontend
+        self.hop_samples = int(self.frontend.hop_samples)
+        self.input_norm = input_norm
+        self.log_input_gain = (nn.Parameter(torch.tensor(math.log(float(input_gain))))
+                               if input_norm == "gain" else None)
+        self.embed_norm = nn.LayerNorm(d_model) if input_norm == "layernorm" else None
         self.input_dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
             TransformerLayer(d_model, n_heads, ff_dim, dropout, attn_dropout, norm_first,
@@ -455,30 +472,49 @@ class AudioTransformer(nn.Module):
         self.classifier = nn.Linear(d_model, n_classes)
 
     # ------------------------------------------------------------------------------------------
-    def patchify(self, wavs, lengths=None):
-        """wavs [B, N], relative lengths [B] → (patches [B, L, P], patches per clip [B] long).
-
-        A clip has n = round(rel·N) samples and ⌈n / P⌉ patches; samples past n are zeroed, the
-        last partial patch is completed with zeros.
-        """
+    def sample_counts(self, wavs, lengths=None):
+        """Each clip's sample count n = round(rel·N) from SpeechBrain's relative lengths."""
         if wavs.dim() != 2:
             raise ValueError(f"expected a waveform batch [B, N], got shape {tuple(wavs.shape)}")
         batch, n_samples = wavs.shape
-        p = self.patch_size
-        n_patches = max(1, -(-n_samples // p))
         if lengths is None:
-            n = torch.full((batch,), n_samples, dtype=torch.long, device=wavs.device)
-        else:
-            lengths = torch.as_tensor(lengths, device=wavs.device).reshape(-1)
-            if lengths.numel() != batch:
-                raise ValueError(f"expected {batch} relative lengths, got {lengths.numel()}")
-            n = torch.round(lengths.double() * n_samples).long().clamp(0, n_samples)
-            sample_ok = torch.arange(n_samples, device=wavs.device)[None, :] < n[:, None]
-            wavs = wavs * sample_ok.to(wavs.dtype)
-        pad = n_patches * p - n_samples
-        if pad:
-            wavs = F.pad(wavs, (0, pad))
-        return wavs.reshape(batch, n_patches, p), torch.div(n + p - 1, p, rounding_mode="floor")
+            return torch.full((batch,), n_samples, dtype=torch.long, device=wavs.device)
+        lengths = torch.as_tensor(lengths, device=wavs.device).reshape(-1)
+        if lengths.numel() != batch:
+            raise ValueError(f"expected {batch} relative lengths, got {lengths.numel()}")
+        return torch.round(lengths.double() * n_samples).long().clamp(0, n_samples)
+
+    def patchify(self, wavs, lengths=None):
+        """wavs [B, N], relative lengths [B] → (patches [B, L, P], patches per clip [B] long) of
+        the dense front end: a clip has n = round(rel·N) samples and ⌈n / hop⌉ patches; samples
+        past n are zeroed, the last partial patch is completed with zeros."""
+        if not isinstance(self.frontend, DensePatches):
+            raise ValueError(f"patchify is the dense front end's; this model's is "
+                             f"{self.frontend_name!r}")
+        return self.frontend.patches(wavs, self.sample_counts(wavs, lengths))
+
+    def embed(self, x, lengths=None):
+        """The front end: (tokens [B, L, D] before the positions, tokens per clip [B] long)."""
+        n = self.sample_counts(x, lengths)
+        if self.log_input_gain is not None:
+            x = x * self.log_input_gain.exp()
+        return self.frontend(x, n)
+
+    def add_positions(self, h, mask):
+        """Tokens + sinusoidal positions, by ``input_norm`` (:data:`INPUT_NORMS`): ``none`` and
+        ``gain`` add them as they are, ``layernorm`` normalises the tokens first,
+        ``scaled_positions`` scales the positions to each clip's token RMS (over its valid
+        tokens and dims, not differentiated)."""
+        pe = sinusoidal_positions(h.shape[1], self.d_model, h.device, h.dtype)
+        if self.embed_norm is not None:
+            h = self.embed_norm(h)
+        if self.input_norm == "scaled_positions":
+            m = mask[..., None].to(h.dtype)
+            rms = ((h.detach().square() * m).sum((1, 2)) / (m.sum((1, 2)) * h.shape[2])
+                   .clamp(min=1)).sqrt()
+            # PE has an RMS of 1/√2 over its dims: scaled to the tokens' RMS
+            return h + pe * (math.sqrt(2) * rms)[:, None, None]
+        return h + pe
 
     def pools_after(self, layer):
         """True when the frames are average-pooled by 2 after layer ``layer`` (0-based): every
@@ -493,7 +529,7 @@ class AudioTransformer(nn.Module):
             >>> AudioTransformer(10, n_layers=3, pool_between_layers=True).layer_samples_per_frame()
             [400, 400, 800]
         """
-        spf, out = self.patch_size, []
+        spf, out = self.hop_samples, []
         for i in range(len(self.layers)):
             out.append(spf)
             if self.pools_after(i):
@@ -507,14 +543,12 @@ class AudioTransformer(nn.Module):
         frame lengths at the pooling) and, with ``return_attention``, ``self_attention``: one
         [B, heads, Q, K] tensor per layer.
         """
-        patches, n_valid = self.patchify(x, lengths)
-        frames = patches.shape[1]
+        h, n_valid = self.embed(x, lengths)
+        frames = h.shape[1]
         mask = torch.arange(frames, device=x.device)[None, :] < n_valid[:, None]
         # no padding in the batch: skip the key masks (and SDPA's masked kernel) altogether
         layer_mask = None if bool(mask.all()) else mask
-        h = self.frontend(patches)
-        h = h + sinusoidal_positions(frames, self.d_model, h.device, h.dtype)
-        h = self.input_dropout(h)
+        h = self.input_dropout(self.add_positions(h, mask))
         if layer_mask is not None:
             h = h.masked_fill(~layer_mask[..., None], 0.0)
         attention = [] if return_attention else None
@@ -619,6 +653,11 @@ class LogMelTransformer(AudioTransformer):
                          frontend_dim=1, **kwargs)
         self.n_mels = int(n_mels)
         self.frontend = nn.Linear(self.n_mels, self.d_model)
+        self.frontend_name = "log-mel"
+
+    def embed(self, x, lengths=None):
+        feats, n = self.patchify(x, lengths)
+        return self.frontend(feats), n
 
     def patchify(self, feats, lengths=None):
         """feats [B, T, n_mels], relative lengths [B] → (frames [B, T, n_mels] with the padded
@@ -668,6 +707,7 @@ class PassThroughNorm(nn.Module):
 __all__ = [
     "LogMelTransformer",
     "AudioTransformer",
+    "INPUT_NORMS",
     "MultiHeadSelfAttention",
     "PassThroughNorm",
     "SAMPLE_RATE",
