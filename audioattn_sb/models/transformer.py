@@ -606,6 +606,34 @@ class AudioTransformer(nn.Module):
         }
 
 
+@torch.no_grad()
+def signal_to_position_db(model, wav):
+    """How loud the waveform is in the first layer's input, against the positions (issue 30):
+    ``10·log10(E_signal / E_positions)`` for one clip ``wav`` [N], where E_signal is the mean
+    energy of the part of the tokens (after :meth:`AudioTransformer.add_positions` but before
+    the positions are added) that depends on the waveform, ``tokens(wav) − tokens(0)``, and
+    E_positions that of the positions as added. Measured in eval mode (no dropout).
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> m = AudioTransformer(10, n_layers=1)
+        >>> loud = signal_to_position_db(m, 0.3 * torch.randn(16000))
+        >>> quiet = signal_to_position_db(m, 0.003 * torch.randn(16000))
+        >>> round(loud - quiet)                 # the dense front end is linear at this level
+        40
+    """
+    was = model.training
+    model.eval()
+    try:
+        h, _ = model.embed(torch.stack([wav, torch.zeros_like(wav)]), None)
+        plain = h if model.embed_norm is None else model.embed_norm(h)  # as they meet the PE
+        pe = model.add_positions(h, torch.ones(h.shape[:2], dtype=torch.bool))[0] - plain[0]
+        signal = plain[0] - plain[1]
+        return float(10 * torch.log10(signal.square().mean() / pe.square().mean()))
+    finally:
+        model.train(was)
+
+
 def build_transformer_pooling(domain, max_activation, input_dim, alpha=None,
                               attention_dim=None, continuous=None):
     """The Transformer's final pooling: :func:`audioattn_sb.attention.build_pooling`, except that
@@ -718,5 +746,6 @@ __all__ = [
     "build_transformer_pooling",
     "multiscale_average",
     "self_attention_max_activation",
+    "signal_to_position_db",
     "sinusoidal_positions",
 ]

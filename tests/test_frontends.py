@@ -1,0 +1,128 @@
+"""The raw-waveform Transformer's front ends and input scale (issue 30): the mel-Gabor filterbank
+against a hand computation, token counts, padding invariance and float64 gradchecks for each
+front end, bad configurations refused, and the signal-to-position energy ratio at
+initialisation on a quiet and a loud clip."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from audioattn_sb.models.frontends import (ConvStem, DensePatches, build_frontend,
+                                           conv_token_counts, gabor_filterbank, mel_centres)
+from audioattn_sb.models.transformer import AudioTransformer, signal_to_position_db
+
+TINY = dict(n_layers=2, d_model=16, n_heads=4, ff_dim=24, frontend_dim=32, dropout=0.0)
+CONV = {"n_filters": 8, "kernel_size": 400, "hop": 160, "channels": 12, "strides": [2, 2]}
+FRONT_ENDS = {"dense": {}, "dense_overlap": {"frontend_hop": 200},
+              "conv": {"frontend": "conv", "frontend_options": CONV}}
+
+
+def test_gabor_filter_against_a_hand_computation():
+    """Filter k = 5 of 16 at 16 kHz recomputed in numpy from the formulas: mel points
+    2595·log10(1 + f/700) equally spaced, FWHM (f_{k+2} − f_k)/2, σ = sr·√(2 ln 2)/(π b)
+    (capped at kernel/6), Gaussian window on the kernel centre, unit-norm cosine row."""
+    n, k, kernel, sr = 16, 5, 400, 16000
+    mels = np.linspace(0.0, 2595 * np.log10(1 + 8000 / 700), n + 2)
+    hz = 700 * (10 ** (mels / 2595) - 1)
+    f, b = hz[k + 1], (hz[k + 2] - hz[k]) / 2
+    sigma = min(sr * np.sqrt(2 * np.log(2)) / (np.pi * b), kernel / 6)
+    t = np.arange(kernel) - (kernel - 1) / 2
+    g = np.exp(-t ** 2 / (2 * sigma ** 2))
+    cos, sin = g * np.cos(2 * np.pi * f * t / sr), g * np.sin(2 * np.pi * f * t / sr)
+    w = gabor_filterbank(n, kernel, sr).numpy()
+    np.testing.assert_allclose(w[2 * k], cos / np.linalg.norm(cos), atol=1e-12)
+    np.testing.assert_allclose(w[2 * k + 1], sin / np.linalg.norm(cos), atol=1e-12)
+    centres, widths = mel_centres(n, sr)
+    assert centres[k] == pytest.approx(f) and widths[k] == pytest.approx(b)
+
+
+def test_gabor_filters_peak_at_their_mel_centres():
+    """The magnitude response of each (cos + i·sin) filter peaks at its centre frequency (to
+    one FFT bin), centres increasing: a filterbank sorted by frequency."""
+    n, sr, nfft = 32, 16000, 16000
+    w = gabor_filterbank(n, 400, sr).numpy()
+    response = np.abs(np.fft.fft(w[0::2] + 1j * w[1::2], nfft))[:, : nfft // 2]
+    peaks = response.argmax(1) * sr / nfft
+    centres, _ = mel_centres(n, sr)
+    np.testing.assert_allclose(peaks, centres, atol=sr / nfft + 1e-9)
+    assert np.all(np.diff(peaks) > 0)
+
+
+@pytest.mark.parametrize("n", [1, 159, 160, 161, 639, 640, 641, 16000, 64000])
+def test_conv_token_counts_match_the_output(n):
+    stem = ConvStem(8, n_filters=4, channels=4)
+    h, counts = stem(torch.randn(1, n), torch.tensor([n]))
+    assert counts.item() == h.shape[1] == conv_token_counts(torch.tensor([n]), 160, (2, 2)).item()
+    assert counts.item() == math.ceil(math.ceil(math.ceil(n / 160) / 2) / 2)
+
+
+@pytest.mark.parametrize("name", FRONT_ENDS)
+def test_padding_does_not_change_a_clip(name):
+    """A clip alone and the same clip at the start of a longer padded batch (with garbage in
+    the padding): identical outputs and pooling weights, float64."""
+    torch.manual_seed(0)
+    model = AudioTransformer(5, pooling=None, **TINY, **FRONT_ENDS[name]).double().eval()
+    clip = torch.randn(1, 7333, dtype=torch.float64)
+    batch = torch.randn(2, 12000, dtype=torch.float64)  # garbage past the clip's samples
+    batch[0, :7333] = clip[0]
+    alone, info_alone = model(clip, torch.tensor([1.0], dtype=torch.float64))
+    padded, info_padded = model(batch, torch.tensor([7333 / 12000, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(padded[0], alone[0], atol=1e-10, rtol=1e-10)
+    n = info_alone["weights"].shape[1]
+    torch.testing.assert_close(info_padded["weights"][0, :n], info_alone["weights"][0])
+    assert info_padded["weights"][0, n:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("name", ["dense", "dense_overlap", "conv"])
+def test_front_end_gradcheck_float64(name):
+    torch.manual_seed(0)
+    if name == "conv":
+        fe = ConvStem(6, n_filters=3, kernel_size=20, hop=8, channels=4, compression=10.0)
+    else:
+        fe = DensePatches(20, 8, 6, hop=10 if name == "dense_overlap" else None)
+    fe = fe.double()
+    x = torch.randn(2, 70, dtype=torch.float64, requires_grad=True)
+    n = torch.tensor([70, 45])
+    assert torch.autograd.gradcheck(lambda w: fe(w, n)[0], (x,), eps=1e-6, atol=1e-5)
+
+
+def test_bad_configurations_are_refused():
+    with pytest.raises(ValueError, match="unknown front end 'cnn'; valid: dense, conv"):
+        build_frontend("cnn", 8)
+    with pytest.raises(ValueError, match="1 ≤ hop ≤ patch_size"):
+        DensePatches(400, 8, 8, hop=500)
+    with pytest.raises(ValueError, match="init must be 'mel_gabor' or 'random'"):
+        ConvStem(8, init="mel")
+    with pytest.raises(ValueError, match="hop ≤ kernel_size"):
+        ConvStem(8, kernel_size=100, hop=160)
+    with pytest.raises(ValueError, match="input_norm must be one of none, gain"):
+        AudioTransformer(5, input_norm="rms")
+    with pytest.raises(ValueError, match="patchify is the dense front end's"):
+        AudioTransformer(5, frontend="conv").patchify(torch.zeros(1, 400))
+
+
+def test_token_times_follow_the_front_end():
+    assert AudioTransformer(5, n_layers=3, pool_between_layers=True, frontend="conv",
+                            frontend_options=CONV).layer_samples_per_frame() == [640, 640, 1280]
+    assert AudioTransformer(5, n_layers=1, frontend_hop=200).layer_samples_per_frame() == [200]
+
+
+def test_signal_to_position_ratio_at_initialisation():
+    """Issue 30's cause 1, measured at initialisation on a quiet and a loud clip (white noise at
+    the RMS of ESC-10's quietest and loudest clips, 0.007 and 0.27): the paper's dense front end
+    puts a quiet clip ~50 dB under the positions, and every clip's level moves its ratio by as
+    much as the level itself (linear); the convolutional stem of the compact yaml (log band
+    energies, LayerNorm) keeps both clips within 10 dB of the positions."""
+    torch.manual_seed(0)
+    quiet, loud = 0.007 * torch.randn(64000), 0.27 * torch.randn(64000)
+    dense = AudioTransformer(10)
+    conv = AudioTransformer(10, frontend="conv", norm_first=True)
+    d_quiet, d_loud = signal_to_position_db(dense, quiet), signal_to_position_db(dense, loud)
+    c_quiet, c_loud = signal_to_position_db(conv, quiet), signal_to_position_db(conv, loud)
+    print(f"signal/positions (dB): dense quiet {d_quiet:.1f} loud {d_loud:.1f}; "
+          f"conv quiet {c_quiet:.1f} loud {c_loud:.1f}")
+    assert d_quiet < -40 and d_loud - d_quiet == pytest.approx(20 * math.log10(0.27 / 0.007),
+                                                               abs=1.0)
+    assert -10 < c_quiet < 10 and -10 < c_loud < 10
