@@ -126,3 +126,32 @@ def test_signal_to_position_ratio_at_initialisation():
     assert d_quiet < -40 and d_loud - d_quiet == pytest.approx(20 * math.log10(0.27 / 0.007),
                                                                abs=1.0)
     assert -10 < c_quiet < 10 and -10 < c_loud < 10
+
+
+@pytest.mark.slow
+def test_compact_yamls_train_their_filterbank(demo_us8k, demo_fsd50k, tmp_path):
+    """hparams/{urbansound8k,fsd50k}_transformer_compact.yaml through recipes/train.py (tiny
+    widths, 3 epochs): the convolutional stem's filterbank starts as the mel-Gabor filterbank
+    and is trained (augmentation and mixup on), the results are complete."""
+    from conftest import REPO_ROOT, train_in_process
+
+    tiny = ["--d_model=16", "--n_heads=4", "--ff_dim=24", "--n_layers=2",
+            "--number_of_epochs=3", "--warmup_epochs=1", "--noprogressbar"]
+    us8k = tmp_path / "us8k"
+    res = train_in_process([str(REPO_ROOT / "hparams" / "urbansound8k_transformer_compact.yaml"),
+                            f"--data_folder={demo_us8k}", f"--cache_folder={tmp_path / 'c1'}",
+                            f"--output_folder={us8k}", "--train_fold_nums=[3]",
+                            "--valid_fold_nums=[2]", "--test_fold_nums=[1]", *tiny])
+    assert res["epochs_completed"] == res["tested_epoch"] == 3 and res["augment"]
+    assert res["mixup_alpha"] == 0.2
+    assert sum(map(sum, res["test_confusion_matrix"])) == 30
+    (ckpt,) = sorted(us8k.glob("save/CKPT*/model.ckpt"))[-1:]
+    fb = torch.load(ckpt, weights_only=True)["frontend.filterbank.weight"][:, 0]
+    init = gabor_filterbank(64, 400).float()
+    assert fb.shape == init.shape and not torch.allclose(fb, init)
+    assert torch.nn.functional.cosine_similarity(fb, init).min() > 0.5  # trained, not replaced
+    fsd = tmp_path / "fsd"
+    res = train_in_process([str(REPO_ROOT / "hparams" / "fsd50k_transformer_compact.yaml"),
+                            f"--data_folder={demo_fsd50k}", f"--cache_folder={tmp_path / 'c2'}",
+                            f"--output_folder={fsd}", *tiny])
+    assert res["epochs_completed"] == 3 and 0.0 < res["test_mAP"] <= 1.0
