@@ -3,6 +3,7 @@ against a hand computation, token counts, padding invariance and float64 gradche
 front end, bad configurations refused, and the signal-to-position energy ratio at
 initialisation on a quiet and a loud clip."""
 
+import csv
 import math
 
 import numpy as np
@@ -133,7 +134,7 @@ def test_compact_yamls_train_their_filterbank(demo_us8k, demo_fsd50k, tmp_path):
     """hparams/{urbansound8k,fsd50k}_transformer_compact.yaml through recipes/train.py (tiny
     widths, 3 epochs): the convolutional stem's filterbank starts as the mel-Gabor filterbank
     and is trained (augmentation and mixup on), the results are complete."""
-    from conftest import REPO_ROOT, train_in_process
+    from conftest import REPO_ROOT, run_script, train_in_process
 
     tiny = ["--d_model=16", "--n_heads=4", "--ff_dim=24", "--n_layers=2",
             "--number_of_epochs=3", "--warmup_epochs=1", "--noprogressbar"]
@@ -150,8 +151,64 @@ def test_compact_yamls_train_their_filterbank(demo_us8k, demo_fsd50k, tmp_path):
     init = gabor_filterbank(64, 400).float()
     assert fb.shape == init.shape and not torch.allclose(fb, init)
     assert torch.nn.functional.cosine_similarity(fb, init).min() > 0.5  # trained, not replaced
+    # recipes/plot_frontend.py: the trained and the initial filterbank, sorted by peak frequency
+    p = run_script("plot_frontend.py", us8k)
+    assert "64 filters (cos/sin pairs)" in p.stdout
+    png, table = us8k / "frontend" / "frontend.png", us8k / "frontend" / "frontend.csv"
+    from PIL import Image
+
+    assert Image.open(png).size[0] > 1000
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for name in ("trained", "initial"):
+        peaks = [float(r["peak_hz"]) for r in rows if r["model"] == name]
+        assert len(peaks) == 64 and peaks == sorted(peaks)
+    initial = [float(r["peak_hz"]) for r in rows if r["model"] == "initial"]
+    # the lowest band (28 Hz, its window capped at the kernel) peaks at 0 Hz: its cosine and
+    # sine images at ±28 Hz overlap; every other band peaks at its mel centre
+    np.testing.assert_allclose(initial[1:], mel_centres(64, 16000)[0][1:], atol=16000 / 2048)
     fsd = tmp_path / "fsd"
     res = train_in_process([str(REPO_ROOT / "hparams" / "fsd50k_transformer_compact.yaml"),
                             f"--data_folder={demo_fsd50k}", f"--cache_folder={tmp_path / 'c2'}",
                             f"--output_folder={fsd}", *tiny])
     assert res["epochs_completed"] == 3 and 0.0 < res["test_mAP"] <= 1.0
+
+
+def test_peak_and_bandwidth_of_a_hann_windowed_tone():
+    """A 400-sample Hann-windowed tone at 1 kHz (16 kHz): peak 1 kHz, −3 dB bandwidth 1.44
+    bins of 40 Hz (the Hann window's, Harris 1978) = 57.6 Hz, to the 1 Hz FFT resolution; for
+    a (cos, sin) pair the same (its energy response)."""
+    from audioattn_sb.inspection.frontend import peak_and_bandwidth, power_responses
+
+    t = np.arange(400)
+    hann = np.hanning(400)
+    tones = np.stack([hann * np.cos(2 * np.pi * 1000 * t / 16000),
+                      hann * np.sin(2 * np.pi * 1000 * t / 16000)])
+    for filters, paired in ((tones[:1], False), (tones, True)):
+        peak, width = peak_and_bandwidth(power_responses(filters, paired, nfft=16000), 16000)
+        assert peak[0] == pytest.approx(1000, abs=1) and width[0] == pytest.approx(57.6, abs=2)
+
+
+@pytest.mark.slow
+def test_initial_model_is_the_runs_initialisation(demo_us8k, tmp_path):
+    """With a learning rate of 1e-30 (below float32 resolution) the trained weights are the
+    initial ones: the model that plot_frontend rebuilds from the run's yaml and seed equals
+    them (dense front end, whose initialisation is random)."""
+    from audioattn_sb.inference import load_model
+    from audioattn_sb.inspection.frontend import initial_model
+    from conftest import REPO_ROOT, train_in_process
+
+    run = tmp_path / "run"
+    train_in_process([str(REPO_ROOT / "hparams" / "urbansound8k_transformer_compact.yaml"),
+                      f"--data_folder={demo_us8k}", f"--cache_folder={tmp_path / 'c'}",
+                      f"--output_folder={run}", "--train_fold_nums=[3]", "--valid_fold_nums=[2]",
+                      "--test_fold_nums=[1]", "--frontend=dense", "--frontend_dim=32",
+                      "--d_model=16", "--n_heads=4", "--ff_dim=24", "--n_layers=1",
+                      "--number_of_epochs=2", "--warmup_epochs=1", "--lr=1e-30", "--min_lr=0",
+                      "--noprogressbar"])
+    trained = load_model(run).run.hparams["model"].frontend[0].weight
+    init = initial_model(run).frontend[0].weight
+    torch.testing.assert_close(init, trained, rtol=0, atol=0)
+    torch.manual_seed(123)  # another seed gives other weights: the check can fail
+    assert not torch.equal(AudioTransformer(10, d_model=16, frontend_dim=32, n_layers=1,
+                                            n_heads=4, ff_dim=24).frontend[0].weight, init)

@@ -533,6 +533,24 @@ def run_test_checkpoint(run_folder, overrides=None):
     return "best_valid"
 
 
+def run_folder_overrides(run_folder, keep_seed=False):
+    """Overrides that rebuild a run from its own ``hyperparams.yaml``: its folders (output,
+    save, train log) pointed at ``run_folder`` wherever it now lies, and the seeding turned off
+    (loading a model must not re-seed the caller's RNGs) unless ``keep_seed`` (the yaml then
+    seeds before building, as when the run started: its initial weights)."""
+    from audioattn_sb.hparams import peek_hparams
+
+    run_folder = Path(run_folder)
+    values = peek_hparams(run_folder / "hyperparams.yaml")
+    overrides = {k: str(run_folder / sub) if sub else str(run_folder)
+                 for k, sub in _FOLDER_KEYS.items() if k in values}
+    if "checkpointer" in values:
+        overrides["checkpointer"] = {"checkpoints_dir": str(run_folder / "save")}
+    if "__set_seed" in values and not keep_seed:
+        overrides["__set_seed"] = None
+    return overrides
+
+
 def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opts=None,
                      device=None, class_names=None):
     """Build the run's modules from its hparams, load its best checkpoint, make an eval Brain.
@@ -567,13 +585,7 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
             raise FileNotFoundError(
                 f"{hparams_file}: missing, so {run_folder} is not a finished training run "
                 "(recipes/train.py writes hyperparams.yaml at start-up)")
-        values = peek_hparams(hparams_file)
-        overrides = {k: str(run_folder / sub) if sub else str(run_folder)
-                     for k, sub in _FOLDER_KEYS.items() if k in values}
-        if "checkpointer" in values:
-            overrides["checkpointer"] = {"checkpoints_dir": str(run_folder / "save")}
-        if "__set_seed" in values:
-            overrides["__set_seed"] = None  # loading a model must not re-seed the caller's RNGs
+        overrides = run_folder_overrides(run_folder)
         save_folder = run_folder / "save"
     else:
         overrides = overrides or ""
@@ -631,4 +643,4 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
 __all__ = ["BatchOutput", "RunLoadError", "TrainedRun", "check_run_folder",
            "check_same_training", "clip_info",
            "find_best_checkpoint", "load_checkpoint_weights", "load_trained_run",
-           "run_folder_of"]
+           "run_folder_of", "run_folder_overrides"]
