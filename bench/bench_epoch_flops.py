@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Benchmark: the compact ACRNN and the compact Transformer's training epoch against this CPU's
+FLOP bound (issue 30).
+
+Usage:
+    python bench/bench_epoch_flops.py [--threads 2] [--steps 5] [--warmup 2]
+        [--runs ACRNN_RUN TRANSFORMER_RUN] [--json out.json]
+
+For each of hparams/urbansound8k_acrnn_compact.yaml and hparams/urbansound8k_transformer_compact.yaml
+(their default models, discrete softmax pooling, 10 classes), all measured in this one process:
+  * FLOPs of one training step, counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls
+    and convolutions, forward + backward) on a batch of 16 clips of 5 s (ESC-10's, no padding):
+    features (the ACRNN's Fbank, the Transformer's waveform), normalisation and model, NLL loss;
+  * the step time (forward + backward + AdamW step, train mode), median of ``--steps`` after
+    ``--warmup``, and the epoch of ESC-10's 3 training folds (240 clips = 15 steps) it implies;
+  * this CPU's achieved float32 matmul rate (a 1024³ matmul, GFLOP/s, timed before every step);
+  * the FLOP bound of the epoch = 15 · FLOPs per step / matmul rate, and the ratio
+    ``step time / bound`` (issue 30's target for the Transformer: within 3×).
+With ``--runs`` (a finished run of each yaml on ESC-10 folds 3-5), the measured end-of-run
+epoch time of the recipe (``train_log.txt``'s median ``epoch_seconds``: data loading and
+augmentation included, on that run's machine and threads) is set against the same bound.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+from bench_transformer import MatmulProbe  # noqa: E402
+
+YAMLS = {"compact ACRNN": "hparams/urbansound8k_acrnn_compact.yaml",
+         "compact Transformer": "hparams/urbansound8k_transformer_compact.yaml"}
+BATCH, SECONDS, N_TRAIN = 16, 5.0, 240
+
+
+def build(yaml_path, out):
+    """The yaml's modules (compute_features, mean_var_norm, model) with its defaults."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    with open(os.path.join(REPO, yaml_path), encoding="utf-8") as f:
+        hp = load_hyperpyyaml(f, {"output_folder": out, "data_folder": out})
+    return hp["compute_features"], hp["mean_var_norm"], hp["model"]
+
+
+def step(feat, norm, model, wavs, lens, labels):
+    feats = feat(wavs)
+    if isinstance(norm, torch.nn.Module) and type(norm).__name__ != "PassThroughNorm":
+        feats = norm(feats, lens)
+    out, _ = model(feats, lens)
+    loss = torch.nn.functional.nll_loss(out, labels)
+    loss.backward()
+    return loss
+
+
+def measure(name, yaml_path, steps, warmup, probe):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as out:
+        feat, norm, model = build(yaml_path, out)
+    model.train()
+    if isinstance(norm, torch.nn.Module):
+        norm.train()
+    wavs = 0.1 * torch.randn(BATCH, int(SECONDS * 16000))
+    lens = torch.ones(BATCH)
+    labels = torch.randint(0, 10, (BATCH,))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(feat, norm, model, wavs, lens, labels)
+    flops = counter.get_total_flops()
+    opt.zero_grad(set_to_none=True)
+    times, rates = [], []
+    for i in range(warmup + steps):
+        rate = probe.rate()
+        t = time.perf_counter()
+        step(feat, norm, model, wavs, lens, labels)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+            rates.append(rate)
+    step_s, rate = statistics.median(times), statistics.median(rates)
+    steps_per_epoch = math.ceil(N_TRAIN / BATCH)
+    bound_s = steps_per_epoch * flops / (rate * 1e9)
+    return {"model": name, "parameters": sum(p.numel() for p in model.parameters()),
+            "gflop_per_step": flops / 1e9, "gflop_per_epoch": steps_per_epoch * flops / 1e9,
+            "step_s": step_s, "epoch_s_model_only": steps_per_epoch * step_s,
+            "matmul_gflops": rate, "bound_epoch_s": bound_s,
+            "x_bound": steps_per_epoch * step_s / bound_s}
+
+
+def run_epoch_seconds(run):
+    text = open(os.path.join(run, "train_log.txt"), encoding="utf-8").read()
+    secs = [float(x) for x in re.findall(r"train epoch_seconds: ([0-9.e+-]+)", text)]
+    return statistics.median(secs) if secs else None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--runs", nargs=2, default=None, metavar=("ACRNN_RUN", "TRANSFORMER_RUN"))
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.2f}")
+    probe = MatmulProbe(1024, 1024, 1024)
+    rows = [measure(n, y, args.steps, args.warmup, probe) for n, y in YAMLS.items()]
+    if args.runs:
+        for row, run in zip(rows, args.runs):
+            row["run"], row["run_epoch_s"] = run, run_epoch_seconds(run)
+            if row["run_epoch_s"]:
+                row["run_x_bound"] = row["run_epoch_s"] / row["bound_epoch_s"]
+    print("| model | parameters | GFLOP / step | GFLOP / epoch | matmul GFLOP/s | bound s/epoch "
+          "| model-only s/epoch | × bound |" + (" recipe s/epoch | × bound |" if args.runs else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|" if args.runs else ""))
+    for r in rows:
+        line = (f"| {r['model']} | {r['parameters']:,} | {r['gflop_per_step']:.1f} | "
+                f"{r['gflop_per_epoch']:.0f} | {r['matmul_gflops']:.0f} | "
+                f"{r['bound_epoch_s']:.2f} | {r['epoch_s_model_only']:.2f} | "
+                f"**{r['x_bound']:.2f}** |")
+        if args.runs:
+            line += (f" {r.get('run_epoch_s') or float('nan'):.2f} | "
+                     f"{r.get('run_x_bound', float('nan')):.2f} |")
+        print(line)
+    print(f"load average after {os.getloadavg()[0]:.2f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
