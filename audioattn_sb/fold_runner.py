@@ -15,8 +15,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "recipes", "train.py")
 
 
-def build_commands(hparams, data_folder, num_folds, folds, variants, extra, python=sys.executable):
-    """Commands and output folders for each (fold, variant), in run order.
+def build_commands(hparams, data_folder, num_folds, folds, variants, extra, python=sys.executable,
+                   teacher_experiment=None):
+    """Commands and output folders for each (fold, variant), in run order. With
+    ``teacher_experiment`` (a run_folds experiment folder), each command gets ``--teacher=`` the
+    run of that experiment with the same test and validation folds
+    (:func:`audioattn_sb.distill.find_teacher_run`; ValueError when a fold has none).
 
     Example:
         >>> cmds = build_commands("hparams/urbansound8k_acrnn.yaml", "d", 5, [2],
@@ -45,6 +49,10 @@ def build_commands(hparams, data_folder, num_folds, folds, variants, extra, pyth
             ]
             if alpha is not None:
                 args.append(f"--attn_alpha={alpha}")
+            if teacher_experiment:
+                from audioattn_sb.distill import find_teacher_run
+
+                args.append(f"--teacher={find_teacher_run(teacher_experiment, test, valid)}")
             args += list(extra)
             _, _, overrides = RunOptions.from_command_line_args(args[2:])
             values = peek_hparams(hparams, overrides)
@@ -91,12 +99,14 @@ def main(argv=None):
     p.add_argument("--results_root", default="results")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each its own process)")
     p.add_argument("--dry_run", action="store_true", help="print the commands only")
+    p.add_argument("--teacher_experiment", default=None,
+                   help="distil from this experiment's run of the same split (--teacher)")
     args = p.parse_args(argv)
     extra = extra + [f"--results_root={args.results_root}"]
     folds = args.folds or list(range(1, args.num_folds + 1))
     try:
         cmds = build_commands(args.hparams, args.data_folder, args.num_folds, folds,
-                              args.variants, extra)
+                              args.variants, extra, teacher_experiment=args.teacher_experiment)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

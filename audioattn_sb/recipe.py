@@ -69,6 +69,11 @@ def parse_command_line(argv):
     corpus = get_corpus(values)
     checkpoint_rule_key(values.get("test_checkpoint", "best_valid"), {})
     extra = corpus.check(values)
+    if values.get("teacher"):  # before any work: a teacher that saw a test fold is refused
+        from audioattn_sb.distill import check_teacher
+
+        check_teacher(values["teacher"], {split: values.get(f"{split}_fold_nums")
+                                          for split in ("train", "valid", "test")})
     if str(values.get("output_folder", "auto")) == "auto":
         extra["output_folder"] = default_output_folder({**values, **extra})
     overrides = _add_overrides(overrides, extra)

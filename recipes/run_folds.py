@@ -4,7 +4,8 @@
 Usage:
     python recipes/run_folds.py HPARAMS.yaml --data_folder=DIR [--num_folds 10] [--folds 1 2 ...]
         [--variants discrete:softmax discrete:entmax1333 continuous:biweight discrete:entmax:1.7]
-        [--results_root results] [--jobs 1] [--dry_run] [-- EXTRA TRAIN.PY OVERRIDES ...]
+        [--results_root results] [--jobs 1] [--dry_run] [--teacher_experiment DIR]
+        [-- EXTRA TRAIN.PY OVERRIDES ...]
 
 For test fold k of n the validation fold is k mod n + 1 (fold 10 validates on fold 1; with
 --num_folds 5, fold 5 on fold 1) and the remaining n − 2 folds train. Each run is
@@ -14,6 +15,10 @@ the default output folder results/<experiment>/<attention>/test<k>_valid<v>/seed
 results.json exists is skipped (so an interrupted loop resumes), a run that fails is reported and
 the loop goes on. At the end, recipes/aggregate_folds.py's table is written to
 <results_root>/<experiment>/folds_table.{csv,md,png}.
+
+--teacher_experiment DIR (distillation, audioattn_sb/distill.py): each run gets --teacher= the run
+of experiment folder DIR with the same test and validation folds (e.g. a compact ACRNN experiment
+made with the same --num_folds); a fold without one stops before any run starts.
 
 Example (5-fold ESC-10, four discrete variants, 20 epochs):
     python recipes/run_folds.py hparams/urbansound8k_acrnn.yaml --data_folder=../shared/data/esc10_us8k \

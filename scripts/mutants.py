@@ -113,6 +113,18 @@ MUTANTS = {
         ["tests/test_browser.py::test_no_script_from_a_name_runs_in_any_view"],
         "a file or class name is inserted as HTML in the browser's clip heading (its script "
         "runs)"),
+    "distillation-ignored": (
+        "audioattn_sb/brains/classification.py",
+        "            loss = (1 - w) * loss + w * distillation_loss(",
+        "            loss = loss + 0 * distillation_loss(",
+        ["tests/test_distill.py::test_brain_loss_mixes_nll_and_the_teacher_term"],
+        "--teacher trains without the teacher's term"),
+    "teacher-leak-allowed": (
+        "audioattn_sb/distill.py",
+        "        seen = sorted(test & set(t_folds.get(split) or []))",
+        "        seen = []",
+        ["tests/test_distill.py::test_teachers_that_saw_a_test_fold_are_refused"],
+        "a teacher trained on this run's test fold is accepted"),
 }
 
 

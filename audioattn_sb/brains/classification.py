@@ -20,16 +20,20 @@ import torch.nn.functional as F
 
 from audioattn_sb.augment import mix_targets
 from audioattn_sb.brains.base import ClipBrain
+from audioattn_sb.distill import distillation_loss
 from audioattn_sb.metrics import classification_stats
 
 logger = logging.getLogger(__name__)
 
 
 class ClassificationBrain(ClipBrain):
-    """Single-label clip classification with attention pooling (NLL loss).
+    """Single-label clip classification with attention pooling (NLL loss; with a ``teacher``
+    run, its distillation term: :mod:`audioattn_sb.distill`).
 
     Features, normalisation, model, LR schedule and epoch timing: :class:`ClipBrain`.
     """
+
+    supports_distillation = True
 
     def compute_objectives(self, predictions, batch, stage):
         targets = batch.label.data.reshape(-1).to(predictions.device)
@@ -39,6 +43,11 @@ class ClassificationBrain(ClipBrain):
             loss = -(soft * predictions.float()).sum(dim=-1).mean()
         else:
             loss = F.nll_loss(predictions.float(), targets)
+        teacher = getattr(self, "teacher_logp", None) if stage == sb.Stage.TRAIN else None
+        if teacher is not None:  # distillation (audioattn_sb.distill)
+            w = float(getattr(self.hparams, "distill_weight", 0.5))
+            loss = (1 - w) * loss + w * distillation_loss(
+                predictions, teacher, float(getattr(self.hparams, "distill_temperature", 1.0)))
         self._count_items(targets.shape[0])
         if stage != sb.Stage.TRAIN:
             self._keep(loss.detach(), targets.shape[0], targets=targets.detach().cpu(),

@@ -1,0 +1,160 @@
+r"""Distillation from a trained teacher run (issue 30): ``--teacher=RUN``.
+
+A raw-waveform student (e.g. ``hparams/urbansound8k_transformer_compact.yaml``) learns from the
+class probabilities of a trained run on the same training folds (e.g. a compact ACRNN run), as
+in Hinton et al. 2015 and DeiT's soft distillation (Touvron et al. 2021), REFERENCE §10:
+
+    loss = (1 − w) · NLL(student, labels) + w · T² · KL(p_teacher^T ‖ p_student^T)
+
+with ``p^T = softmax(log p / T)`` (the temperature-softened distributions; ``T²`` keeps the
+gradient scale of the soft term independent of T), ``w = distill_weight`` and ``T =
+distill_temperature``; with mixup the NLL uses the mixed labels, as without a teacher.
+
+* **The same input**: the teacher scores the student's training input after the waveform
+  augmentation, the time shift and mixup (for a waveform student the mixed audio itself), with
+  its own features and normalisation, in eval mode and without gradients.
+* **No leak of the test fold**: a teacher whose training or validation folds include one of this
+  run's test folds is refused before any work (:func:`check_teacher`), as is a teacher of another
+  label set; only a finished teacher run (its ``results.json``) is accepted.
+* ``recipes/run_folds.py --teacher_experiment DIR`` gives each fold run the teacher run of DIR
+  with the same test and validation folds (:func:`find_teacher_run`).
+
+Single-label (UrbanSound8K-layout) runs only; inspection and export of a distilled run work as on
+any other (the teacher is used in training only).
+"""
+
+import glob
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+
+
+def distillation_loss(student_logp, teacher_logp, temperature=1.0):
+    """``T² · KL(p_teacher^T ‖ p_student^T)``, mean over the batch (module docstring); both
+    arguments are log-probabilities (or logits) ``[B, C]``.
+
+    Example:
+        >>> s = torch.log(torch.tensor([[0.5, 0.5]]))
+        >>> t = torch.log(torch.tensor([[0.9, 0.1]]))
+        >>> round(float(distillation_loss(s, t)), 4)      # 0.9 ln 1.8 + 0.1 ln 0.2
+        0.3681
+    """
+    if not temperature > 0:
+        raise ValueError(f"distill_temperature must be > 0, got {temperature}")
+    t = float(temperature)
+    log_s = F.log_softmax(student_logp.float() / t, dim=-1)
+    log_t = F.log_softmax(teacher_logp.float() / t, dim=-1)
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1)
+    return t * t * kl.mean()
+
+
+def _results(teacher):
+    path = os.path.join(os.fspath(teacher), "results.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"teacher {teacher}: no results.json, so not a finished training run; "
+                         "train the teacher first (recipes/train.py or run_folds.py)")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def check_teacher(teacher, folds, class_names=None):
+    """Refuse a teacher run that saw one of this run's test folds (training or validation), or
+    has other classes; returns the teacher's ``results.json``.
+
+    ``folds``: this run's ``{"train": [...], "valid": [...], "test": [...]}``.
+
+    Example:
+        >>> import tempfile, json, os
+        >>> d = tempfile.mkdtemp()
+        >>> with open(os.path.join(d, "results.json"), "w") as f:
+        ...     json.dump({"folds": {"train": [2, 3], "valid": [4], "test": [1]}}, f)
+        >>> check_teacher(d, {"train": [3, 4], "valid": [5], "test": [2]})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: teacher ...: it was trained on fold(s) [2], this run's test fold(s) ...
+    """
+    res = _results(teacher)
+    t_folds = res.get("folds") or {}
+    if not t_folds.get("train"):
+        raise ValueError(f"teacher {teacher}: its results.json names no training folds (a "
+                         "multi-label run?); distillation takes a single-label teacher run")
+    test = set(folds.get("test") or [])
+    for split in ("train", "valid"):
+        seen = sorted(test & set(t_folds.get(split) or []))
+        if seen:
+            what = "trained" if split == "train" else "validated"
+            raise ValueError(
+                f"teacher {teacher}: it was {what} on fold(s) {seen}, this run's test fold(s) "
+                f"{sorted(test)}: its probabilities would leak the test labels; use a teacher "
+                f"run trained on other folds (recipes/run_folds.py --teacher_experiment picks "
+                "the run of the same split)")
+    if class_names is not None and res.get("class_names") not in (None, list(class_names)):
+        raise ValueError(f"teacher {teacher}: its classes {res.get('class_names')} are not this "
+                         f"run's {list(class_names)}")
+    return res
+
+
+def find_teacher_run(experiment, test, valid):
+    """The run folder under ``experiment`` (a run_folds experiment folder) whose results.json
+    has test folds ``test`` and validation folds ``valid``; ValueError when none or several.
+
+    Example:
+        >>> import tempfile, json, os
+        >>> d = tempfile.mkdtemp(); run = os.path.join(d, "discrete-softmax", "test1_valid2", "seed0")
+        >>> os.makedirs(run)
+        >>> with open(os.path.join(run, "results.json"), "w") as f:
+        ...     json.dump({"folds": {"train": [3], "valid": [2], "test": [1]}}, f)
+        >>> find_teacher_run(d, [1], [2]) == run
+        True
+    """
+    found = []
+    for path in sorted(glob.glob(os.path.join(os.fspath(experiment), "**", "results.json"),
+                                 recursive=True)):
+        with open(path, encoding="utf-8") as f:
+            folds = json.load(f).get("folds") or {}
+        if list(folds.get("test") or []) == list(test) and \
+                list(folds.get("valid") or []) == list(valid):
+            found.append(os.path.dirname(path))
+    if len(found) != 1:
+        raise ValueError(f"teacher experiment {experiment}: {len(found)} finished runs with test "
+                         f"fold(s) {list(test)} and valid fold(s) {list(valid)} (need exactly "
+                         f"one){': ' + ', '.join(found) if found else ''}; train that fold's "
+                         "teacher first, or pass one --variants to the teacher experiment")
+    return found[0]
+
+
+class _Batch:
+    """The waveform batch the teacher's Brain reads (``sig``), already on its device."""
+
+    def __init__(self, wavs, lens):
+        self.sig = (wavs, lens)
+
+    def to(self, device):
+        return self
+
+
+class Teacher:
+    """A trained run scoring waveforms: its own features, normalisation and model, eval mode,
+    no gradients. ``teacher(wavs [B, N], relative lengths [B]) → log-probabilities [B, C]``."""
+
+    def __init__(self, run_folder, device="cpu"):
+        from audioattn_sb.inspection.trained_run import load_trained_run
+
+        self.run = load_trained_run(run_folder=run_folder, device=device)
+        self.brain = self.run.brain
+        self.brain.modules.eval()
+        for p in self.brain.modules.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, wavs, lens):
+        import speechbrain as sb
+
+        self.brain.modules.eval()
+        out = self.brain.compute_forward(_Batch(wavs.detach(), lens.detach()), sb.Stage.TEST)
+        return F.log_softmax(out.float(), dim=-1)
+
+
+__all__ = ["Teacher", "check_teacher", "distillation_loss", "find_teacher_run"]
