@@ -34,6 +34,18 @@ Architecture
 * **Pooling between layers**: masked average of frame pairs (2k, 2k+1); a clip of n frames keeps
   ⌈n / 2⌉, its last odd frame is averaged alone. See :func:`block_mean`.
 
+Front ends and input scale (issue 30)
+-------------------------------------
+``frontend="dense"`` (the default above; ``frontend_hop`` < ``patch_size`` for overlapping
+patches) or ``"conv"``, a mel-Gabor-initialised convolutional stem with a token every 40 ms
+(:mod:`audioattn_sb.models.frontends`; ``frontend_options`` its arguments).
+``input_norm`` says how the tokens meet the positions (:meth:`AudioTransformer.add_positions`):
+``none`` (the paper), ``gain`` (a learned input gain, initially ``input_gain``), ``layernorm``
+(a LayerNorm on the tokens before the positions are added) or ``scaled_positions`` (the
+positions scaled to each clip's token RMS). :func:`signal_to_position_db` measures how far the
+waveform's part of the tokens lies under the positions. ``hparams/urbansound8k_transformer_compact
+.yaml`` chose among them by evidence (README, "Compact Transformer").
+
 Self-attention
 --------------
 Every layer's self-attention uses the same probability mapping ``max_activation`` (names of
