@@ -125,6 +125,12 @@ MUTANTS = {
         "        seen = []",
         ["tests/test_distill.py::test_teachers_that_saw_a_test_fold_are_refused"],
         "a teacher trained on this run's test fold is accepted"),
+    "hf-folder-unchecked": (
+        "audioattn_sb/inspection/pretrained.py",
+        "    if os.path.isdir(name) and not os.path.isfile(os.path.join(name, fname)):",
+        "    if False:",
+        ["tests/test_pretrained.py::test_model_folder_without_a_required_file_is_one_error_line"],
+        "--hf_model on a folder without preprocessor_config.json says nothing of the missing file"),
 }
 
 
