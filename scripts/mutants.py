@@ -8,8 +8,10 @@ Usage:
 Each mutant is a deliberate one-line breakage of a behaviour the README promises. For each, the
 checkout's tracked files (as they are in the working tree) are copied into a scratch folder, the
 breakage is applied there (never to this checkout), and the tests that should catch it run
-against the scratch copy (pytest -x, one thread). One line per mutant: "caught by <test>" or
-MISSED. Exit status 1 when a mutant is missed or its target line no longer exists in the code
+against the scratch copy (pytest -x, one thread; the copy sits beside a link to ../shared, so
+the real-data tests run there as here). First the unmutated copy runs every named test: when it
+is not green the check stops (a failure there would count as a catch). One line per mutant:
+"caught by <test>" (one of the tests the mutant names) or MISSED. Exit status 1 when a mutant is missed or its target line no longer exists in the code
 (the mutant must then be updated), 0 when every mutant is caught.
 
 --only NAME ...   run these mutants only (names from --list)
@@ -134,6 +136,18 @@ MUTANTS = {
 }
 
 
+def scratch_folder(name):
+    """A new scratch folder ``<tmp>/<name>/main`` beside a link ``<tmp>/<name>/shared`` to this
+    checkout's ``../shared`` (when it exists), so that the real-data tests run there too."""
+    parent = tempfile.mkdtemp(prefix=name)
+    shared = os.path.join(os.path.dirname(REPO), "shared")
+    if os.path.isdir(shared):
+        os.symlink(shared, os.path.join(parent, "shared"))
+    dest = os.path.join(parent, "main")
+    os.makedirs(dest)
+    return dest
+
+
 def scratch_copy(dest):
     """Copy the checkout's tracked files (working-tree contents) into ``dest``."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
@@ -161,7 +175,8 @@ def run_tests(dest, tests):
     """``(caught?, the failing test or a reason)`` for pytest on the scratch copy."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": dest}
     p = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                        *tests], cwd=dest, env=env, capture_output=True, text=True)
+                        *tests], cwd=dest, env=env, capture_output=True, text=True,
+                       timeout=1200)
     if p.returncode == 0:
         return False, "all passed"
     if p.returncode == 5:
@@ -183,10 +198,26 @@ def main(argv=None):
         for name, (path, _, _, tests, what) in MUTANTS.items():
             print(f"{name:28s} {what} ({path}; caught by {', '.join(tests)})")
         return 0
+    names = args.only or list(MUTANTS)
+    # the baseline: the unmutated copy must pass every test a mutant names, or a "catch" could
+    # be a failure that has nothing to do with the mutant
+    tests = sorted({t for name in names for t in MUTANTS[name][3]})
+    dest = scratch_folder("mutant_baseline_")
+    t0 = time.time()
+    try:
+        scratch_copy(dest)
+        failed, detail = run_tests(dest, tests)
+    finally:
+        shutil.rmtree(os.path.dirname(dest), ignore_errors=True)
+    if failed or detail != "all passed":
+        print(f"baseline NOT GREEN: the unmutated copy fails ({detail}); fix that first")
+        return 1
+    print(f"{'baseline':28s} green: {len(tests)} test targets pass unmutated "
+          f"[{time.time() - t0:.0f} s]", flush=True)
     bad = 0
-    for name in args.only or list(MUTANTS):
+    for name in names:
         path, old, new, tests, what = MUTANTS[name]
-        dest = tempfile.mkdtemp(prefix=f"mutant_{name}_")
+        dest = scratch_folder(f"mutant_{name}_")
         t0 = time.time()
         try:
             scratch_copy(dest)
@@ -202,7 +233,7 @@ def main(argv=None):
             if args.keep:
                 print(f"  scratch copy: {dest}")
             else:
-                shutil.rmtree(dest, ignore_errors=True)
+                shutil.rmtree(os.path.dirname(dest), ignore_errors=True)
     print(f"{len(args.only or MUTANTS) - bad} of {len(args.only or MUTANTS)} mutants caught")
     return 1 if bad else 0
 
