@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_script
+from conftest import missing_shared, run_script
 
 transformers = pytest.importorskip(
     "transformers", reason="the optional extra is not installed (pip install -e '.[hf]')")
@@ -135,7 +135,7 @@ def test_summaries_against_hand_values():
 
 def test_script_with_textgrid_float16_and_plot(tmp_path):
     if not TEXTGRID.is_file():
-        pytest.skip(f"the TextGrid sample is not at {TEXTGRID}")
+        missing_shared(f"the TextGrid sample is not at {TEXTGRID}")
     folder = _save_tiny(tmp_path / "hubert", "hubert")
     wav = _wav(tmp_path / "arctic.wav", 3.0, sr=22050, channels=1)
     out = tmp_path / "out"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import missing_shared, run_script
 import soundfile as sf
 import torch
 
@@ -92,7 +92,7 @@ def test_boundaries_map_to_the_textgrid_word_times():
     """The grid's boundary lines are the TextGrid's word edges, in seconds (the plot's
     coordinates) and in 25 ms frames, against values read from the file by hand."""
     if not TEXTGRID.is_file():
-        pytest.skip(f"TextGrid sample not found at {TEXTGRID}")
+        missing_shared(f"TextGrid sample not found at {TEXTGRID}")
     from audioattn_sb.textgrid import read_textgrid, words_and_phones
 
     words, phones = words_and_phones(read_textgrid(TEXTGRID))
@@ -212,7 +212,7 @@ def test_save_and_plot_test_clips(transformer_run, tmp_path):
 @pytest.mark.slow
 def test_wav_with_textgrid_and_its_plot(transformer_run, tmp_path):
     if not WAV.is_file():
-        pytest.skip(f"sample wav not found at {WAV}")
+        missing_shared(f"sample wav not found at {WAV}")
     args = transformer_run["args"]
     ok(script("save_self_attention.py", HPARAMS, *args, "--wav", WAV, "--textgrid", TEXTGRID,
               f"--attn_out_folder={tmp_path / 'sa'}"))
@@ -238,7 +238,7 @@ def test_wav_with_textgrid_and_its_plot(transformer_run, tmp_path):
 @pytest.mark.slow
 def test_classify_file_returns_the_models_self_attention(transformer_run, capsys):
     if not WAV.is_file():
-        pytest.skip(f"sample wav not found at {WAV}")
+        missing_shared(f"sample wav not found at {WAV}")
     from audioattn_sb.data.audio import read_audio, resample, to_mono
     from audioattn_sb.inference import load_model
 

@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import missing_shared
+
 from audioattn_sb.plots import plot_self_attention_grid, png_size
 from audioattn_sb.textgrid import (
     TextGridError,
@@ -21,7 +23,7 @@ XMAX = 3.9138775510204082  # the file's xmax, read by hand
 @pytest.fixture(scope="module")
 def sample():
     if not TEXTGRID.is_file():
-        pytest.skip(f"TextGrid sample not found at {TEXTGRID}")
+        missing_shared(f"TextGrid sample not found at {TEXTGRID}")
     return TEXTGRID
 
 
