@@ -128,7 +128,10 @@ def test_last_epoch_is_tested_and_inspection_loads_the_same_checkpoint(demo):
     assert res["tested_epoch"] == res["epochs_completed"] == 3
     log = (out / "train_log.txt").read_text()
     errors = [float(e) for e in re.findall(r"valid error: ([0-9.e+-]+)", log)]
-    assert len(errors) == 3 and res["best_epoch"] == 1 + errors.index(min(errors)), errors
+    # with 30 valid clips two epochs can tie (errors are multiples of 1/30): any of them is the
+    # best valid epoch, as long as inspection then loads that same one (below)
+    best = [k + 1 for k, e in enumerate(errors) if e == min(errors)]
+    assert len(errors) == 3 and res["best_epoch"] in best, (errors, res["best_epoch"])
     assert res["best_epoch"] != 3, errors
     got = save_attentions_main(args + ["--attn_fname=last.csv"])
     assert got["accuracy"] == pytest.approx(res["test_accuracy"])
