@@ -20,9 +20,48 @@ from audioattn_sb.utils import run_cli  # noqa: F401  (re-exported for the scrip
 logger = logging.getLogger(__name__)
 
 
+#: what the run-folder form (``save_attentions.py RUN …``) may change: the data it reads
+RUN_FORM_KEYS = ("data_folder",)
+
+
+def _run_form(run_folder, rest):
+    """``(None, run_opts, overrides dict with "__run_folder__")`` of ``RUN [--data_folder=DIR]
+    [--device=…] [--noprogressbar]``: the run's own hyperparams.yaml rebuilds the model; another
+    ``--data_folder`` (e.g. a noisy copy) gets its own default cache folder, so that its clips
+    never replace the training data's cached ones."""
+    import speechbrain as sb
+    import yaml
+
+    from audioattn_sb.data.preparation import default_cache_folder
+    from audioattn_sb.hparams import peek_hparams
+
+    saved = Path(run_folder) / "hyperparams.yaml"
+    if not saved.is_file():
+        raise FileNotFoundError(f"{saved}: missing, so {run_folder} is not a training run "
+                                "(recipes/train.py writes hyperparams.yaml at start-up)")
+    _, run_opts, overrides = sb.parse_arguments([str(saved), *rest])
+    extra = yaml.safe_load(overrides) if overrides else {}
+    extra = extra or {}
+    bad = sorted(set(extra) - set(RUN_FORM_KEYS))
+    if bad:
+        raise ValueError(f"{', '.join('--' + k for k in bad)}: the run-folder form rebuilds the "
+                         f"model from {saved} and takes only "
+                         f"{', '.join('--' + k for k in RUN_FORM_KEYS)} (the data to read); to "
+                         "inspect another configuration, train it")
+    if "data_folder" in extra:
+        data = os.path.abspath(str(extra["data_folder"]))
+        trained = peek_hparams(saved).get("data_folder")
+        if trained is None or os.path.realpath(data) != os.path.realpath(str(trained)):
+            rate = int(peek_hparams(saved).get("sample_rate", 16000))
+            extra = {"data_folder": data, "cache_folder": default_cache_folder(data, rate)}
+    return None, run_opts, {**extra, "__run_folder__": str(run_folder)}
+
+
 def parse_run_args(argv, add_options):
     """``(own options, hparams_file, run_opts, overrides)``: ``add_options(parser)`` declares the
-    script's own options; everything else goes to ``speechbrain.parse_arguments``.
+    script's own options; everything else goes to ``speechbrain.parse_arguments``. When the
+    first argument is a run folder (``RUN [--data_folder=DIR] [--device=…]``), ``hparams_file``
+    is None and the run's own ``hyperparams.yaml`` rebuilds the model (:func:`_run_form`).
 
     Example:
         >>> ns, hp, opts, ov = parse_run_args(
@@ -37,8 +76,11 @@ def parse_run_args(argv, add_options):
     add_options(parser)
     ns, rest = parser.parse_known_args(list(argv))
     if not rest or rest[0].startswith("-"):
-        raise ValueError("the first argument must be the hparams file of the training run, "
-                         "e.g. hparams/urbansound8k_acrnn.yaml")
+        raise ValueError("the first argument must be a trained run's folder (or the hparams "
+                         "file of its training command, e.g. hparams/urbansound8k_acrnn.yaml, "
+                         "with its overrides and --output_folder=RUN)")
+    if os.path.isdir(rest[0]):
+        return (ns, *_run_form(rest[0], rest[1:]))
     hparams_file, run_opts, overrides = sb.parse_arguments(rest)
     return ns, hparams_file, run_opts, overrides
 
@@ -46,6 +88,11 @@ def parse_run_args(argv, add_options):
 def _load(hparams_file, run_opts, overrides):
     from audioattn_sb.inspection.trained_run import load_trained_run
     from audioattn_sb.hparams import check_override_keys
+
+    if hparams_file is None:  # the run-folder form
+        extra = dict(overrides)
+        run_folder = extra.pop("__run_folder__")
+        return load_trained_run(run_folder=run_folder, overrides=extra, run_opts=run_opts)
 
     check_override_keys(hparams_file, overrides)
     return load_trained_run(hparams_file=hparams_file, overrides=overrides, run_opts=run_opts)

@@ -558,7 +558,9 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
     Arguments
     ---------
     run_folder : str or Path or None
-        A trained run's output folder. Alone: the hparams are ``<run>/hyperparams.yaml``.
+        A trained run's output folder. Alone: the hparams are ``<run>/hyperparams.yaml``
+        (``overrides``, a dict, may then change what does not rebuild the model, e.g.
+        ``data_folder``).
     hparams_file, overrides :
         The training command's hparams file and overrides (a yaml string or dict, including
         ``output_folder``); the run folder is its output folder.
@@ -585,7 +587,7 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
             raise FileNotFoundError(
                 f"{hparams_file}: missing, so {run_folder} is not a finished training run "
                 "(recipes/train.py writes hyperparams.yaml at start-up)")
-        overrides = run_folder_overrides(run_folder)
+        overrides = {**run_folder_overrides(run_folder), **dict(overrides or {})}
         save_folder = run_folder / "save"
     else:
         overrides = overrides or ""
