@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Export the attention of every test clip of a trained run: summary CSV + density CSV.
 
-Usage (the training command's hparams file and overrides, plus --output_folder=<trained run>):
+Usage (a trained run's folder; or the training command's hparams file and overrides plus
+--output_folder=<trained run>):
+    python recipes/save_attentions.py RUN [--data_folder=DIR] [--device=cpu]
     python recipes/save_attentions.py HPARAMS.yaml [training overrides] --output_folder=RUN
         [--attn_fname saved_attentions/NAME.csv] [--attn_num_samples N] [--attn_density_points K]
         [--attn_split test] [--events_csv EVENTS.csv]
+
+RUN alone: its hyperparams.yaml rebuilds the model (nothing retyped); --data_folder reads another
+copy of the corpus (e.g. make_noisy_folds.py's) through that copy's own cache.
 
 Example:
     python recipes/save_attentions.py hparams/urbansound8k_acrnn.yaml \\

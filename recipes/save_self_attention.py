@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Export a trained Transformer's self-attention, every layer and head, in STEVE's layout (.npz).
 
-Usage (the training command's hparams file and overrides, plus --output_folder=<trained run>):
+Usage (a trained run's folder; or the training command's hparams file and overrides plus
+--output_folder=<trained run>):
+    python recipes/save_self_attention.py RUN [--data_folder=DIR] [--device=cpu]
     python recipes/save_self_attention.py HPARAMS.yaml [training overrides] --output_folder=RUN
         (--wav FILE [--textgrid FILE.TextGrid] [--word_tier NAME] [--phone_tier NAME]
          | --attn_num_samples N [--attn_split test]) [--attn_out_folder DIR]

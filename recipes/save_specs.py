@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Save the input features (spectrograms) of test clips of a trained run: .npz + .png each.
 
-Usage (the training command's hparams file and overrides, plus --output_folder=<trained run>):
+Usage (a trained run's folder; or the training command's hparams file and overrides plus
+--output_folder=<trained run>):
+    python recipes/save_specs.py RUN [--data_folder=DIR] [--device=cpu]
     python recipes/save_specs.py HPARAMS.yaml [training overrides] --output_folder=RUN
         [--attn_num_samples N] [--attn_split test] [--attn_specs_folder DIR | --spec_dname DIR]
+
+RUN alone: its hyperparams.yaml rebuilds the model (nothing retyped); --data_folder reads another
+copy of the corpus (e.g. make_noisy_folds.py's) through that copy's own cache.
 
 Example:
     python recipes/save_specs.py hparams/urbansound8k_acrnn.yaml --data_folder=data/demo_us8k \\
