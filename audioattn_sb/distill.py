@@ -13,6 +13,8 @@ distill_temperature``; with mixup the NLL uses the mixed labels, as without a te
 * **The same input**: the teacher scores the student's training input after the waveform
   augmentation, the time shift and mixup (for a waveform student the mixed audio itself), with
   its own features and normalisation, in eval mode and without gradients.
+* The loss is :func:`audioattn_sb.training.distillation_loss` (the Brain's); this module checks
+  and loads the teacher, which ``recipe.make_brain`` hands to the Brain (``brain.teacher``).
 * **No leak of the test fold**: a teacher whose training or validation folds include one of this
   run's test folds is refused before any work (:func:`check_teacher`), as is a teacher of another
   label set; only a finished teacher run (its ``results.json``) is accepted.
@@ -30,24 +32,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-
-def distillation_loss(student_logp, teacher_logp, temperature=1.0):
-    """``T² · KL(p_teacher^T ‖ p_student^T)``, mean over the batch (module docstring); both
-    arguments are log-probabilities (or logits) ``[B, C]``.
-
-    Example:
-        >>> s = torch.log(torch.tensor([[0.5, 0.5]]))
-        >>> t = torch.log(torch.tensor([[0.9, 0.1]]))
-        >>> round(float(distillation_loss(s, t)), 4)      # 0.9 ln 1.8 + 0.1 ln 0.2
-        0.3681
-    """
-    if not temperature > 0:
-        raise ValueError(f"distill_temperature must be > 0, got {temperature}")
-    t = float(temperature)
-    log_s = F.log_softmax(student_logp.float() / t, dim=-1)
-    log_t = F.log_softmax(teacher_logp.float() / t, dim=-1)
-    kl = (log_t.exp() * (log_t - log_s)).sum(-1)
-    return t * t * kl.mean()
+from audioattn_sb.training import distillation_loss  # noqa: F401  (the loss, re-exported)
 
 
 def _results(teacher):

@@ -200,11 +200,40 @@ def set_lr_schedule(hparams, n_train):
 
 # --------------------------------------------------------------------------- 3. Brain
 def make_brain(hparams, run_opts, corpus):
-    """The Brain: the yaml's ``brain_class`` or the corpus's (single- or multi-label)."""
+    """The Brain: the yaml's ``brain_class`` or the corpus's (single- or multi-label), with the
+    ``teacher`` run of distillation when the yaml names one (:func:`attach_teacher`)."""
     brain_cls = hparams.get("brain_class") or corpus.brain_class()
     warn_if_bf16_is_emulated(run_opts)
-    return brain_cls(modules=hparams["modules"], opt_class=hparams["opt_class"],
-                     hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+    brain = brain_cls(modules=hparams["modules"], opt_class=hparams["opt_class"],
+                      hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+    attach_teacher(brain, hparams)
+    return brain
+
+
+def attach_teacher(brain, hparams):
+    """Load the ``teacher`` hparam's run (:mod:`audioattn_sb.distill`) onto ``brain`` after
+    checking it: a Brain that distils (single-label), a waveform student (the teacher scores the
+    same augmented, mixed audio), a teacher that saw none of the test folds and has the same
+    classes. Returns the teacher or None."""
+    path = hparams.get("teacher")
+    if not path:
+        return None
+    from audioattn_sb.distill import Teacher, check_teacher
+    from audioattn_sb.models.transformer import WaveformFeatures
+
+    if not getattr(brain, "supports_distillation", False):
+        raise ValueError(f"--teacher: {type(brain).__name__} does not distil (single-label runs "
+                         "only)")
+    if not isinstance(hparams["modules"]["compute_features"], WaveformFeatures):
+        raise ValueError("--teacher needs a waveform student (its features the waveform itself, "
+                         "e.g. hparams/urbansound8k_transformer_compact.yaml): the teacher scores "
+                         "the same augmented, mixed audio")
+    check_teacher(path, {split: hparams.get(f"{split}_fold_nums")
+                         for split in ("train", "valid", "test")}, hparams.get("class_names"))
+    brain.teacher = Teacher(path, device=brain.device)
+    logger.info("distillation from %s (weight %s, temperature %s)", path,
+                hparams.get("distill_weight", 0.5), hparams.get("distill_temperature", 1.0))
+    return brain.teacher
 
 
 def warn_if_bf16_is_emulated(run_opts):
@@ -360,5 +389,5 @@ def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corp
 
 __all__ = ["build_datasets", "evaluate_noisy_test", "evaluate_without_weight_average",
            "load_hparams", "loader_options", "make_brain", "parse_command_line",
-           "run_folder", "set_lr_schedule", "warn_if_bf16_is_emulated",
+           "run_folder", "attach_teacher", "set_lr_schedule", "warn_if_bf16_is_emulated",
            "write_results"]

@@ -8,6 +8,7 @@ import copy
 import math
 
 import torch
+import torch.nn.functional as F
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 
@@ -186,3 +187,22 @@ class EpochCounter(EpochCounterWithStopper):
         if self.patience is None:
             return
         super().update_metric(current_metric)
+
+
+def distillation_loss(student_logp, teacher_logp, temperature=1.0):
+    """``T² · KL(p_teacher^T ‖ p_student^T)``, mean over the batch (module docstring); both
+    arguments are log-probabilities (or logits) ``[B, C]``.
+
+    Example:
+        >>> s = torch.log(torch.tensor([[0.5, 0.5]]))
+        >>> t = torch.log(torch.tensor([[0.9, 0.1]]))
+        >>> round(float(distillation_loss(s, t)), 4)      # 0.9 ln 1.8 + 0.1 ln 0.2
+        0.3681
+    """
+    if not temperature > 0:
+        raise ValueError(f"distill_temperature must be > 0, got {temperature}")
+    t = float(temperature)
+    log_s = F.log_softmax(student_logp.float() / t, dim=-1)
+    log_t = F.log_softmax(teacher_logp.float() / t, dim=-1)
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1)
+    return t * t * kl.mean()

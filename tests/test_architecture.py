@@ -82,6 +82,7 @@ def test_package_imports_have_no_cycle():
 LAYERS = {
     "audioattn_sb": 0,
     "audioattn_sb.utils": 1, "audioattn_sb.lengths": 1, "audioattn_sb.textgrid": 1,
+    "audioattn_sb.run_folder": 1,
     "audioattn_sb.attention": 2, "audioattn_sb.augment": 2, "audioattn_sb.training": 2,
     "audioattn_sb.checkpoints": 2,
     "audioattn_sb.metrics": 2, "audioattn_sb.plots": 2, "audioattn_sb.features": 2,
@@ -89,7 +90,7 @@ LAYERS = {
     "audioattn_sb.models": 3, "audioattn_sb.brains": 3, "audioattn_sb.data.corpora": 3,
     "audioattn_sb.hparams": 3,
     "audioattn_sb.inspection": 4,
-    "audioattn_sb.folds": 5,
+    "audioattn_sb.folds": 5, "audioattn_sb.distill": 5,
     "audioattn_sb.recipe": 6, "audioattn_sb.fold_runner": 6, "audioattn_sb.inspection.cli": 6,
     "audioattn_sb.inference": 6,
 }

@@ -109,31 +109,11 @@ class ClipBrain(sb.Brain):
 
     #: whether the Brain's loss takes a ``teacher`` run's probabilities (:mod:`audioattn_sb.distill`)
     supports_distillation = False
-    #: the :class:`~audioattn_sb.distill.Teacher` of the ``teacher`` hparam, loaded at fit start
+    #: the :class:`~audioattn_sb.distill.Teacher` of the ``teacher`` hparam (set by
+    #: :func:`audioattn_sb.recipe.make_brain`); it scores each training batch's input
     teacher = None
     #: the teacher's log-probabilities of the current training batch (None otherwise)
     teacher_logp = None
-
-    def on_fit_start(self):
-        super().on_fit_start()
-        path = getattr(self.hparams, "teacher", None)
-        if path and self.teacher is None:
-            from audioattn_sb.distill import Teacher
-            from audioattn_sb.models.transformer import WaveformFeatures
-
-            if not self.supports_distillation:
-                raise ValueError(f"--teacher: {type(self).__name__} does not distil (single-label "
-                                 "runs only)")
-            if not isinstance(self.modules.compute_features, WaveformFeatures):
-                raise ValueError("--teacher needs a waveform student (its features the waveform "
-                                 "itself, e.g. hparams/urbansound8k_transformer_compact.yaml): the "
-                                 "teacher scores the same augmented, mixed audio")
-            from audioattn_sb.distill import check_teacher
-
-            check_teacher(path, {split: getattr(self.hparams, f"{split}_fold_nums", None)
-                                 for split in ("train", "valid", "test")},
-                          getattr(self.hparams, "class_names", None))
-            self.teacher = Teacher(path, device=self.device)
 
     @property
     def test_checkpoint_key(self):

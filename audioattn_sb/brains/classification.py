@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from audioattn_sb.augment import mix_targets
 from audioattn_sb.brains.base import ClipBrain
-from audioattn_sb.distill import distillation_loss
+from audioattn_sb.training import distillation_loss
 from audioattn_sb.metrics import classification_stats
 
 logger = logging.getLogger(__name__)

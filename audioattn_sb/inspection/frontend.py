@@ -169,7 +169,7 @@ def main(argv=None):
     import argparse
     import sys
 
-    from audioattn_sb.inference import load_model
+    from audioattn_sb.inspection.trained_run import load_trained_run
 
     p = argparse.ArgumentParser(prog="plot_frontend.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -178,7 +178,7 @@ def main(argv=None):
                    help="PNG to write (default <RUN>/frontend/frontend.png; the CSV beside it)")
     p.add_argument("--nfft", type=int, default=2048)
     ns = p.parse_args(sys.argv[1:] if argv is None else argv)
-    trained = load_model(ns.run).run
+    trained = load_trained_run(run_folder=ns.run, device="cpu")
     sample_rate = int(trained.hparams.get("sample_rate", 16000))
     out = ns.out or os.path.join(ns.run, "frontend", "frontend.png")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
