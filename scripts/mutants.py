@@ -133,6 +133,12 @@ MUTANTS = {
         "    if False:",
         ["tests/test_pretrained.py::test_model_folder_without_a_required_file_is_one_error_line"],
         "--hf_model on a folder without preprocessor_config.json says nothing of the missing file"),
+    "noisy-test-reads-clean": (
+        "audioattn_sb/recipe.py",
+        "    manifests, _ = prepare_manifests(hparams, corpus, data_folder=folder,",
+        '    manifests, _ = prepare_manifests(hparams, corpus, data_folder=hparams["data_folder"],',
+        ["tests/test_compact_recipe.py::test_compact_trains_two_epochs_with_augmentation"],
+        "the noisy test reads the clean data folder (test_noisy_accuracy = the clean accuracy)"),
 }
 
 

@@ -46,12 +46,20 @@ def test_compact_trains_two_epochs_with_augmentation(demo, domain, act, norm):
     from audioattn_sb.inspection.cli import save_attentions_main
 
     out = demo["root"] / f"{domain}_{act}"
-    # the "noisy" copy is the clean data itself, through links: its 16 kHz cache is written
-    # next to the links, not into the session's read-only demo folder
-    noisy = demo["root"] / f"same_{domain}"
-    noisy.mkdir()
-    for sub in ("audio", "metadata"):
-        (noisy / sub).symlink_to(os.path.join(demo["data"], sub))
+    noisy = demo["root"] / f"noisy_{domain}"
+    if domain == "discrete":
+        # the "noisy" copy is the clean data itself, through links: the same clips must give the
+        # same accuracy (its 16 kHz cache is written next to the links, not into the session's
+        # read-only demo folder)
+        noisy.mkdir()
+        for sub in ("audio", "metadata"):
+            (noisy / sub).symlink_to(os.path.join(demo["data"], sub))
+    else:
+        # a real noisy copy (make_noisy_folds: the events in loud noise)
+        from audioattn_sb.data.noisy import make_noisy_folds
+
+        make_noisy_folds(demo["data"], str(noisy), snr_low=-15.0, snr_high=-10.0,
+                         progress=False)
     args = [COMPACT, *_common(demo, out), "--number_of_epochs=2", "--warmup_epochs=1",
             f"--feature_normalisation={norm}", "--attn_domain", domain,
             "--attn_max_activation", act]
@@ -62,7 +70,17 @@ def test_compact_trains_two_epochs_with_augmentation(demo, domain, act, norm):
     assert res["epochs_completed"] == 2 and res["augment"] is True and res["mixup_alpha"] == 0.2
     assert res["attention"]["domain"] == domain
     assert res["n_parameters"] <= 1_500_000
-    assert res["test_noisy_accuracy"] == res["test_accuracy"]
+    # the noisy test read the noisy copy: its manifests name the copy's files, cached in the
+    # copy's own cache, and (for the real noisy copy) the model's answers change
+    noisy_test = json.loads((out / "noisy_test" / "test.json").read_text())
+    assert len(noisy_test) == 30 and all(
+        os.path.realpath(e["wav"]).startswith(os.path.realpath(noisy)) for e in noisy_test.values())
+    if domain == "discrete":
+        assert res["test_noisy_accuracy"] == res["test_accuracy"]
+        assert res["test_noisy_confusion_matrix"] == res["test_confusion_matrix"]
+    else:
+        assert res["test_noisy_confusion_matrix"] != res["test_confusion_matrix"]
+        assert res["noisy_test_folder"] == os.path.abspath(noisy)
     log = (out / "log.txt").read_text()
     assert "train features computed per batch (time-domain augmentation)" in log
     assert "AddNoise" in log and "SpectrogramDrop" in log
