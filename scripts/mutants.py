@@ -139,6 +139,13 @@ MUTANTS = {
         '    manifests, _ = prepare_manifests(hparams, corpus, data_folder=hparams["data_folder"],',
         ["tests/test_compact_recipe.py::test_compact_trains_two_epochs_with_augmentation"],
         "the noisy test reads the clean data folder (test_noisy_accuracy = the clean accuracy)"),
+    "loss-per-batch": (
+        "audioattn_sb/brains/base.py",
+        "        loss = sum(value * n for value, n in self._eval_parts[\"loss\"]) / total if total else \\",
+        "        loss = sum(value for value, n in self._eval_parts[\"loss\"]) / len(self._eval_parts[\"loss\"]) if total else \\",
+        ["tests/test_multilabel_recipe.py::test_brain_scores_clips_by_averaging_chunk_probabilities"],
+        "the valid/test loss averages batches instead of items (a short last batch counts as much "
+        "as a full one)"),
 }
 
 
