@@ -31,6 +31,7 @@ as 8-bit PNGs, audio at 8 kHz 16-bit; a page over 50 MB is written with a warnin
 Everything interactive is Bokeh's own widgets (DataTable, Select, Button, Tabs) wired with
 short ``CustomJS`` callbacks; ``?clip=K&variant=V&sa_clip=C&layer=L&head=H&tab=T`` in the
 page's URL sets those controls on load (their callbacks run as for a click): a link to a view.
+Without ``clip`` the page opens with the table's first row selected.
 """
 
 import base64
@@ -336,6 +337,8 @@ if (q.has('clip') || q.has('variant')) {
   for (let i = 0; i < d['clip'].length; i++) {
     if (d['clip'][i] === want && (!v || d['variant'][i] === v)) { table_src.selected.indices = [i]; break; }
   }
+} else if (table_src.data['clip'].length) {
+  table_src.selected.indices = [0];  // the page opens with the first clip shown
 }
 if (q.has('layer')) layer.value = String(q.get('layer') | 0);
 if (q.has('head')) head.value = String(q.get('head') | 0);
