@@ -44,7 +44,7 @@ patches) or ``"conv"``, a mel-Gabor-initialised convolutional stem with a token 
 (a LayerNorm on the tokens before the positions are added) or ``scaled_positions`` (the
 positions scaled to each clip's token RMS). :func:`signal_to_position_db` measures how far the
 waveform's part of the tokens lies under the positions. ``hparams/urbansound8k_transformer_compact
-.yaml`` chose among them by evidence (README, "Compact Transformer").
+.yaml`` chose among them by evidence (docs/results.md, "Compact Transformer").
 
 Self-attention
 --------------
