@@ -140,6 +140,17 @@ def independent_test_map(run_folder):
     return float(np.mean(aps)), len(aps)
 
 
+def write_csv_rows(data_folder, rows):
+    """Write ``rows`` (dicts, e.g. :func:`read_csv_rows`'s, edited) as
+    ``<data_folder>/metadata/UrbanSound8K.csv`` with the corpus's columns."""
+    cols = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
+    with open(Path(data_folder) / "metadata" / "UrbanSound8K.csv", "w", newline="",
+              encoding="utf-8") as f:
+        w = csv.DictWriter(f, cols, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
 def read_csv_rows(data_folder):
     """Rows of ``<data_folder>/metadata/UrbanSound8K.csv``: dicts with ``"_line"`` (1 = header)."""
     with open(Path(data_folder) / "metadata" / "UrbanSound8K.csv", newline="",

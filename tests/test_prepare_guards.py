@@ -6,7 +6,6 @@ row whose file name leaves its audio folder (``../../../outside/victim.wav``: th
 would be read and rewritten). Each must stop before any work with a clear error naming the
 folder or the row, every source byte unchanged and nothing created beside the sources."""
 
-import csv
 import hashlib
 import os
 import shutil
@@ -18,7 +17,7 @@ import soundfile as sf
 from audioattn_sb.data.fsd50k import prepare_fsd50k
 from audioattn_sb.data.preparation import PrepareError
 from audioattn_sb.data.urbansound8k import prepare_urbansound8k
-from conftest import REPO_ROOT, read_csv_rows, run_script
+from conftest import REPO_ROOT, read_csv_rows, run_script, write_csv_rows
 
 
 def _snapshot(*folders):
@@ -37,14 +36,6 @@ def _as_44k_24bit(path, seed=0):
     """Rewrite ``path`` as a 44.1 kHz 24-bit WAV (the source a 16 kHz copy would destroy)."""
     x = 0.1 * np.random.default_rng(seed).standard_normal(44100 // 4)
     sf.write(path, x, 44100, subtype="PCM_24")
-
-
-def _write_us8k_csv(folder, rows):
-    cols = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
-    with open(folder / "metadata" / "UrbanSound8K.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, cols, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
 
 
 def _victim(tmp_path):
@@ -86,7 +77,7 @@ def test_us8k_row_leaving_its_fold_folder_is_a_bad_row(small_us8k, tmp_path):
     rel = os.path.relpath(outside / "victim.wav", small_us8k / "audio" / "fold1")
     assert rel.startswith("..")
     rows[0]["slice_file_name"] = rel
-    _write_us8k_csv(small_us8k, rows)
+    write_csv_rows(small_us8k, rows)
     before = _snapshot(small_us8k, outside)
     with pytest.raises(PrepareError) as err:
         prepare_urbansound8k(small_us8k, tmp_path / "save", [1], [2], [3],
@@ -111,7 +102,7 @@ def test_us8k_row_leaving_its_fold_folder_is_a_bad_row(small_us8k, tmp_path):
 def test_us8k_absolute_or_escaping_names_are_bad_rows(small_us8k, tmp_path, name):
     rows = read_csv_rows(small_us8k)
     rows[1]["slice_file_name"] = name
-    _write_us8k_csv(small_us8k, rows)
+    write_csv_rows(small_us8k, rows)
     with pytest.raises(PrepareError, match=f"line {rows[1]['_line']} .*"
                        "(is an absolute path|leaves its audio folder)"):
         prepare_urbansound8k(small_us8k, tmp_path / "save", [1], [2], [3],

@@ -9,12 +9,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from audioattn_sb.run_folder import LOCK_FILE, RunFolder, RunFolderInUse, make_folders
-from conftest import REPO_ROOT, read_csv_rows, train_in_process
+from conftest import REPO_ROOT, read_csv_rows, train_in_process, write_csv_rows
 
 HPARAMS = str(REPO_ROOT / "hparams" / "urbansound8k_acrnn.yaml")
 SPLIT = ["--train_fold_nums=[1]", "--valid_fold_nums=[2]", "--test_fold_nums=[3]",
@@ -82,9 +81,7 @@ def test_train_failing_setup_does_not_delete_a_sibling_run(small_us8k, tmp_path,
 
     rows = read_csv_rows(small_us8k)
     rows[0]["fold"] = "11"  # a bad row: fold outside 1..10
-    from test_prepare_guards import _write_us8k_csv
-
-    _write_us8k_csv(small_us8k, rows)
+    write_csv_rows(small_us8k, rows)
     exp = tmp_path / "EXP"
     real = corpora.prepare_manifests
 
@@ -112,9 +109,7 @@ def test_two_runs_started_together_under_a_new_folder(small_us8k, tmp_path):
     shutil.copytree(small_us8k, bad)
     rows = read_csv_rows(bad)
     rows[0]["classID"] = "x"
-    from test_prepare_guards import _write_us8k_csv
-
-    _write_us8k_csv(bad, rows)
+    write_csv_rows(bad, rows)
     exp = tmp_path / "EXP"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = {}

@@ -1,6 +1,5 @@
 """UrbanSound8K preparation: folds, manifests vs csv, quirks, cache, every bad input, ESC-10."""
 
-import csv
 import json
 import logging
 import math
@@ -16,7 +15,7 @@ from audioattn_sb.data import urbansound8k as us8k
 from audioattn_sb.data.synthetic import CLASS_NAMES
 from audioattn_sb.data.urbansound8k import (PrepareError, check_folds, load_class_names,
                                             prepare_urbansound8k)
-from conftest import read_csv_rows
+from conftest import read_csv_rows, write_csv_rows
 
 SPLIT_FILES = {"train.json", "valid.json", "test.json", "prepare_options.json",
                "prepare_report.json"}
@@ -36,14 +35,6 @@ def _prep(data, tmp_path, train=(1,), valid=(2,), test=(3,), save="save", **kw):
     kw.setdefault("cache_folder", tmp_path / "cache")
     kw.setdefault("progress", False)
     return prepare_urbansound8k(data, tmp_path / save, list(train), list(valid), list(test), **kw)
-
-
-def _write_csv(folder, rows):
-    cols = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
-    with open(folder / "metadata" / "UrbanSound8K.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, cols, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
 
 
 def _src(folder, row):
@@ -263,7 +254,7 @@ def test_only_needed_folds_are_processed(small_us8k, tmp_path):
     prepare_urbansound8k(small_us8k, tmp_path / "s", [1], [2], [3], cache_folder=tmp_path / "c",
                          progress=False)
     assert sorted(os.listdir(tmp_path / "c")) == ["fold1", "fold2", "fold3"]
-    _write_csv(small_us8k, [dict(r, fold="4") if r["fold"] == "3" else r
+    write_csv_rows(small_us8k, [dict(r, fold="4") if r["fold"] == "3" else r
                             for r in read_csv_rows(small_us8k)])
     os.rename(small_us8k / "audio" / "fold3", small_us8k / "audio" / "fold4")
     prepare_urbansound8k(small_us8k, tmp_path / "s2", [1], [2], [4],
@@ -299,18 +290,18 @@ def _corrupt(kind, folder, rows):
         return row, "NaN"
     if kind == "fold_11":
         new = [dict(r, fold="11") if r is row else r for r in rows]
-        _write_csv(folder, new)
+        write_csv_rows(folder, new)
         return row, "outside 1..10"
     if kind == "class_mismatch":
         other = CLASS_NAMES[(int(row["classID"]) + 1) % 10]
         new = [dict(r, **{"class": other}) if r is row else r for r in rows]
-        _write_csv(folder, new)
+        write_csv_rows(folder, new)
         return row, f"is class '{other}' here"
     if kind == "bad_fold_value":
-        _write_csv(folder, [dict(r, fold="two") if r is row else r for r in rows])
+        write_csv_rows(folder, [dict(r, fold="two") if r is row else r for r in rows])
         return row, "not an integer"
     if kind == "duplicate_row":
-        _write_csv(folder, rows + [dict(row, fold="1")])
+        write_csv_rows(folder, rows + [dict(row, fold="1")])
         return dict(row, _line=len(rows) + 2), "listed twice"
     raise AssertionError(kind)
 
@@ -414,10 +405,10 @@ def test_csv_missing_column(small_us8k, small_us8k_rows, tmp_path):
 def test_load_class_names(small_us8k, small_us8k_rows):
     assert load_class_names(small_us8k) == CLASS_NAMES
     # a minority disagreeing row does not change the names
-    _write_csv(small_us8k, [dict(small_us8k_rows[0], **{"class": "oops"})] + small_us8k_rows[1:])
+    write_csv_rows(small_us8k, [dict(small_us8k_rows[0], **{"class": "oops"})] + small_us8k_rows[1:])
     assert load_class_names(small_us8k) == CLASS_NAMES
     # a gap in classIDs is an error
-    _write_csv(small_us8k, [r for r in small_us8k_rows if r["classID"] != "4"])
+    write_csv_rows(small_us8k, [r for r in small_us8k_rows if r["classID"] != "4"])
     with pytest.raises(PrepareError, match="without gaps"):
         load_class_names(small_us8k)
 
@@ -425,7 +416,7 @@ def test_load_class_names(small_us8k, small_us8k_rows):
 def test_class_conflict_reports_counts(small_us8k, small_us8k_rows, tmp_path):
     """Two classIDs claiming one name: the minority rows are reported."""
     row = small_us8k_rows[0]
-    _write_csv(small_us8k, [dict(r, classID="9", **{"class": row["class"]}) if r is row else r
+    write_csv_rows(small_us8k, [dict(r, classID="9", **{"class": row["class"]}) if r is row else r
                             for r in small_us8k_rows])
     with pytest.raises(PrepareError) as e:
         _prep(small_us8k, tmp_path)
