@@ -164,6 +164,17 @@ def initial_model(run_folder):
         return load_hyperpyyaml(fin, overrides)["model"].eval()
 
 
+def _run_name(run):
+    """The run's experiment/attention/split/seed (the last four parts of its folder).
+
+    Example:
+        >>> _run_name("results/esc10_x/discrete-softmax/test1_valid2/seed0")
+        'esc10_x/discrete-softmax/test1_valid2/seed0'
+    """
+    parts = os.path.normpath(os.fspath(run)).split(os.sep)
+    return "/".join(parts[-4:])
+
+
 def main(argv=None):
     """``recipes/plot_frontend.py RUN [--out PNG] [--nfft N]``."""
     import argparse
@@ -184,7 +195,7 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     models = [("trained", trained.hparams["model"]), ("initial", initial_model(ns.run))]
     summaries = plot_frontend(models, out, sample_rate, ns.nfft,
-                              title=f"{os.path.basename(os.path.normpath(ns.run))}: first layer")
+                              title=f"{_run_name(ns.run)}: first layer")
     csv_path = write_summary_csv(summaries, os.path.splitext(out)[0] + ".csv")
     s = summaries["trained"]
     print(f"{len(s['order'])} filters ({'cos/sin pairs' if s['paired'] else 'dense rows'}); "
