@@ -47,6 +47,18 @@ def test_run_folder_form_reads_another_copy_through_its_own_cache(demo_trained_r
     assert "saved the attention of 3 test clips" in p.stdout
     assert (copy / "audioattn_cache_16k" / "fold1").is_dir()  # the copy's own cache
     assert {p: _sha(p) for p in map(str, cache.rglob("*.wav"))} == before
+    # the retyped training command with the copy as --data_folder: its explicit --cache_folder
+    # is the training data's, whose entries have the copy's clip paths; the copy's clips must
+    # go to the copy's own cache all the same
+    shutil.rmtree(copy / "audioattn_cache_16k")
+    args = [a if not a.startswith("--data_folder=") else f"--data_folder={copy}"
+            for a in demo_trained_runs["args"]["discrete"]]
+    assert any(a.startswith("--cache_folder=") for a in args)
+    p = run_script("save_attentions.py", demo_trained_runs["hparams"], *args,
+                   "--attn_num_samples", "3", "--attn_fname", tmp_path / "retyped_copy.csv")
+    assert "saved the attention of 3 test clips" in p.stdout
+    assert (copy / "audioattn_cache_16k" / "fold1").is_dir()
+    assert {p: _sha(p) for p in map(str, cache.rglob("*.wav"))} == before
     bad = run_script("save_attentions.py", run, "--lr=0.5", check=False)
     assert bad.returncode == 2 and "--lr: the run-folder form rebuilds the model" in bad.stderr
     assert "Traceback" not in bad.stderr

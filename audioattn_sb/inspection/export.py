@@ -263,6 +263,24 @@ def inspection_manifest_folder(run):
     return str(Path(run.run_folder) / INSPECTION_DIR / f"{os.path.basename(real)}-{tag}")
 
 
+def inspection_cache_folder(run):
+    """The cache of another copy of the corpus than the run's: the cache folder given, unless it
+    is the one the run trained with (a retyped training command), whose entries have the same
+    paths as the copy's clips (a noisy copy keeps the file names): then the copy's default cache,
+    so that its clips never replace the training data's cached ones."""
+    from audioattn_sb.data.preparation import default_cache_folder
+    from audioattn_sb.hparams import peek_hparams
+
+    given = run.hparams.get("cache_folder")
+    saved = Path(run.run_folder) / "hyperparams.yaml"
+    trained = peek_hparams(saved).get("cache_folder") if saved.is_file() else None
+    if given is None or (trained is not None and
+                         os.path.realpath(str(given)) == os.path.realpath(str(trained))):
+        return default_cache_folder(os.path.abspath(str(run.hparams["data_folder"])),
+                                    int(run.hparams.get("sample_rate", 16000)))
+    return given
+
+
 def split_data(run, split="test", limit=None, with_manifest=False):
     """``(dataset, manifest entries, class names)`` of a split of the run's data (and the
     split's manifest path with ``with_manifest``).
@@ -284,7 +302,7 @@ def split_data(run, split="test", limit=None, with_manifest=False):
     else:
         manifests, class_names = prepare_manifests(
             run.hparams, corpus, data_folder=run.hparams["data_folder"], save_folder=folder,
-            cache_folder=run.hparams.get("cache_folder"))
+            cache_folder=inspection_cache_folder(run))
     if split not in manifests:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(manifests)}")
     cache = None
