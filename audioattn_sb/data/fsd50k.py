@@ -301,8 +301,8 @@ def _validate_table(path, which, header, rows, vocab, seen):
                       "lists must each be one double-quoted field)")
         elif not fname:
             reason = "fname is empty"
-        elif unsafe_name(fname + ".wav") is not None:
-            reason = unsafe_name(fname + ".wav")
+        elif (unsafe := unsafe_name(fname + ".wav")) is not None:
+            reason = unsafe
         elif fname in seen:
             reason = f"fname {fname} is listed twice (first at {seen[fname]})"
         if reason is None:
@@ -439,8 +439,7 @@ def prepare_fsd50k(data_folder, save_folder, cache_folder=None, sample_rate=1600
         "sources_fingerprint": _fingerprint(data_folder, good),
     }
     check_cache_folder(cache_folder,
-                       [os.path.join(data_folder, d) for d in (DEV_AUDIO, EVAL_AUDIO)],
-                       [_cache_item(data_folder, cache_folder, r) for r in good])
+                       [os.path.join(data_folder, d) for d in (DEV_AUDIO, EVAL_AUDIO)], [])
     reused = begin_prepare(save_folder, cache_folder, options)
     if reused is not None:
         return reused
@@ -503,6 +502,7 @@ def _cache_and_chunk(data_folder, cache_folder, csv_paths, by_split, sample_rate
     n = {"resampled": 0, "reused": 0, "tiled": 0}
     todo = [(split, r) for split in SPLITS for r in by_split[split]]
     items = [_cache_item(data_folder, cache_folder, r) for _, r in todo]
+    check_cache_folder(cache_folder, [], items)  # no cache path onto a source, before any write
     sources = [src for src, _ in items]
     with contextlib.closing(cache_many(items, sample_rate, workers, progress,
                                        desc="prepare FSD50K")) as results:

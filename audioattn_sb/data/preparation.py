@@ -67,6 +67,8 @@ def check_cache_folder(cache_folder, audio_folders, items):
     the audio "to keep the cache next to it": every source would be rewritten at 16 kHz), or an
     ``items`` cache path (``[(source, cache path), ...]``) that resolves to a source file or
     outside the cache folder (through a symbolic link). Paths are compared after resolving links.
+    ``items`` may be empty (the folder check alone, e.g. before reusing manifests, which writes
+    nothing); the per-item check then runs before the caching itself.
 
     Example:
         >>> import tempfile, os

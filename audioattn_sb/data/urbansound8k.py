@@ -196,8 +196,8 @@ def _validate_rows(rows):
         reason = None
         if not name:
             reason = "slice_file_name is empty"
-        elif unsafe_name(name) is not None:
-            reason = unsafe_name(name)
+        elif (unsafe := unsafe_name(name)) is not None:
+            reason = unsafe
         else:
             try:
                 fold = _parse_int(fold_s)
@@ -326,8 +326,7 @@ def prepare_urbansound8k(data_folder, save_folder, train_fold_nums, valid_fold_n
         "csv": {"size": st.st_size, "mtime_ns": st.st_mtime_ns},
         "sources_fingerprint": _file_fingerprint(data_folder, chosen),
     }
-    check_cache_folder(cache_folder, [os.path.join(data_folder, "audio")],
-                       _cache_items(data_folder, cache_folder, chosen))
+    check_cache_folder(cache_folder, [os.path.join(data_folder, "audio")], [])
     reused = begin_prepare(save_folder, cache_folder, options)
     if reused is not None:
         return reused
@@ -394,6 +393,7 @@ def _cache_clips(data_folder, cache_folder, sample_rate, chosen, folds, skip_bad
     manifests = {s: {} for s in SPLITS}
     n_resampled = n_reused = 0
     items = _cache_items(data_folder, cache_folder, chosen)
+    check_cache_folder(cache_folder, [], items)  # no cache path onto a source, before any write
     sources = [src for src, _ in items]
     stems = [os.path.splitext(r["file"])[0] for r in chosen]
     with contextlib.closing(cache_many(items, sample_rate, workers, progress,
