@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from audioattn_sb.models.frontends import (ConvStem, DensePatches, build_frontend,
-                                           conv_token_counts, gabor_filterbank, mel_centres)
+                                           conv_token_counts, gabor_filterbank, mask_bands,
+                                           mel_centres)
 from audioattn_sb.models.transformer import AudioTransformer, signal_to_position_db
 
 TINY = dict(n_layers=2, d_model=16, n_heads=4, ff_dim=24, frontend_dim=32, dropout=0.0)
@@ -98,6 +99,8 @@ def test_bad_configurations_are_refused():
         ConvStem(8, init="mel")
     with pytest.raises(ValueError, match="hop ≤ kernel_size"):
         ConvStem(8, kernel_size=100, hop=160)
+    with pytest.raises(ValueError, match="time_masks and band_masks are"):
+        ConvStem(8, time_masks=(2, -1))
     with pytest.raises(ValueError, match="input_norm must be one of none, gain"):
         AudioTransformer(5, input_norm="rms")
     with pytest.raises(ValueError, match="patchify is the dense front end's"):
@@ -212,3 +215,49 @@ def test_initial_model_is_the_runs_initialisation(demo_us8k, tmp_path):
     torch.manual_seed(123)  # another seed gives other weights: the check can fail
     assert not torch.equal(AudioTransformer(10, d_model=16, frontend_dim=32, n_layers=1,
                                             n_heads=4, ff_dim=24).frontend[0].weight, init)
+
+
+def test_band_masks_stay_inside_each_clip_and_within_their_widths():
+    """SpecAugment on the band energies: each clip's zeroed frames form ≤ count spans of ≤ widest
+    frames inside its own frames; zeroed bands ≤ count spans of ≤ widest bands, across all frames."""
+    gen = torch.Generator().manual_seed(3)
+    counts = torch.tensor([50, 7, 1, 0])
+    for _ in range(200):
+        x = torch.rand(4, 16, 60) + 0.5                    # no natural zeros
+        y = mask_bands(x, counts, (2, 10), (0, 0), gen)
+        for i, n in enumerate(counts.tolist()):
+            dead = (y[i] == 0).all(0)                      # frames zeroed in every band
+            assert torch.equal(dead, (y[i] == 0).any(0))   # a time mask takes whole frames
+            assert not dead[n:].any()                      # never past the clip's frames
+            idx = torch.nonzero(dead).flatten().tolist()
+            spans = [j for j in idx if j - 1 not in idx]   # starts of zeroed runs
+            assert len(idx) <= 20 and len(spans) <= 2
+        z = mask_bands(x, counts, (0, 0), (2, 3), gen)
+        dead_bands = (z == 0).all(2)                       # [B, K]
+        assert torch.equal(dead_bands, (z == 0).any(2))
+        assert int(dead_bands.sum(1).max()) <= 6
+    # some masks are drawn at all (widths uniform in [0, widest])
+    y = mask_bands(torch.ones(64, 16, 60), torch.full((64,), 60), (2, 10), (2, 3), gen)
+    assert 0.05 < float((y == 0).double().mean()) < 0.6
+
+
+def test_band_masks_act_in_training_only_and_keep_padding_invariance():
+    opts = dict(CONV, time_masks=(2, 5), band_masks=(2, 3))
+    torch.manual_seed(0)
+    masked, plain = ConvStem(8, **opts), ConvStem(8, **CONV)
+    plain.load_state_dict(masked.state_dict())
+    wav = torch.randn(2, 8000)
+    n = torch.tensor([8000, 5000])
+    masked.eval(), plain.eval()
+    assert torch.equal(masked(wav, n)[0], plain(wav, n)[0])
+    masked.train(), plain.train()
+    assert not torch.allclose(masked(wav, n)[0], plain(wav, n)[0])
+    # the masks depend on each clip's own frame count, not on the batch's padding
+    padded = torch.cat([wav, torch.randn(2, 3000)], 1)
+    torch.manual_seed(7)
+    a, na = masked(wav, n)
+    torch.manual_seed(7)
+    b, nb = masked(padded, n)
+    assert torch.equal(na, nb)
+    for i, k in enumerate(na.tolist()):
+        torch.testing.assert_close(a[i, :k], b[i, :k], atol=1e-5, rtol=1e-5)

@@ -18,6 +18,8 @@ clip's own count is zeroed, so whatever padding a batch carries changes no valid
   ``hop·∏strides`` samples: 10 ms × 4 = 40 ms by default), ``LayerNorm`` and ``Linear → D``.
   A shift of the waveform by a few samples changes the band energies little (a (cos, sin)
   pair's energy does not depend on the phase), where it gives an unrelated dense-patch vector.
+  ``time_masks`` / ``band_masks`` (count, widest): SpecAugment's masks on the log band energies,
+  in training mode only (:func:`mask_bands`), as the compact ACRNN's feature masks.
 
 Token counts: dense ⌈n / hop⌉; conv ``f₀ = ⌈n / hop⌉`` filterbank frames, then ``fᵢ₊₁ =
 ⌈fᵢ / sᵢ⌉`` per strided convolution (:func:`conv_token_counts`).
@@ -124,6 +126,43 @@ def zero_past(wavs, n_samples):
     return wavs * ok.to(wavs.dtype)
 
 
+def _random_spans(counts, n_masks, widest, generator=None):
+    """``n_masks`` spans per row: widths uniform in ``[0, widest]`` (clipped to the row's
+    count), starts uniform in ``[0, count − width]``; → (starts, widths) [B, n_masks] long."""
+    b = counts.shape[0]
+    u = torch.rand(b, n_masks, 2, generator=generator, dtype=torch.float64)
+    top = torch.minimum(torch.full_like(counts, int(widest)), counts)[:, None]
+    width = torch.floor(u[..., 0] * (top + 1).double()).long()
+    start = torch.floor(u[..., 1] * (counts[:, None] - width + 1).double()).long()
+    return start, width
+
+
+def mask_bands(x, counts, time_masks=(0, 0), band_masks=(0, 0), generator=None):
+    """SpecAugment's masks on band energies x [B, K, T] (0 = silence after ``log1p``): per clip,
+    ``time_masks[0]`` spans of up to ``time_masks[1]`` frames inside its own ``counts`` frames
+    and ``band_masks[0]`` spans of up to ``band_masks[1]`` of the K bands are set to 0.
+
+    Example:
+        >>> x = torch.ones(1, 4, 6)
+        >>> y = mask_bands(x, torch.tensor([3]), (1, 3), (0, 0), torch.Generator().manual_seed(0))
+        >>> y[0, :, 3:].sum().item(), y.shape == x.shape   # time masks stay in the clip
+        (12.0, True)
+    """
+    b, k, t = x.shape
+    keep = torch.ones(b, k, t, dtype=torch.bool)
+    counts = counts.detach().cpu().long()
+    pos_t, pos_k = torch.arange(t)[None, None, :], torch.arange(k)[None, None, :]
+    if time_masks[0] > 0 and time_masks[1] > 0:
+        s, w = _random_spans(counts, int(time_masks[0]), time_masks[1], generator)
+        hit = ((pos_t >= s[..., None]) & (pos_t < (s + w)[..., None])).any(1)  # [B, T]
+        keep &= ~hit[:, None, :]
+    if band_masks[0] > 0 and band_masks[1] > 0:
+        s, w = _random_spans(torch.full((b,), k), int(band_masks[0]), band_masks[1], generator)
+        hit = ((pos_k >= s[..., None]) & (pos_k < (s + w)[..., None])).any(1)  # [B, K]
+        keep &= ~hit[:, :, None]
+    return x * keep.to(x.device, x.dtype)
+
+
 class DensePatches(nn.Sequential):
     """The paper's dense front end on (possibly overlapping) patches (module docstring).
 
@@ -186,6 +225,9 @@ class ConvStem(nn.Module):
         c of ``log(1 + c·E)``.
     sample_rate : int
         For the filterbank's frequencies.
+    time_masks, band_masks : (int, int)
+        (count, widest span) of the training-time masks on the band energies
+        (:func:`mask_bands`; frames of ``hop`` samples, bands of K); (0, 0): none.
 
     Example:
         >>> stem = ConvStem(16, n_filters=8, channels=12)
@@ -195,7 +237,8 @@ class ConvStem(nn.Module):
     """
 
     def __init__(self, out_dim=64, n_filters=64, kernel_size=400, hop=160, channels=64,
-                 strides=(2, 2), init="mel_gabor", compression=1000.0, sample_rate=16000):
+                 strides=(2, 2), init="mel_gabor", compression=1000.0, sample_rate=16000,
+                 time_masks=(0, 0), band_masks=(0, 0)):
         super().__init__()
         if init not in ("mel_gabor", "random"):
             raise ValueError(f"init must be 'mel_gabor' or 'random', got {init!r}")
@@ -207,6 +250,12 @@ class ConvStem(nn.Module):
         self.hop_samples = self.hop * math.prod(self.strides)
         self.n_filters = int(n_filters)
         self.compression = float(compression)
+        self.time_masks = tuple(int(v) for v in time_masks)
+        self.band_masks = tuple(int(v) for v in band_masks)
+        if len(self.time_masks) != 2 or len(self.band_masks) != 2 or \
+                min(self.time_masks + self.band_masks) < 0:
+            raise ValueError(f"time_masks and band_masks are (count, widest) ≥ 0, got "
+                             f"{time_masks}, {band_masks}")
         self.filterbank = nn.Conv1d(1, 2 * self.n_filters, self.kernel_size, stride=self.hop,
                                     bias=False)
         if init == "mel_gabor":
@@ -233,6 +282,8 @@ class ConvStem(nn.Module):
 
     def forward(self, wavs, n_samples):
         x, counts = self.band_energies(wavs, n_samples)
+        if self.training:
+            x = mask_bands(x, counts, self.time_masks, self.band_masks)
         for conv, s in zip(self.convs, self.strides):
             x = F.gelu(conv(x))  # output t reads frames 2t-1..2t+1 (s = 2): ⌈f / s⌉ of them
             counts = torch.div(counts + s - 1, s, rounding_mode="floor")
@@ -243,7 +294,7 @@ class ConvStem(nn.Module):
 def build_frontend(name, out_dim, patch_size=400, frontend_dim=2048, hop=None, options=None):
     """The front end ``name`` (:data:`FRONTENDS`) with token size ``out_dim``; ``options``: the
     extra keyword arguments of :class:`ConvStem` (``n_filters``, ``kernel_size``, ``hop``,
-    ``channels``, ``strides``, ``init``, ``compression``).
+    ``channels``, ``strides``, ``init``, ``compression``, ``time_masks``, ``band_masks``).
 
     Example:
         >>> build_frontend("conv", 16, options={"n_filters": 8, "channels": 8}).hop_samples
@@ -259,4 +310,4 @@ def build_frontend(name, out_dim, patch_size=400, frontend_dim=2048, hop=None, o
 
 
 __all__ = ["ConvStem", "DensePatches", "FRONTENDS", "build_frontend", "conv_token_counts",
-           "gabor_filterbank", "hz_to_mel", "mel_centres", "mel_to_hz", "zero_past"]
+           "gabor_filterbank", "hz_to_mel", "mask_bands", "mel_centres", "mel_to_hz", "zero_past"]
