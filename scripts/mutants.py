@@ -15,11 +15,14 @@ is not green the check stops (a failure there would count as a catch). One line 
 (the mutant must then be updated), 0 when every mutant is caught.
 
 --only NAME ...   run these mutants only (names from --list)
+--jobs N          mutants checked at once, each its own scratch copy and one-thread pytest
+                  (default: the number of CPUs, at most 4)
 --keep            keep the scratch folders (their paths are printed)
 --list            print the mutants and exit
 """
 
 import argparse
+import concurrent.futures
 import os
 import re
 import shutil
@@ -200,10 +203,41 @@ def run_tests(dest, tests):
     return True, failed[0] if failed else f"pytest exit {p.returncode}"
 
 
+def check_mutant(name, keep=False):
+    """``(ok?, report line)`` for one mutant, on its own scratch copy."""
+    path, old, new, tests, what = MUTANTS[name]
+    dest = scratch_folder(f"mutant_{name}_")
+    t0 = time.time()
+    try:
+        scratch_copy(dest)
+        if not apply(dest, path, old, new):
+            return False, f"{name:28s} STALE: the line to break is not (once) in {path}"
+        caught, detail = run_tests(dest, tests)
+        verdict = f"caught by {detail}" if caught else f"MISSED ({detail})"
+        return caught, f"{name:28s} {verdict}  [{what}; {time.time() - t0:.0f} s]"
+    finally:
+        if keep:
+            print(f"  scratch copy: {dest}", flush=True)
+        else:
+            shutil.rmtree(os.path.dirname(dest), ignore_errors=True)
+
+
+def check_baseline(tests):
+    """``(green?, detail)``: the unmutated copy on ``tests``."""
+    dest = scratch_folder("mutant_baseline_")
+    try:
+        scratch_copy(dest)
+        failed, detail = run_tests(dest, tests)
+    finally:
+        shutil.rmtree(os.path.dirname(dest), ignore_errors=True)
+    return not failed and detail == "all passed", detail
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", default=None, choices=sorted(MUTANTS), metavar="NAME")
+    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--keep", action="store_true")
     p.add_argument("--list", action="store_true")
     args = p.parse_args(argv)
@@ -211,43 +245,29 @@ def main(argv=None):
         for name, (path, _, _, tests, what) in MUTANTS.items():
             print(f"{name:28s} {what} ({path}; caught by {', '.join(tests)})")
         return 0
+    if args.jobs < 1:
+        p.error(f"--jobs must be ≥ 1, got {args.jobs}")
     names = args.only or list(MUTANTS)
     # the baseline: the unmutated copy must pass every test a mutant names, or a "catch" could
-    # be a failure that has nothing to do with the mutant
+    # be a failure that has nothing to do with the mutant (split over the jobs: independent tests)
     tests = sorted({t for name in names for t in MUTANTS[name][3]})
-    dest = scratch_folder("mutant_baseline_")
     t0 = time.time()
-    try:
-        scratch_copy(dest)
-        failed, detail = run_tests(dest, tests)
-    finally:
-        shutil.rmtree(os.path.dirname(dest), ignore_errors=True)
-    if failed or detail != "all passed":
-        print(f"baseline NOT GREEN: the unmutated copy fails ({detail}); fix that first")
-        return 1
+    parts = [tests[i::args.jobs] for i in range(min(args.jobs, len(tests)))]
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        for green, detail in pool.map(check_baseline, parts):
+            if not green:
+                print(f"baseline NOT GREEN: the unmutated copy fails ({detail}); fix that first")
+                return 1
     print(f"{'baseline':28s} green: {len(tests)} test targets pass unmutated "
           f"[{time.time() - t0:.0f} s]", flush=True)
     bad = 0
-    for name in names:
-        path, old, new, tests, what = MUTANTS[name]
-        dest = scratch_folder(f"mutant_{name}_")
-        t0 = time.time()
-        try:
-            scratch_copy(dest)
-            if not apply(dest, path, old, new):
-                bad += 1
-                print(f"{name:28s} STALE: the line to break is not (once) in {path}")
-                continue
-            caught, detail = run_tests(dest, tests)
-            bad += not caught
-            verdict = f"caught by {detail}" if caught else f"MISSED ({detail})"
-            print(f"{name:28s} {verdict}  [{what}; {time.time() - t0:.0f} s]", flush=True)
-        finally:
-            if args.keep:
-                print(f"  scratch copy: {dest}")
-            else:
-                shutil.rmtree(os.path.dirname(dest), ignore_errors=True)
-    print(f"{len(args.only or MUTANTS) - bad} of {len(args.only or MUTANTS)} mutants caught")
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(check_mutant, name, args.keep) for name in names]
+        for future in concurrent.futures.as_completed(futures):
+            ok, line = future.result()
+            bad += not ok
+            print(line, flush=True)
+    print(f"{len(names) - bad} of {len(names)} mutants caught")
     return 1 if bad else 0
 
 
