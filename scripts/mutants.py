@@ -149,6 +149,60 @@ MUTANTS = {
         ["tests/test_multilabel_recipe.py::test_brain_scores_clips_by_averaging_chunk_probabilities"],
         "the valid/test loss averages batches instead of items (a short last batch counts as much "
         "as a full one)"),
+    "valid-fold-previous": (
+        "audioattn_sb/folds.py",
+        "    valid = test_fold % num_folds + 1",
+        "    valid = (test_fold - 2) % num_folds + 1",
+        ["tests/test_folds.py::test_fold_split_and_fold_loop_commands_follow_the_written_protocol"],
+        "test fold k validates on fold k − 1 instead of k mod n + 1 (still a partition, every fold "
+        "validating once: not the protocol's split)"),
+    "last-checkpoint-is-best": (
+        "audioattn_sb/brains/base.py",
+        '    return dict(checkpoint_key) if rule == "best_valid" else {"max_key": "epoch"}',
+        "    return dict(checkpoint_key)",
+        ["tests/test_checkpoints.py::"
+         "test_test_checkpoint_rules_pick_best_valid_or_last_end_of_epoch"],
+        "test_checkpoint: last tests the best-valid checkpoint instead of the last epoch's"),
+    "multilabel-min-map": (
+        "audioattn_sb/brains/multilabel.py",
+        '    checkpoint_key = {"max_key": "mAP"}',
+        '    checkpoint_key = {"min_key": "mAP"}',
+        ["tests/test_multilabel_recipe.py::test_brain_trains_and_keeps_the_best_valid_map"],
+        "a multi-label run keeps (and tests) the checkpoint of the lowest valid mAP"),
+    "beta-gaussian-grad-term": (
+        "audioattn_sb/attention/beta_gaussian.py",
+        "    w1, dd = _integrals(u0, h, m, [[0.0, 1.0], [-1.0, 0.0, 2.0 * n + 1.0]], [True, True],",
+        "    w1, dd = _integrals(u0, h, m, [[0.0, 1.0], [0.0, 0.0, 2.0 * n + 1.0]], [True, True],",
+        ["tests/test_beta_gaussian.py::test_gradcheck"],
+        "the β-Gaussian backward's ∂r/∂σ² loses its −W₀ term (wrong σ² gradients)"),
+    "continuous-pad-in-moments": (
+        "audioattn_sb/attention/continuous.py",
+        '            weights = masked_attention(self.scorer(x), mask, "entmax", self.discrete_alpha)',
+        '            weights = masked_attention(self.scorer(x), torch.ones_like(mask), "entmax", '
+        "self.discrete_alpha)",
+        ["tests/test_continuous_pooling.py::test_padding_invariance"],
+        "padded frames get discrete weight and enter the continuous density's μ and σ² (a clip's "
+        "density depends on its batch)"),
+    "mass-in-event-over-clip": (
+        "audioattn_sb/inspection/attention.py",
+        "        mass = continuous_mass(on / duration, off / duration, record[\"mu\"], "
+        "record[\"sigma_sq\"],",
+        "        mass = continuous_mass(0.0, 1.0, record[\"mu\"], record[\"sigma_sq\"],",
+        ["tests/test_localisation.py::test_continuous_mass_in_event_against_quadrature"],
+        "a continuous density's mass_in_event is its mass over the whole clip, not the event"),
+    "browser-audio-sample-late": (
+        "audioattn_sb/inspection/browser.py",
+        "    wave = read_mono(path, AUDIO_RATE)\n",
+        "    wave = read_mono(path, AUDIO_RATE)[1:]\n",
+        ["tests/test_browser.py::test_player_audio_is_the_manifest_clip_at_8khz_sample_for_sample"],
+        "the browser's player drops the clip's first sample (its audio runs one sample early "
+        "against the attention; within the duration check's tolerance)"),
+    "evaluation-augments": (
+        "audioattn_sb/brains/base.py",
+        '        return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "augment", False))',
+        '        return bool(getattr(self.hparams, "augment", False))',
+        ["tests/test_augment.py::test_evaluation_is_bit_identical_with_and_without_augment"],
+        "validation and test augment too (waveform, time roll and feature masks)"),
 }
 
 

@@ -289,3 +289,49 @@ def test_plots_of_hostile_names(runs, tmp_path):
 
     for p in written:
         assert Image.open(p).size[0] >= 900  # a whole figure, not an empty file
+
+
+def test_player_audio_is_the_manifest_clip_at_8khz_sample_for_sample(tmp_path):
+    """The audio the page plays for a clip is that clip's file from the run's manifest, whole,
+    at 8 kHz: decoded from the page's data URI, its samples equal the analytic signal of the
+    file at t = i / 8000 for every i (no sample dropped or shifted at either end), length
+    ceil(N / 2) of a 16 kHz file. No training: a hand-made run folder (CSV + test.json)."""
+    from audioattn_sb.inspection.browser import AUDIO_RATE, collect
+
+    sr, n = 16000, 16001  # odd: an 8 kHz copy of ceil(n / 2) samples
+    t = np.arange(n) / sr
+    freqs, amps, phases = (310.0, 770.0, 1490.0), (0.3, 0.25, 0.2), (0.4, 1.9, 3.0)
+
+    def signal(times):  # tones under 1.5 kHz, faded in and out over 50 ms (no edge transient)
+        fade = np.clip(np.minimum(times, n / sr - times) / 0.05, 0.0, 1.0)
+        env = 0.5 - 0.5 * np.cos(np.pi * fade)
+        return env * sum(a * np.sin(2 * np.pi * f * times + p)
+                         for f, a, p in zip(freqs, amps, phases))
+
+    run = tmp_path / "run"
+    (run / "saved_attentions").mkdir(parents=True)
+    wav = tmp_path / "audio" / "clip7.wav"
+    wav.parent.mkdir()
+    sf.write(wav, signal(t).astype(np.float32), sr, subtype="FLOAT")
+    other = tmp_path / "audio" / "other.wav"  # another clip of the manifest: not this one's audio
+    sf.write(other, np.zeros(n, dtype=np.float32), sr, subtype="FLOAT")
+    (run / "test.json").write_text(json.dumps({"other": {"wav": str(other)},
+                                               "clip7": {"wav": str(wav)}}))
+    with open(run / "saved_attentions" / "discrete-softmax.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_id", "label", "pred", "duration", "attn_domain", "max_activation",
+                    "alpha_value", "score", "correct"])
+        w.writerow(["clip7", "dog", "dog", n / sr, "discrete", "softmax", 1.0, 0.9, 1])
+    (clip,) = collect([run])["clips"]
+    assert clip["id"] == "clip7"
+    head, b64 = clip["audio"].split(",", 1)
+    assert head == "data:audio/wav;base64"
+    got, rate = sf.read(io.BytesIO(base64.b64decode(b64)), dtype="float64")
+    assert rate == AUDIO_RATE == 8000
+    assert got.shape == (-(-n // 2),)
+    assert clip["audio_duration"] == pytest.approx(got.shape[0] / 8000)
+    expected = signal(np.arange(got.shape[0]) / 8000)
+    # every sample, to 16-bit PCM and the windowed-sinc filter's accuracy (a shift of one
+    # sample moves the interior by up to 0.4)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    assert np.abs(expected).max() > 0.5

@@ -29,6 +29,28 @@ def test_fold_split_is_a_partition_with_distinct_valid_and_test(n):
     assert sorted(valids) == list(range(1, n + 1))
 
 
+#: the protocol written out by hand (README, folds.py): test fold k validates on fold k mod n + 1
+#: (the next one; the last test fold wraps round to fold 1) and the other n − 2 folds train
+PROTOCOL_VALID = {5: {1: 2, 2: 3, 3: 4, 4: 5, 5: 1},
+                  10: {1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 1}}
+
+
+@pytest.mark.parametrize("n", [5, 10])
+def test_fold_split_and_fold_loop_commands_follow_the_written_protocol(n):
+    """Each test fold's validation fold is the one the protocol names (a table, not the
+    formula), the others train; the run_folds commands pass exactly those folds."""
+    hp = os.path.join(REPO, "hparams", "urbansound8k_acrnn.yaml")
+    cmds = {c["fold"]: c["args"] for c in build_commands(hp, "data/x", n, list(range(1, n + 1)),
+                                                          ["discrete:softmax"], [])}
+    assert sorted(cmds) == list(range(1, n + 1))
+    for k, v in PROTOCOL_VALID[n].items():
+        rest = [f for f in range(1, n + 1) if f not in (k, v)]
+        assert fold_split(k, n) == (rest, [v], [k]), k
+        assert f"--train_fold_nums={rest}" in cmds[k]
+        assert f"--valid_fold_nums={[v]}" in cmds[k]
+        assert f"--test_fold_nums={[k]}" in cmds[k]
+
+
 def test_fold_split_rejects_bad_input():
     with pytest.raises(ValueError, match="outside"):
         fold_split(11, 10)
