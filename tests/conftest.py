@@ -41,10 +41,13 @@ Datasets
     (sparsemax) and ``continuous`` (biweight) run folders, ``args`` (each run's training argv
     without the hparams file, ``--output_folder`` included), ``hparams``, ``data_folder`` and
     ``cache_folder``. Read-only; mark tests that use it ``@pytest.mark.slow``.
-``esc10_seed_run`` (session)
-    The seed ACRNN trained once on ``esc10_dir`` (``ESC10_SPLIT``: train folds 2-4, valid 5,
-    test 1; 20 epochs; continuous sparsemax; ~1 min): a dict with ``out`` (the run folder) and
-    ``results`` (its results.json). Shared by the seed and the compact real-data tests.
+``esc10_seed_run``, ``esc10_compact_run``, ``esc10_transformer_runs`` (session)
+    Real-data trainings on ``esc10_dir`` (``ESC10_SPLIT``: train folds 2-4, valid 5, test 1):
+    the seed ACRNN (20 epochs, continuous sparsemax; ``out``, ``results``), the compact ACRNN
+    (25 epochs; ``root``, ``common``, ``out``, ``results``) and the compact Transformer against
+    the paper's (``{(config, seed): results}``). Minutes each: when the collected tests use
+    them, they train on the second core from the start of the session
+    (``tests/background.py``), one at a time, while the other tests run.
 
 Helpers
 -------
@@ -68,7 +71,11 @@ from pathlib import Path
 
 import pytest
 
+import background
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: the real ESC-10 data in UrbanSound8K layout (users do not have it: tests skip)
+ESC10_PATH = (REPO_ROOT / ".." / "shared" / "data" / "esc10_us8k").resolve()
 
 
 def missing_shared(reason):
@@ -302,7 +309,7 @@ def hostile_fsd50k(demo_fsd50k, tmp_path_factory):
 @pytest.fixture(scope="session")
 def esc10_dir():
     """Real ESC-10 in UrbanSound8K layout (``<repo>/../shared/data/esc10_us8k``), or skip."""
-    path = (REPO_ROOT / ".." / "shared" / "data" / "esc10_us8k").resolve()
+    path = ESC10_PATH
     if not (path / "metadata" / "UrbanSound8K.csv").is_file():
         missing_shared(f"real ESC-10 data not found at {path} (expected <repo>/../shared/data/"
                     "esc10_us8k with metadata/UrbanSound8K.csv)")
@@ -349,18 +356,55 @@ def demo_trained_runs(demo_us8k, tmp_path_factory):
 
 
 #: real ESC-10 split of the slow real-data tests: train folds 2-4, valid 5, test 1
-ESC10_SPLIT = ["--train_fold_nums=[2, 3, 4]", "--valid_fold_nums=[5]", "--test_fold_nums=[1]"]
+ESC10_SPLIT = background.ESC10_SPLIT
+
+
+def pytest_collection_finish(session):
+    """Start the real-data trainings that the selected tests need on the second core
+    (tests/background.py) when the real ESC-10 data is there."""
+    if session.config.option.collectonly:
+        return
+    wanted = {name for item in session.items for name in getattr(item, "fixturenames", ())
+              if name in background.JOBS}
+    if wanted and (ESC10_PATH / "metadata" / "UrbanSound8K.csv").is_file():
+        background.start(wanted, ESC10_PATH)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    background.stop()
 
 
 @pytest.fixture(scope="session")
-def esc10_seed_run(esc10_dir, tmp_path_factory):
+def esc10_seed_run(esc10_dir):
     """The seed ACRNN on real ESC-10 (ESC10_SPLIT, 20 epochs, continuous sparsemax), trained once
-    for tests/test_recipe.py (beats chance) and tests/test_compact_recipe.py (the compact
-    configuration beats it on the same split and attention family)."""
-    root = tmp_path_factory.mktemp("esc10_seed")
-    out = root / "seed"
-    run_script("train.py", str(REPO_ROOT / "hparams" / "urbansound8k_acrnn.yaml"),
-               f"--data_folder={esc10_dir}", f"--cache_folder={root / 'cache'}",
-               f"--output_folder={out}", *ESC10_SPLIT, "--number_of_epochs=20",
-               "--attn_domain=continuous", "--attn_max_activation=sparsemax", "--noprogressbar")
+    (in the background: tests/background.py) for tests/test_recipe.py (beats chance) and
+    tests/test_compact_recipe.py (the compact configuration beats it on the same split and
+    attention family)."""
+    out = background.wait("esc10_seed_run", esc10_dir) / "seed"
     return {"out": out, "results": json.loads((out / "results.json").read_text())}
+
+
+@pytest.fixture(scope="session")
+def esc10_compact_run(esc10_dir):
+    """Real ESC-10, ESC10_SPLIT: the compact ACRNN with augmentation and continuous sparsemax
+    attention (the yaml's encoder), a short 25-epoch schedule; trained once (in the background)
+    for tests/test_compact_recipe.py. A dict: ``root`` (a folder for the test's own outputs
+    too), ``common`` (the training arguments without the hparams file and output folder),
+    ``out`` (the run folder), ``results``."""
+    root = background.wait("esc10_compact_run", esc10_dir)
+    out = root / "compact"
+    return {"root": root, "common": background.compact_acrnn_common(root, esc10_dir), "out": out,
+            "results": json.loads((out / "results.json").read_text())}
+
+
+@pytest.fixture(scope="session")
+def esc10_transformer_runs(esc10_dir):
+    """The compact Transformer (urbansound8k_transformer_compact.yaml) and the paper's
+    configuration (urbansound8k_transformer.yaml) on ESC10_SPLIT, discrete softmax pooling,
+    ``background.TRANSFORMER_EPOCHS`` epochs, seeds ``background.TRANSFORMER_SEEDS``, trained
+    once (in the background). A dict ``{(config, seed): results.json dict}``."""
+    root = background.wait("esc10_transformer_runs", esc10_dir)
+    return {(config, seed): json.loads(
+                (background.transformer_run_folder(root, config, seed) / "results.json")
+                .read_text())
+            for config in ("compact", "paper") for seed in background.TRANSFORMER_SEEDS}

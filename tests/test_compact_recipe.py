@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ESC10_SPLIT, independent_test_map, run_script
+from conftest import independent_test_map, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPACT = os.path.join(REPO, "hparams", "urbansound8k_acrnn_compact.yaml")
@@ -182,22 +182,6 @@ def test_last_epoch_is_tested_and_inspection_loads_the_same_checkpoint(demo):
     assert float(row["last_test"]) == pytest.approx(res["test_accuracy"])
     assert int(row["last_epoch"]) == 3 and int(row["best_valid_epoch"]) == res["best_epoch"]
     assert row["last_noisy"] == "" and "\nv | " in p.stdout
-
-
-@pytest.fixture(scope="module")
-def esc10_compact_run(esc10_dir, tmp_path_factory):
-    """Real ESC-10, train folds 2-4, valid 5, test 1: the compact ACRNN with augmentation and
-    continuous sparsemax attention (the yaml's encoder), a short 25-epoch schedule to keep the
-    suite fast. Trained once for the tests below."""
-    root = tmp_path_factory.mktemp("esc10_compact")
-    # the yaml's defaults (global normalisation, last epoch tested): what the thresholds above
-    # were measured with
-    common = [f"--data_folder={esc10_dir}", f"--cache_folder={root / 'cache'}", *ESC10_SPLIT,
-              *CONTINUOUS_SPARSEMAX]
-    out = root / "compact"
-    train(COMPACT, *common, f"--output_folder={out}", "--number_of_epochs=25")
-    return {"root": root, "common": common, "out": out,
-            "results": json.loads((out / "results.json").read_text())}
 
 
 @pytest.mark.slow
