@@ -161,13 +161,16 @@ MUTANTS = {
         '    return dict(checkpoint_key) if rule == "best_valid" else {"max_key": "epoch"}',
         "    return dict(checkpoint_key)",
         ["tests/test_checkpoints.py::"
-         "test_test_checkpoint_rules_pick_best_valid_or_last_end_of_epoch"],
+         "test_test_checkpoint_rules_pick_best_valid_or_last_end_of_epoch",
+         "tests/test_multilabel_recipe.py::"
+         "test_brain_keeps_and_tests_the_checkpoint_of_the_highest_valid_map"],
         "test_checkpoint: last tests the best-valid checkpoint instead of the last epoch's"),
     "multilabel-min-map": (
         "audioattn_sb/brains/multilabel.py",
         '    checkpoint_key = {"max_key": "mAP"}',
         '    checkpoint_key = {"min_key": "mAP"}',
-        ["tests/test_multilabel_recipe.py::test_brain_trains_and_keeps_the_best_valid_map"],
+        ["tests/test_multilabel_recipe.py::"
+         "test_brain_keeps_and_tests_the_checkpoint_of_the_highest_valid_map"],
         "a multi-label run keeps (and tests) the checkpoint of the lowest valid mAP"),
     "beta-gaussian-grad-term": (
         "audioattn_sb/attention/beta_gaussian.py",

@@ -214,6 +214,110 @@ def test_brain_trains_and_keeps_the_best_valid_map(tmp_path):
     assert brain.checkpoint_key == {"max_key": "mAP"}
 
 
+class _PhasedModel(torch.nn.Module):
+    """Trains as a linear model; evaluates with the fixed scores of its ``phase`` buffer (saved in
+    its checkpoints): phase k scores chunk features (mean, mean |x|, max) with ``PHASES[k]``."""
+
+    #: phase → [3, 2] weights: + mean |x|, + max, − mean |x| (valid mAPs 0.75, 0.875, 0.49 on
+    #: ``_tiny_corpus``: the best is the middle epoch, neither the first nor the last)
+    PHASES = {1: [[0.0, 0.0], [5.0, 5.0], [0.0, 0.0]],
+              2: [[0.0, 0.0], [0.0, 0.0], [2.0, 2.0]],
+              3: [[0.0, 0.0], [-5.0, -5.0], [0.0, 0.0]]}
+    output = "logits"
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 2)
+        self.register_buffer("phase", torch.zeros((), dtype=torch.long))
+
+    @staticmethod
+    def features(x):
+        return torch.stack([x.mean(1), x.abs().mean(1), x.max(1).values], dim=1)
+
+    def forward(self, x, lengths=None):
+        f = self.features(x)
+        if self.training:
+            return self.linear(f * 10), {}
+        return f @ torch.tensor(self.PHASES[int(self.phase)], dtype=f.dtype), {}
+
+
+def _phase_maps(manifest):
+    """Clip-level macro mAP of each phase of :class:`_PhasedModel`, in plain numpy and
+    scikit-learn (chunk sigmoid scores averaged per clip; classes with a positive clip)."""
+    feats, clips, targets = [], [], {}
+    for e in manifest.values():
+        x = torch.from_numpy(load_chunk(e["wav"], e["start"], e["stop"], e["chunk_samples"]))
+        feats.append(_PhasedModel.features(x[None].double())[0].numpy())
+        clips.append(e["clip"])
+        t = np.zeros(2)
+        t[e["label_ids"]] = 1
+        targets[e["clip"]] = t
+    names = sorted(targets)
+    y = np.stack([targets[c] for c in names])
+    maps = {}
+    for k, w in _PhasedModel.PHASES.items():
+        p = 1 / (1 + np.exp(-(np.stack(feats) @ np.array(w))))
+        s = np.stack([p[[i for i, c in enumerate(clips) if c == n]].mean(0) for n in names])
+        cols = [j for j in range(2) if y[:, j].any()]
+        maps[k] = float(np.mean([average_precision_score(y[:, j], s[:, j]) for j in cols]))
+    return maps
+
+
+def test_brain_keeps_and_tests_the_checkpoint_of_the_highest_valid_map(tmp_path):
+    """Three epochs whose valid mAPs are scripted (0.75, 0.875, 0.49, computed here with
+    scikit-learn): the checkpoint kept is epoch 2's, the highest valid mAP (not the lowest, not
+    the last), and the test stage loads it (its test mAP is epoch 2's); with
+    ``test_checkpoint: last`` it loads epoch 3's."""
+    import speechbrain as sb
+
+    from audioattn_sb.brains.multilabel import MultiLabelBrain
+
+    class PhasedBrain(MultiLabelBrain):
+        def on_stage_start(self, stage, epoch=None):
+            if stage == sb.Stage.VALID:  # this epoch's fixed scores, saved with the checkpoint
+                self.modules.model.phase.fill_(epoch)
+            super().on_stage_start(stage, epoch)
+
+    path, manifest = _tiny_corpus(tmp_path)
+    maps = _phase_maps(manifest)
+    assert len(set(round(m, 6) for m in maps.values())) == 3
+    best = max(maps, key=maps.get)
+    assert best == 2 and min(maps, key=maps.get) == 3  # the best is neither the last nor the worst
+    ds = build_chunk_datasets({"x": path}, 2)["x"]
+    torch.manual_seed(0)
+    counter = sb.utils.epoch_loop.EpochCounter(limit=3)
+    hparams = {"epoch_counter": counter, "output_folder": str(tmp_path),
+               "train_logger": sb.utils.train_logger.FileTrainLogger(str(tmp_path / "log.txt")),
+               "class_names": ["c0", "c1"], "hop_samples": 160}
+    model = _PhasedModel()
+    brain = PhasedBrain(modules={"compute_features": _Identity(), "mean_var_norm": _PassNorm(),
+                                 "model": model},
+                        opt_class=lambda p: torch.optim.SGD(p, lr=0.1), hparams=hparams,
+                        run_opts={"device": "cpu"})
+    ckpt = sb.utils.checkpoints.Checkpointer(str(tmp_path / "save"))
+    brain.checkpointer = ckpt
+    ckpt.add_recoverables({"model": model, "counter": counter})
+    brain.fit(counter, ds, ds, train_loader_kwargs={"batch_size": 4},
+              valid_loader_kwargs={"batch_size": 4}, progressbar=False)
+    logged = _valid_maps((tmp_path / "log.txt").read_text())
+    assert logged == pytest.approx([maps[1], maps[2], maps[3]], abs=1e-3)  # the script ran
+    kept = [c.meta for c in ckpt.list_checkpoints()]
+    assert best in [m["epoch"] for m in kept]
+    assert all(m["mAP"] <= maps[best] + 1e-6 for m in kept)
+    model.phase.fill_(0)
+    brain.evaluate(ds, progressbar=False, test_loader_kwargs={"batch_size": 4},
+                   **brain.test_checkpoint_key)
+    assert int(model.phase) == best
+    assert brain.test_stats["mAP"] == pytest.approx(maps[best], rel=1e-6)
+    # test_checkpoint: last tests the last epoch's checkpoint (the checkpointer keeps the newest)
+    assert sorted(m["epoch"] for m in kept) == [best, 3]
+    brain.hparams.test_checkpoint = "last"
+    brain.evaluate(ds, progressbar=False, test_loader_kwargs={"batch_size": 4},
+                   **brain.test_checkpoint_key)
+    assert int(model.phase) == 3
+    assert brain.test_stats["mAP"] == pytest.approx(maps[3], rel=1e-6)
+
+
 # --------------------------------------------------------------------------- recipe, demo data
 @pytest.fixture(scope="module")
 def demo(demo_fsd50k, tmp_path_factory):
