@@ -47,9 +47,10 @@ import shutil
 import time
 
 import yaml
-from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, PARAMFILE_EXT, Checkpointer
+from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, PARAMFILE_EXT
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
+from audioattn_sb.sb_api import MetaHookCheckpointer
 from audioattn_sb.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def checkpoint_problem(path):
     return files_problem(path, meta)
 
 
-class AtomicCheckpointer(Checkpointer):
+class AtomicCheckpointer(MetaHookCheckpointer):
     """SpeechBrain's ``Checkpointer`` whose checkpoints are complete or absent (see the module).
 
     Arguments are those of ``speechbrain.utils.checkpoints.Checkpointer``.
@@ -129,9 +130,10 @@ class AtomicCheckpointer(Checkpointer):
         self._pending_meta = None
         self._warned = set()
 
-    def _save_checkpoint_metafile(self, fpath, meta_to_include={}, end_of_epoch=True):
-        # SpeechBrain's save_checkpoint (its only caller) calls this before it saves the
-        # recoverables: the meta (SpeechBrain's keys) is only built here; save_checkpoint writes it
+    def build_meta(self, fpath, meta_to_include, end_of_epoch):
+        # SpeechBrain's save_checkpoint calls this before it saves the recoverables
+        # (audioattn_sb.sb_api): the meta (SpeechBrain's keys) is only built here;
+        # save_checkpoint writes it
         meta = {"unixtime": time.time(), "end-of-epoch": end_of_epoch}
         meta.update(meta_to_include)
         self._pending_meta = (pathlib.Path(fpath), meta)

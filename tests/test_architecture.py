@@ -1,9 +1,13 @@
 """The package's structure: module imports (including those inside functions) form no cycle."""
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parent.parent / "audioattn_sb"
+REPO = Path(__file__).resolve().parent.parent
+PKG = REPO / "audioattn_sb"
 
 
 def _module_name(path):
@@ -82,7 +86,7 @@ def test_package_imports_have_no_cycle():
 LAYERS = {
     "audioattn_sb": 0,
     "audioattn_sb.utils": 1, "audioattn_sb.lengths": 1, "audioattn_sb.textgrid": 1,
-    "audioattn_sb.run_folder": 1,
+    "audioattn_sb.run_folder": 1, "audioattn_sb.sb_api": 1,
     "audioattn_sb.attention": 2, "audioattn_sb.augment": 2, "audioattn_sb.training": 2,
     "audioattn_sb.checkpoints": 2,
     "audioattn_sb.metrics": 2, "audioattn_sb.plots": 2, "audioattn_sb.features": 2,
@@ -130,3 +134,51 @@ def test_scripts_load_only_what_they_use():
     assert "speechbrain" in training  # the check sees what is loaded
     assert not training & {"matplotlib", "pandas"}
     assert "speechbrain" not in loaded("import audioattn_sb.inspection.cli, audioattn_sb.plots")
+
+
+def _speechbrain_private_names():
+    """The private (single-underscore) attributes of the SpeechBrain classes the package
+    builds on."""
+    from speechbrain.core import Brain
+    from speechbrain.processing.features import InputNormalization
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    return {n for cls in (Brain, Checkpointer, InputNormalization) for n in dir(cls)
+            if n.startswith("_") and not n.startswith("__")}
+
+
+def test_speechbrain_private_api_is_used_in_one_module():
+    """Only audioattn_sb/sb_api.py names a private attribute of SpeechBrain's Brain,
+    Checkpointer or InputNormalization (a SpeechBrain upgrade then breaks one module)."""
+    from audioattn_sb import sb_api
+
+    private = _speechbrain_private_names()
+    assert set(sb_api.PRIVATE_NAMES) <= private   # they are SpeechBrain's (still) private names
+    users = {}
+    for path in sorted((REPO / "audioattn_sb").rglob("*.py")):
+        if path.name == "sb_api.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for name in private:
+            # an attribute, a getattr string or an overriding method (not a module function
+            # of the same name)
+            if re.search(rf"(\.|[\"']){re.escape(name)}\b|def {re.escape(name)}\(self", text):
+                users.setdefault(name, []).append(str(path.relative_to(REPO)))
+    assert not users, users
+
+
+def test_version_check_names_the_supported_range_and_the_fix():
+    from audioattn_sb import sb_api
+
+    assert sb_api.check_version() is None            # the installed one is supported
+    msg = sb_api.check_version("1.0.3")
+    assert "1.0.3" in msg and ">=1.1,<1.2" in msg and "pip install 'speechbrain>=1.1,<1.2'" in msg
+    assert sb_api.check_version("2.0") is not None and sb_api.check_version("1.1.9") is None
+
+
+def test_commands_print_no_torchvision_warning():
+    p = subprocess.run([sys.executable, "-c", "import audioattn_sb.brains.base, "
+                        "speechbrain.utils.train_logger"], capture_output=True, text=True,
+                       cwd=REPO, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "torchvision" not in p.stdout + p.stderr

@@ -33,6 +33,7 @@ import torch
 from audioattn_sb.lengths import frame_counts
 from audioattn_sb.augment import augment_features, augment_waveforms, mixup
 from audioattn_sb.features import frame_lengths
+from audioattn_sb.sb_api import CpuDistributedBrain
 
 
 class ShardSampler(torch.utils.data.Sampler):
@@ -94,7 +95,7 @@ def checkpoint_rule_key(rule, checkpoint_key):
     return dict(checkpoint_key) if rule == "best_valid" else {"max_key": "epoch"}
 
 
-class ClipBrain(sb.Brain):
+class ClipBrain(CpuDistributedBrain):
     """Base of :class:`~audioattn_sb.brains.classification.ClassificationBrain` and
     :class:`~audioattn_sb.brains.multilabel.MultiLabelBrain`.
 
@@ -343,12 +344,11 @@ class ClipBrain(sb.Brain):
                 test_stats=short,
             )
 
-    def _wrap_distributed(self):
+    def wrap_distributed_cpu(self):
         """DDP on CPU (gloo) as on GPUs, but without SpeechBrain's SyncBatchNorm conversion,
         which only works for CUDA modules: on CPU each process keeps its own BatchNorm
-        statistics (as plain DDP does); GPU runs keep SpeechBrain's behaviour."""
-        if not self.distributed_launch or str(self.device).startswith("cuda"):
-            return super()._wrap_distributed()
+        statistics (as plain DDP does); GPU runs keep SpeechBrain's behaviour
+        (:class:`audioattn_sb.sb_api.CpuDistributedBrain`)."""
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         for name, module in self.modules.items():

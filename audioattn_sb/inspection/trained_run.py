@@ -197,7 +197,7 @@ def load_checkpoint_weights(recoverables, ckpt_dir, device="cpu"):
 
     Files are read with ``torch.load(..., weights_only=True)``. ``nn.Module`` objects get a strict
     ``load_state_dict``; objects with SpeechBrain's ``_load_statistics_dict`` (the feature
-    normaliser) get their statistics. Other recoverables (LR scheduler, epoch counter) are
+    normaliser, :func:`audioattn_sb.sb_api.has_statistics`) get their statistics. Other recoverables (LR scheduler, epoch counter) are
     training state and skipped. A :class:`~audioattn_sb.training.WeightAverage` with an average
     (the run validated and tested averaged weights, ``average_epochs`` > 0) is loaded and then
     put into its model, so the model holds the weights the run's test scored. Returns the names
@@ -205,9 +205,11 @@ def load_checkpoint_weights(recoverables, ckpt_dir, device="cpu"):
     """
     from speechbrain.utils.checkpoints import hook_on_loading_state_dict_checkpoint
 
+    from audioattn_sb.sb_api import has_statistics, load_statistics
+
     loaded = []
     for name, obj in recoverables.items():
-        stats = callable(getattr(obj, "_load_statistics_dict", None))
+        stats = has_statistics(obj)
         if not (stats or isinstance(obj, torch.nn.Module)):
             continue
         path = Path(ckpt_dir) / f"{name}.ckpt"
@@ -222,7 +224,7 @@ def load_checkpoint_weights(recoverables, ckpt_dir, device="cpu"):
                 f"({str(err).splitlines()[0]}); only load checkpoints you trust, and rebuild "
                 "this one by training again") from err
         if stats:
-            obj._load_statistics_dict(state)
+            load_statistics(obj, state)
         else:
             state = hook_on_loading_state_dict_checkpoint(state)
             try:
