@@ -335,3 +335,42 @@ def test_player_audio_is_the_manifest_clip_at_8khz_sample_for_sample(tmp_path):
     # sample moves the interior by up to 0.4)
     np.testing.assert_allclose(got, expected, atol=2e-3)
     assert np.abs(expected).max() > 0.5
+
+
+def test_player_audio_of_a_chunk_is_that_chunk(tmp_path):
+    """A multi-label run's clip is a chunk of its file (``<fname>_<k>`` with ``start``,
+    ``stop``, ``chunk_samples``): the page plays that chunk (tiled when short, as the model
+    heard it), not the whole file. Checked sample for sample at 8 kHz against the file's
+    samples themselves, resampled independently (scipy's polyphase filter)."""
+    from scipy.signal import resample_poly
+
+    from audioattn_sb.inspection.browser import AUDIO_RATE, collect
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    # a smooth signal (under 2 kHz) so that two resamplers agree closely
+    full = resample_poly(rng.standard_normal(5 * sr // 8), 8, 1).astype(np.float32) * 0.1
+    wav = tmp_path / "f.wav"
+    sf.write(wav, full, sr, subtype="FLOAT")
+    run = tmp_path / "run"
+    (run / "saved_attentions").mkdir(parents=True)
+    chunks = {"f_1": {"wav": str(wav), "start": 24000, "stop": 40000, "chunk_samples": 16000},
+              "f_4": {"wav": str(wav), "start": 72000, "stop": 80000, "chunk_samples": 16000}}
+    (run / "test.json").write_text(json.dumps(chunks))
+    with open(run / "saved_attentions" / "discrete-softmax.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_id", "label", "pred", "duration", "attn_domain", "max_activation",
+                    "alpha_value", "score", "correct"])
+        for fid in chunks:
+            w.writerow([fid, "Bark", "Bark", 1.0, "discrete", "softmax", 1.0, 0.9, 1])
+    clips = {c["id"]: c for c in collect([run])["clips"]}
+    expected = {"f_1": full[24000:40000],
+                "f_4": np.concatenate([full[72000:80000], full[72000:80000]])}  # tiled
+    for fid, want in expected.items():
+        got, rate = sf.read(io.BytesIO(base64.b64decode(clips[fid]["audio"].split(",", 1)[1])),
+                            dtype="float64")
+        assert rate == AUDIO_RATE and got.shape == (8000,)
+        assert clips[fid]["audio_duration"] == pytest.approx(1.0)
+        ref = resample_poly(want.astype(np.float64), 1, 2)
+        # away from the chunk's ends (the two filters differ at a cut)
+        np.testing.assert_allclose(got[200:-200], ref[200:-200], atol=2e-2)

@@ -84,13 +84,18 @@ def _png(array, flip=True):
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _wav_uri(path):
-    """The clip's audio as an 8 kHz 16-bit WAV data URI, and its duration in seconds."""
+def _wav_uri(entry):
+    """The audio the model heard for a manifest entry (the whole file, or a multi-label entry's
+    chunk: :func:`~audioattn_sb.inspection.export.entry_waveform`) as an 8 kHz 16-bit WAV data
+    URI, and its duration in seconds."""
     import soundfile as sf
 
-    from audioattn_sb.data.audio import read_mono
+    from audioattn_sb.data.audio import resample, to_mono
+    from audioattn_sb.inspection.export import entry_waveform
 
-    wave = read_mono(path, AUDIO_RATE)
+    rate = sf.info(entry["wav"]).samplerate
+    wave = np.asarray(entry_waveform(entry), dtype=np.float32)
+    wave = resample(to_mono(wave.T if wave.ndim == 2 else wave), rate, AUDIO_RATE)
     buf = io.BytesIO()
     sf.write(buf, np.clip(wave, -1, 1), AUDIO_RATE, subtype="PCM_16", format="WAV")
     return ("data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode(),
@@ -204,15 +209,15 @@ def _csv_manifest(csv_path):
 
 
 def _clip_wav(table, fid):
-    """The audio the model heard for clip ``fid`` of this CSV: the clip's file in the manifest
-    the CSV was computed from (e.g. the events-in-noise copy), else in the run's own
-    manifests."""
+    """The manifest entry of the audio the model heard for clip ``fid`` of this CSV: the
+    clip's entry in the manifest the CSV was computed from (e.g. the events-in-noise copy),
+    else in the run's own manifests (a chunk of a multi-label file is its own entry)."""
     paths = [table["manifest"]] if table.get("manifest") else []
     paths += [table["run"] / f"{split}.json" for split in ("test", "valid", "train")]
     for path in paths:
         entry = _manifest(str(path)).get(fid)
         if entry and os.path.isfile(entry.get("wav", "")):
-            return entry["wav"]
+            return entry
     return None
 
 
