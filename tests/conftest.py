@@ -54,6 +54,8 @@ Helpers
 ``repo_root`` (session): the repository folder (a ``pathlib.Path``).
 ``read_csv_rows(data_folder)``: the rows of ``metadata/UrbanSound8K.csv`` as dicts, each with its
 csv line number under ``"_line"`` (header = line 1).
+Every subprocess a test starts has a timeout: ``SUBPROCESS_TIMEOUT`` is the default of
+``subprocess.run`` and ``Popen.communicate``/``wait`` during the tests.
 ``run_script(name, *args, check=True, cwd=None)``: ``recipes/<name>`` in a subprocess (``cwd`` or
 the repository folder,
 one intra-op thread), output captured; with ``check`` a non-zero exit fails the test with the
@@ -74,6 +76,27 @@ import pytest
 import background
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: the longest a subprocess started during the tests may run (s) when its call names no timeout:
+#: ``subprocess.run`` and ``Popen.communicate`` / ``Popen.wait`` get it as their default, so a
+#: hung child (a stuck rendezvous, a deadlocked run) fails its test instead of the CI job
+SUBPROCESS_TIMEOUT = 900
+
+
+def _with_default_timeout(func):
+    def call(*args, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = SUBPROCESS_TIMEOUT
+        return func(*args, **kwargs)
+    call.__wrapped__ = func
+    call.__doc__ = func.__doc__
+    return call
+
+
+if not hasattr(subprocess.run, "__wrapped__"):
+    subprocess.run = _with_default_timeout(subprocess.run)
+    subprocess.Popen.communicate = _with_default_timeout(subprocess.Popen.communicate)
+    subprocess.Popen.wait = _with_default_timeout(subprocess.Popen.wait)
 #: the real ESC-10 data in UrbanSound8K layout (users do not have it: tests skip)
 ESC10_PATH = (REPO_ROOT / ".." / "shared" / "data" / "esc10_us8k").resolve()
 

@@ -154,7 +154,7 @@ def test_test_checkpoint_rules_pick_best_valid_or_last_end_of_epoch(tmp_path):
         "epoch"] == 3
 
 
-def _two_process_saves(rank, folder, port, slow_meta, errors):
+def _two_process_saves(rank, folder, rendezvous, slow_meta, errors):
     """One of two gloo processes saving and pruning checkpoints as the Brain does in DDP; rank 0
     writes its meta files slowly (``slow_meta``), as a busy main process would."""
     import datetime
@@ -164,10 +164,11 @@ def _two_process_saves(rank, folder, port, slow_meta, errors):
 
     import audioattn_sb.checkpoints as ckpts
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE="2")
-    dist.init_process_group("gloo", rank=rank, world_size=2,
-                            timeout=datetime.timedelta(seconds=20))
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2")
+    # a file rendezvous: no port picked, released, then taken again (another process could
+    # take it in between)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank,
+                            world_size=2, timeout=datetime.timedelta(seconds=20))
     try:
         if rank == 0 and slow_meta:
             write = ckpts.write_meta_atomically
@@ -191,17 +192,13 @@ def test_ddp_processes_see_the_same_checkpoints(tmp_path):
     """Two processes (gloo): every process lists the same checkpoints after each save, so the
     per-deletion broadcasts of SpeechBrain's delete_checkpoints match; with the meta written on
     the main process after the others had moved on, they waited in different collectives."""
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    rendezvous = tmp_path / "rendezvous"
     ctx = mp.get_context("spawn")
     errors = ctx.Queue()
     procs = [ctx.Process(target=_two_process_saves,
-                         args=(rank, tmp_path / "save", port, True, errors)) for rank in (0, 1)]
+                         args=(rank, tmp_path / "save", rendezvous, True, errors)) for rank in (0, 1)]
     for p in procs:
         p.start()
     for p in procs:

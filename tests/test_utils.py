@@ -108,3 +108,26 @@ def test_code_commit_names_the_head_and_marks_changed_tracked_files(tmp_path):
     assert code_commit(repo) == head
     (repo / "a.py").write_text("x = 2\n")
     assert code_commit(repo) == head + "-dirty"
+
+
+def test_subprocesses_started_by_tests_have_a_timeout(monkeypatch):
+    """conftest: a subprocess call without a timeout gets SUBPROCESS_TIMEOUT (a hung child
+    fails its test instead of hanging CI)."""
+    import subprocess
+    import sys
+
+    import conftest
+
+    monkeypatch.setattr(conftest, "SUBPROCESS_TIMEOUT", 0.5)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run(sleeper)
+    p = subprocess.Popen(sleeper)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            p.wait()
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+    # an explicit timeout is kept
+    assert subprocess.run([sys.executable, "-c", "pass"], timeout=60).returncode == 0
