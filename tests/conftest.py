@@ -93,10 +93,70 @@ def _with_default_timeout(func):
     return call
 
 
+#: the training scripts: a test not marked ``slow`` trains no model with them (``-m "not slow"``
+#: trains nothing; :func:`_no_training_unless_slow`)
+TRAINING_SCRIPTS = ("train.py", "run_folds.py", "torchrun")
+#: while a test not marked slow runs: its node id and the training-script commands it started
+_not_slow = {"test": None, "commands": []}
+
+
+def _checked_popen_init(init):
+    def call(self, args, *rest, **kwargs):
+        if _not_slow["test"] is not None:
+            words = [str(a) for a in (args if isinstance(args, (list, tuple)) else [args])]
+            if any(os.path.basename(w) in TRAINING_SCRIPTS for w in words):
+                _not_slow["commands"].append(words)
+        return init(self, args, *rest, **kwargs)
+    call.__wrapped__ = init
+    return call
+
+
+def trained_epochs(command):
+    """The ``train_log.txt`` files with an epoch line under the output folder of a training
+    command (``--output_folder=`` / ``--results_root``): what it trained."""
+    folders = [w.split("=", 1)[1] for w in command if w.startswith("--output_folder=")]
+    folders += [command[i + 1] for i, w in enumerate(command[:-1]) if w == "--results_root"]
+    found = []
+    for folder in folders:
+        for log in Path(folder).rglob("train_log.txt") if Path(folder).is_dir() else []:
+            if any(line.startswith("epoch:") for line in log.read_text().splitlines()):
+                found.append(str(log))
+    return found
+
+
 if not hasattr(subprocess.run, "__wrapped__"):
     subprocess.run = _with_default_timeout(subprocess.run)
     subprocess.Popen.communicate = _with_default_timeout(subprocess.Popen.communicate)
     subprocess.Popen.wait = _with_default_timeout(subprocess.Popen.wait)
+    subprocess.Popen.__init__ = _checked_popen_init(subprocess.Popen.__init__)
+
+
+@pytest.fixture(autouse=True)
+def _no_training_unless_slow(request, monkeypatch):
+    """A test not marked ``slow`` (with the fixtures it sets up) trains no model: a Brain's
+    ``fit`` in this process fails it, and so does a training script it started that wrote an
+    epoch to its ``train_log.txt`` (scripts that stop before training, e.g. on bad input or
+    ``--help``, are fine)."""
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    from audioattn_sb.sb_api import CpuDistributedBrain  # every Brain of the package
+
+    def refused_fit(self, *args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} is not marked slow but trains a model "
+                             f"({type(self).__name__}.fit): mark it @pytest.mark.slow "
+                             "(-m 'not slow' trains nothing)")
+
+    monkeypatch.setattr(CpuDistributedBrain, "fit", refused_fit)
+    _not_slow.update(test=request.node.nodeid, commands=[])
+    try:
+        yield
+        trained = [log for cmd in _not_slow["commands"] for log in trained_epochs(cmd)]
+    finally:
+        _not_slow.update(test=None, commands=[])
+    if trained:
+        pytest.fail(f"{request.node.nodeid} is not marked slow but trained a model "
+                    f"({', '.join(trained)}): mark it @pytest.mark.slow")
 #: the real ESC-10 data in UrbanSound8K layout (users do not have it: tests skip)
 ESC10_PATH = (REPO_ROOT / ".." / "shared" / "data" / "esc10_us8k").resolve()
 

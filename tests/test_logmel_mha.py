@@ -47,6 +47,7 @@ def test_bad_input_and_options_raise():
         LogMelTransformer(80, 10, patch_size=400)
 
 
+@pytest.mark.slow
 def test_recipe_trains_on_the_demo(demo_us8k, tmp_path):
     common = [HPARAMS, f"--data_folder={demo_us8k}", f"--cache_folder={tmp_path / 'cache'}",
               "--train_fold_nums=[3]", "--valid_fold_nums=[2]", "--test_fold_nums=[1]",

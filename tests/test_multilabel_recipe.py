@@ -15,6 +15,8 @@ import soundfile as sf
 import torch
 from sklearn.metrics import average_precision_score
 
+from audioattn_sb.attention.output import Attention
+from audioattn_sb.brains.base import ForwardOutput
 from audioattn_sb.data.fsd50k import build_chunk_datasets, load_chunk
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,7 +85,7 @@ class _TinyModel(torch.nn.Module):
 
     def forward(self, x, lengths=None):
         f = torch.stack([x.mean(1), x.abs().mean(1), x.max(1).values], dim=1)
-        return self.linear(f * 10), {}
+        return self.linear(f * 10), Attention()
 
 
 def _tiny_corpus(tmp_path):
@@ -182,7 +184,7 @@ def test_brain_averages_chunk_probabilities_not_logits(tmp_path):
                (torch.tensor([[1.0], [-2.0]]), ["B", "A"], [[1.0], [0.0]])]
     for logits, clips, targets in batches:
         batch = SimpleNamespace(targets=SimpleNamespace(data=torch.tensor(targets)), clip=clips)
-        brain.compute_objectives(logits, batch, sb.Stage.TEST)
+        brain.compute_objectives(ForwardOutput(logits, Attention()), batch, sb.Stage.TEST)
     stats = brain._stats(0.0)
     assert stats["per_class_ap"]["c0"] == pytest.approx(1.0)
     assert stats["n_clips"] == 2 and stats["n_chunks"] == 4
@@ -195,6 +197,7 @@ def test_brain_refuses_softmax_models_and_unknown_losses(tmp_path):
         _brain(tmp_path, loss="focal")
 
 
+@pytest.mark.slow
 def test_brain_trains_and_keeps_the_best_valid_map(tmp_path):
     import speechbrain as sb
 
@@ -237,8 +240,8 @@ class _PhasedModel(torch.nn.Module):
     def forward(self, x, lengths=None):
         f = self.features(x)
         if self.training:
-            return self.linear(f * 10), {}
-        return f @ torch.tensor(self.PHASES[int(self.phase)], dtype=f.dtype), {}
+            return self.linear(f * 10), Attention()
+        return f @ torch.tensor(self.PHASES[int(self.phase)], dtype=f.dtype), Attention()
 
 
 def _phase_maps(manifest):
@@ -263,6 +266,7 @@ def _phase_maps(manifest):
     return maps
 
 
+@pytest.mark.slow
 def test_brain_keeps_and_tests_the_checkpoint_of_the_highest_valid_map(tmp_path):
     """Three epochs whose valid mAPs are scripted (0.75, 0.875, 0.49, computed here with
     scikit-learn): the checkpoint kept is epoch 2's, the highest valid mAP (not the lowest, not

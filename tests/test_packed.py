@@ -118,6 +118,7 @@ def test_pack_errors_name_the_file_and_what_to_do(small_us8k, tmp_path):
     assert len(ensure_packed(paths, progress=False)) == 30  # packed again
 
 
+@pytest.mark.slow
 def test_recipe_switch_trains_the_same(demo_us8k, tmp_path):
     """--packed_audio=True: the same run (same seed, same samples) gives the same test result."""
     hparams = str(REPO_ROOT / "hparams" / "urbansound8k_acrnn.yaml")

@@ -131,3 +131,21 @@ def test_subprocesses_started_by_tests_have_a_timeout(monkeypatch):
         p.wait(timeout=30)
     # an explicit timeout is kept
     assert subprocess.run([sys.executable, "-c", "pass"], timeout=60).returncode == 0
+
+
+def test_trained_epochs_finds_what_a_training_command_trained(tmp_path):
+    """conftest's check that a test not marked slow trained nothing: a training command's
+    output folder with an epoch line in a train_log.txt counts, one that stopped before
+    training (a log without epochs, no folder) does not."""
+    from conftest import trained_epochs
+
+    run = tmp_path / "out" / "a"
+    run.mkdir(parents=True)
+    (run / "train_log.txt").write_text("Epoch loaded: 0 - test accuracy: 0.1\n")
+    cmd = ["python", "recipes/train.py", "h.yaml", f"--output_folder={tmp_path / 'out'}"]
+    assert trained_epochs(cmd) == []
+    (run / "train_log.txt").write_text("epoch: 1, lr: 1e-3 - train loss: 2.3\n")
+    assert trained_epochs(cmd) == [str(run / "train_log.txt")]
+    folds = ["python", "recipes/run_folds.py", "h.yaml", "--results_root", str(tmp_path)]
+    assert trained_epochs(folds) == [str(run / "train_log.txt")]
+    assert trained_epochs(["python", "recipes/train.py", "--output_folder=/nonexistent"]) == []
