@@ -139,7 +139,7 @@ class Teacher:
 
         self.brain.modules.eval()
         out = self.brain.compute_forward(_Batch(wavs.detach(), lens.detach()), sb.Stage.TEST)
-        return F.log_softmax(out.float(), dim=-1)
+        return F.log_softmax(out.predictions.float(), dim=-1)
 
 
 __all__ = ["Teacher", "check_teacher", "distillation_loss", "find_teacher_run"]

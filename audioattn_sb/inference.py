@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from audioattn_sb.inspection.attention import clip_attention
-from audioattn_sb.inspection.trained_run import clip_info, load_trained_run
+from audioattn_sb.inspection.trained_run import load_trained_run
 
 
 @dataclass
@@ -171,8 +171,8 @@ class AudioClassifier:
         order = np.argsort(-scores, kind="stable")[:max(1, int(top_k))]
         label = self.run.class_label
 
-        record = clip_attention(clip_info(out.info, 0), self.attention_config(), duration,
-                                self.density_points) if out.info else {}
+        record = clip_attention(out.info.clip(0), self.attention_config(), duration,
+                                self.density_points)
         spec = spec_arrays(self.run, out, 0, {"duration": duration}, lambda: wave)
         return Classification(
             file=str(name), duration=duration,

@@ -148,15 +148,18 @@ def test_mixup_targets_single_label_sum_to_one_multilabel_in_unit_interval():
 
 def test_single_label_mixup_loss_is_the_lambda_weighted_nll():
     """ClassificationBrain's mixup loss = λ·NLL(y_i) + (1 − λ)·NLL(y_perm(i)) (hand computation)."""
+    from audioattn_sb.attention.output import Attention
+    from audioattn_sb.brains.base import ForwardOutput
     from audioattn_sb.brains.classification import ClassificationBrain
 
     torch.manual_seed(0)
     logp = torch.log_softmax(torch.randn(4, 5), dim=-1)
     labels = torch.tensor([0, 3, 3, 1])
     perm, lam = torch.tensor([2, 0, 3, 1]), torch.tensor([0.9, 0.5, 0.2, 0.7])
-    fake = SimpleNamespace(mix=(perm, lam), _count_items=lambda n: None)
+    fake = SimpleNamespace(_count_items=lambda n: None)
     batch = SimpleNamespace(label=SimpleNamespace(data=labels[:, None]))
-    loss = ClassificationBrain.compute_objectives(fake, logp, batch, sb.Stage.TRAIN)
+    forward = ForwardOutput(logp, Attention(), mix=(perm, lam))
+    loss = ClassificationBrain.compute_objectives(fake, forward, batch, sb.Stage.TRAIN)
     expected = torch.stack([-(lam[i] * logp[i, labels[i]] + (1 - lam[i]) * logp[i, labels[perm[i]]])
                             for i in range(4)]).mean()
     assert torch.allclose(loss, expected)
@@ -191,15 +194,15 @@ def test_evaluation_is_bit_identical_with_and_without_augment(compact):
         brain.hparams.augment, brain.hparams.mixup_alpha = augment, alpha
         torch.manual_seed(123)
         with torch.no_grad():
-            outs[augment] = [brain.compute_forward(batch, stage).clone()
+            outs[augment] = [brain.compute_forward(batch, stage).predictions.clone()
                              for stage in (sb.Stage.VALID, sb.Stage.TEST)]
     for a, b in zip(outs[True], outs[False]):
         assert torch.equal(a, b)
     brain.hparams.augment, brain.hparams.mixup_alpha = True, 0.2
     with torch.no_grad():
         train_out = brain.compute_forward(batch, sb.Stage.TRAIN)
-    assert brain.mix is not None
-    assert not torch.equal(train_out, outs[True][1])
+    assert train_out.mix is not None
+    assert not torch.equal(train_out.predictions, outs[True][1])
 
 
 # --------------------------------------------------------------------------- schedule

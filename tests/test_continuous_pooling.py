@@ -34,18 +34,18 @@ def test_shapes_and_info(family, alpha, encoder):
     ctx, info = pool(x, torch.tensor([1.0, 5 / 9, 1 / 9], dtype=torch.float64))
     assert ctx.shape == (3, D) and torch.isfinite(ctx).all()
     for key in ("mu", "var", "sigma_sq", "support"):
-        assert info[key].shape == (3,), key
-    assert info["alpha"].dim() == 0 and info["alpha"].item() == pytest.approx(alpha)
-    assert info["weights"].shape == (3, 9)
-    assert (info["weights"][1, 5:] == 0).all() and (info["weights"][2, 1:] == 0).all()
-    torch.testing.assert_close(info["weights"].sum(-1), torch.ones(3, dtype=torch.float64))
-    assert (info["cont_weights"][1, 5:] == 0).all()
-    assert (info["sigma_sq"] > 0).all() and (info["var"] > 0).all()
-    torch.testing.assert_close(info["var"], bg.variance_from_sigma_sq(info["sigma_sq"], alpha))
+        assert getattr(info, key).shape == (3,), key
+    assert info.alpha.dim() == 0 and info.alpha.item() == pytest.approx(alpha)
+    assert info.weights.shape == (3, 9)
+    assert (info.weights[1, 5:] == 0).all() and (info.weights[2, 1:] == 0).all()
+    torch.testing.assert_close(info.weights.sum(-1), torch.ones(3, dtype=torch.float64))
+    assert (info.cont_weights[1, 5:] == 0).all()
+    assert (info.sigma_sq > 0).all() and (info.var > 0).all()
+    torch.testing.assert_close(info.var, bg.variance_from_sigma_sq(info.sigma_sq, alpha))
     if alpha == 1.0:
-        assert torch.isinf(info["support"]).all()
+        assert torch.isinf(info.support).all()
     else:
-        torch.testing.assert_close(info["support"], bg.support_width(info["sigma_sq"], alpha))
+        torch.testing.assert_close(info.support, bg.support_width(info.sigma_sq, alpha))
 
 
 @pytest.mark.parametrize("family,alpha", CONFIGS)
@@ -56,11 +56,11 @@ def test_moments_encoder_matches_discrete_attention(family, alpha):
     _, info = pool(x, torch.tensor([1.0, 0.7], dtype=torch.float64))
     for b, length in enumerate((10, 7)):
         t = frame_positions(length, torch.float64)
-        p = info["weights"][b, :length]
+        p = info.weights[b, :length]
         mu = (p * t).sum()
         var = (p * (t - mu) ** 2).sum().clamp_min(pool.var_floor)
-        assert info["mu"][b].item() == pytest.approx(mu.item(), rel=1e-12)
-        assert info["var"][b].item() == pytest.approx(var.item(), rel=1e-10)
+        assert info.mu[b].item() == pytest.approx(mu.item(), rel=1e-12)
+        assert info.var[b].item() == pytest.approx(var.item(), rel=1e-10)
 
 
 def test_uniform_attention_gives_uniform_moments():
@@ -68,10 +68,10 @@ def test_uniform_attention_gives_uniform_moments():
     with torch.no_grad():
         pool.scorer.v.weight.zero_()  # constant scores → uniform p
     _, info = pool(torch.randn(1, 101, D, dtype=torch.float64))
-    assert info["mu"].item() == pytest.approx(0.5, abs=1e-12)
-    assert info["var"].item() == pytest.approx((101**2 - 1) / (12 * 101**2), rel=1e-10)
+    assert info.mu.item() == pytest.approx(0.5, abs=1e-12)
+    assert info.var.item() == pytest.approx((101**2 - 1) / (12 * 101**2), rel=1e-10)
     # sparsemax with that variance: a = √(5v)
-    assert info["support"].item() == pytest.approx(2 * math.sqrt(5 * info["var"].item()), rel=1e-10)
+    assert info.support.item() == pytest.approx(2 * math.sqrt(5 * info.var.item()), rel=1e-10)
 
 
 @pytest.mark.parametrize("family,alpha", [("gaussian", 1.0), ("sparsemax", 2.0), ("entmax", 1.7)])
@@ -85,8 +85,8 @@ def test_constant_frames_give_their_value(family, alpha):
         pool.param_head.bias.copy_(torch.tensor([0.0, math.log(math.expm1(target_s2.item()))]))
     x = torch.full((2, 401, D), 2.5, dtype=torch.float64)
     ctx, info = pool(x, torch.tensor([1.0, 0.5], dtype=torch.float64))
-    assert "weights" not in info
-    torch.testing.assert_close(info["mu"], torch.full((2,), 0.5, dtype=torch.float64))
+    assert info.weights is None
+    torch.testing.assert_close(info.mu, torch.full((2,), 0.5, dtype=torch.float64))
     torch.testing.assert_close(ctx, torch.full_like(ctx, 2.5), rtol=1e-2, atol=0)
 
 
@@ -102,10 +102,11 @@ def test_padding_invariance(family, alpha, encoder):
     both, info_both = pool(batch, torch.tensor([23 / 57, 1.0]))
     torch.testing.assert_close(both[0], alone[0], rtol=1e-5, atol=1e-5)
     for key in ("mu", "sigma_sq"):
-        torch.testing.assert_close(info_both[key][0], info_alone[key][0], rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(info_both["weights"][0, :23], info_alone["weights"][0],
+        torch.testing.assert_close(getattr(info_both, key)[0], getattr(info_alone, key)[0],
+                                   rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(info_both.weights[0, :23], info_alone.weights[0],
                                rtol=1e-5, atol=1e-7)
-    assert (info_both["weights"][0, 23:] == 0).all()
+    assert (info_both.weights[0, 23:] == 0).all()
 
 
 @pytest.mark.parametrize("encoder", ENCODERS)
@@ -114,7 +115,7 @@ def test_gradients_finite_and_reach_parameters(family, alpha, encoder):
     pool = _pool(family, alpha, encoder=encoder).float()
     x = torch.randn(3, 40, D, requires_grad=True)
     ctx, info = pool(x, torch.tensor([1.0, 0.5, 0.025]))
-    (ctx.square().sum() + info["mu"].sum() + info["sigma_sq"].sum()).backward()
+    (ctx.square().sum() + info.mu.sum() + info.sigma_sq.sum()).backward()
     assert torch.isfinite(x.grad).all()
     assert (x.grad[1, 20:] == 0).all()  # padding gets no gradient
     for name, param in pool.named_parameters():
@@ -133,8 +134,8 @@ def test_mixed_lengths_one_and_3000(family, alpha):
     ctx.sum().backward()
     assert torch.isfinite(x.grad).all()
     # a single frame: the density sits at t = 1/2 and the context is (a multiple of) that frame
-    assert info["mu"][0].item() == pytest.approx(0.5)
-    assert info["weights"][0, 0].item() == pytest.approx(1.0)
+    assert info.mu[0].item() == pytest.approx(0.5)
+    assert info.weights[0, 0].item() == pytest.approx(1.0)
     single, _ = pool(x[:1, :1].detach())
     torch.testing.assert_close(ctx[0].detach(), single[0], rtol=1e-5, atol=1e-5)
 
@@ -146,12 +147,12 @@ def test_half_precision(dtype):
     # autocast on CPU (bf16) with float32 weights
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ctx, info = pool(x, torch.tensor([1.0, 0.4]))
-    assert torch.isfinite(ctx).all() and torch.isfinite(info["mu"]).all()
+    assert torch.isfinite(ctx).all() and torch.isfinite(info.mu).all()
     # the whole module cast to the half type: outputs keep the input dtype
     half = _pool("entmax", 1.7).to(dtype)
     ctx, info = half(x.to(dtype), torch.tensor([1.0, 0.4]))
     assert ctx.dtype == dtype and torch.isfinite(ctx).all()
-    assert torch.isfinite(info["sigma_sq"]).all()
+    assert torch.isfinite(info.sigma_sq).all()
     # the basis is not rounded to the half type
     assert half.basis(torch.device("cpu"))[0].dtype == torch.float64
 
@@ -166,11 +167,11 @@ def test_extreme_scores_no_nan(family, alpha, encoder):
     x = torch.randn(3, 50, D) * 1e4
     x.requires_grad_(True)
     ctx, info = pool(x, torch.tensor([1.0, 0.5, 0.02]))
-    (ctx.sum() + info["mu"].sum() + info["sigma_sq"].sum()).backward()
+    (ctx.sum() + info.mu.sum() + info.sigma_sq.sum()).backward()
     assert torch.isfinite(ctx).all() and torch.isfinite(x.grad).all()
     for key in ("mu", "sigma_sq", "var"):
-        assert torch.isfinite(info[key]).all(), key
-    assert (info["var"] >= pool.var_floor * (1 - 1e-6)).all()
+        assert torch.isfinite(getattr(info, key)).all(), key
+    assert (info.var >= pool.var_floor * (1 - 1e-6)).all()
     for name, param in pool.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
 
@@ -189,9 +190,9 @@ def test_moments_alpha_uses_the_familys_own_mapping_unscaled(family, alpha, mapp
     mask = torch.arange(30)[None, :] < torch.tensor([[30], [18]])
     raw = pool.scorer.v(torch.tanh(pool.scorer.proj(x))).squeeze(-1)  # scale 1
     expected = masked_attention(raw, mask, mapping, alpha if mapping == "entmax" else None)
-    torch.testing.assert_close(info["weights"], expected)
+    torch.testing.assert_close(info.weights, expected)
     if alpha > 1:  # sparse: exact zeros on valid frames
-        assert (info["weights"][mask] == 0).any()
+        assert (info.weights[mask] == 0).any()
 
 
 def test_moments_softmax_is_the_predecessors_and_old_name_means_it():
@@ -206,8 +207,8 @@ def test_moments_softmax_is_the_predecessors_and_old_name_means_it():
     torch.testing.assert_close(ctx_old, ctx_new)
     raw = old.scorer.v(torch.tanh(old.scorer.proj(x))).squeeze(-1) / math.sqrt(D)
     mask = torch.arange(25)[None, :] < torch.tensor([[25], [10]])
-    torch.testing.assert_close(info["weights"], masked_attention(raw, mask, "softmax"))
-    assert (info["weights"][mask] > 0).all()  # softmax: never sparse
+    torch.testing.assert_close(info.weights, masked_attention(raw, mask, "softmax"))
+    assert (info.weights[mask] > 0).all()  # softmax: never sparse
 
 
 def test_score_scale_number_and_learned():
@@ -246,17 +247,17 @@ def test_sparse_moments_localise_a_block():
     x[0, :, 0] = -1.0
     x[0, 40:60, 0] = 1.0
     _, info = pool(x)
-    w = info["weights"][0]
+    w = info.weights[0]
     torch.testing.assert_close(w[40:60], torch.full((20,), 0.05, dtype=torch.float64))
     assert (w[:40] == 0).all() and (w[60:] == 0).all()
     v = (20**2 - 1) / 12 * 0.01**2
-    assert info["mu"].item() == pytest.approx(0.5, abs=1e-12)
-    assert info["var"].item() == pytest.approx(v, rel=1e-10)
+    assert info.mu.item() == pytest.approx(0.5, abs=1e-12)
+    assert info.var.item() == pytest.approx(v, rel=1e-10)
     a = math.sqrt(5 * v)
-    assert info["support"].item() == pytest.approx(2 * a, rel=1e-10)
+    assert info.support.item() == pytest.approx(2 * a, rel=1e-10)
     # sparsemax pdf (3/(4a))(1 − x²/a²) on |x| ≤ a; mass on |x| ≤ 0.1 (< a)
     mass = 3 / (4 * a) * (0.2 - 2 * 0.1**3 / (3 * a**2))
-    got = continuous_mass(0.4, 0.6, info["mu"].item(), info["sigma_sq"].item(), 2.0)
+    got = continuous_mass(0.4, 0.6, info.mu.item(), info.sigma_sq.item(), 2.0)
     assert got == pytest.approx(mass, rel=1e-8)
     assert mass > 0.9
 
@@ -267,7 +268,7 @@ def test_direct_encoder_starts_narrow(family, alpha):
     with torch.no_grad():
         pool.param_head.weight.zero_()
     _, info = pool(torch.randn(2, 30, D, dtype=torch.float64))
-    torch.testing.assert_close(info["var"], torch.full((2,), 0.02, dtype=torch.float64))
+    torch.testing.assert_close(info.var, torch.full((2,), 0.02, dtype=torch.float64))
 
 
 def test_absolute_lengths():
@@ -332,7 +333,7 @@ def test_sigma_sq_alone_carries_gradient_to_the_encoder(encoder):
     would leave them without gradient)."""
     pool = _pool("biweight", 1.5, encoder=encoder).float()
     _, info = pool(torch.randn(2, 30, D) * 3, torch.tensor([1.0, 0.6]))
-    info["sigma_sq"].sum().backward()
+    info.sigma_sq.sum().backward()
     params = dict(pool.named_parameters())
     head = params["param_head.weight"] if encoder == "direct" else params["scorer.proj.weight"]
     assert head.grad is not None and head.grad.abs().sum() > 0

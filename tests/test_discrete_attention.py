@@ -84,8 +84,8 @@ def test_pooling_padding_invariance(mapping, alpha):
     batch = torch.cat([torch.cat([x_short, garbage], dim=1), torch.randn(1, 9, 8).double()])
     padded, info = pool(batch, torch.tensor([5 / 9, 1.0]))
     torch.testing.assert_close(padded[0], alone[0], rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(info["weights"][0, :5], info_alone["weights"][0])
-    assert torch.all(info["weights"][0, 5:] == 0)
+    torch.testing.assert_close(info.weights[0, :5], info_alone.weights[0])
+    assert torch.all(info.weights[0, 5:] == 0)
 
 
 @pytest.mark.parametrize("mapping,alpha", [("softmax", None), ("sparsemax", None),

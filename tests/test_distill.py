@@ -148,6 +148,8 @@ def test_brain_loss_mixes_nll_and_the_teacher_term(tmp_path):
     (1 − w) · NLL + w · T² · KL, w = 0.3, T = 2, against numpy; without one, the NLL alone."""
     import speechbrain as sb
 
+    from audioattn_sb.attention.output import Attention
+    from audioattn_sb.brains.base import ForwardOutput
     from audioattn_sb.brains.classification import ClassificationBrain
 
     hparams = {"epoch_counter": sb.utils.epoch_loop.EpochCounter(limit=1),
@@ -165,10 +167,10 @@ def test_brain_loss_mixes_nll_and_the_teacher_term(tmp_path):
     pt = np.exp(t / 2) / np.exp(t / 2).sum(1, keepdims=True)
     ps = np.exp(s / 2) / np.exp(s / 2).sum(1, keepdims=True)
     kl = 4 * np.mean(np.sum(pt * np.log(pt / ps), axis=1))
-    brain.mix, brain.teacher_logp = None, torch.tensor(t)
     brain.on_stage_start(sb.Stage.TRAIN)
-    loss = brain.compute_objectives(torch.tensor(s), Batch(), sb.Stage.TRAIN)
+    forward = ForwardOutput(torch.tensor(s), Attention(), teacher_logp=torch.tensor(t))
+    loss = brain.compute_objectives(forward, Batch(), sb.Stage.TRAIN)
     assert float(loss) == pytest.approx(0.7 * nll + 0.3 * kl, rel=1e-6)
-    brain.teacher_logp = None
-    assert float(brain.compute_objectives(torch.tensor(s), Batch(), sb.Stage.TRAIN)) == \
+    forward = ForwardOutput(torch.tensor(s), Attention())
+    assert float(brain.compute_objectives(forward, Batch(), sb.Stage.TRAIN)) == \
         pytest.approx(nll, rel=1e-6)

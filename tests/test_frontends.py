@@ -72,9 +72,9 @@ def test_padding_does_not_change_a_clip(name):
     alone, info_alone = model(clip, torch.tensor([1.0], dtype=torch.float64))
     padded, info_padded = model(batch, torch.tensor([7333 / 12000, 1.0], dtype=torch.float64))
     torch.testing.assert_close(padded[0], alone[0], atol=1e-10, rtol=1e-10)
-    n = info_alone["weights"].shape[1]
-    torch.testing.assert_close(info_padded["weights"][0, :n], info_alone["weights"][0])
-    assert info_padded["weights"][0, n:].abs().sum() == 0
+    n = info_alone.weights.shape[1]
+    torch.testing.assert_close(info_padded.weights[0, :n], info_alone.weights[0])
+    assert info_padded.weights[0, n:].abs().sum() == 0
 
 
 @pytest.mark.parametrize("name", ["dense", "dense_overlap", "conv"])

@@ -28,7 +28,7 @@ def _brain_test_scores(runs, domain, tmp_path, batch_size=1):
         def compute_forward(self, batch, stage):
             out = super().compute_forward(batch, stage)
             for i, fid in enumerate(batch.id):
-                self.record[fid] = out[i].exp().detach().cpu().double().numpy()
+                self.record[fid] = out.predictions[i].exp().detach().cpu().double().numpy()
             return out
 
     _, run_opts, overrides = sb.parse_arguments([runs["hparams"], *runs["args"][domain]])

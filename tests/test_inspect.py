@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 from audioattn_sb.attention import beta_gaussian as bg
+from audioattn_sb.attention.output import Attention
 from audioattn_sb.inspection.attention import clip_attention, continuous_mass, frame_positions
 from audioattn_sb.inspection.cli import plot_attentions_main, save_attentions_main, \
     save_specs_main
@@ -36,7 +37,7 @@ def test_continuous_density_integrates_to_one_in_seconds(family, mu, var):
     sigma_sq = float(bg.sigma_sq_from_variance(torch.tensor(var, dtype=torch.float64), alpha))
     cfg = {"attn_domain": "continuous", "max_activation": family, "alpha_value": alpha}
     duration = 3.7
-    r = clip_attention({"mu": mu, "sigma_sq": sigma_sq, "var": var}, cfg, duration,
+    r = clip_attention(Attention(mu=mu, sigma_sq=sigma_sq, var=var), cfg, duration,
                        density_points=200)
     t, d = r["density_t"], r["density"]
     assert r["density_kind"] == "pdf" and t.size == 200  # exactly K points
@@ -72,7 +73,7 @@ def test_discrete_record_units():
     w = torch.tensor([0.0, 0.5, 0.0, 0.5, 0.0, 0.0, 9.0, 9.0])  # 2 padded frames
     mask = torch.tensor([True] * 6 + [False] * 2)
     cfg = {"attn_domain": "discrete", "max_activation": "sparsemax", "alpha_value": 2.0}
-    r = clip_attention({"weights": w, "mask": mask}, cfg, duration=1.2)
+    r = clip_attention(Attention(weights=w, mask=mask), cfg, duration=1.2)
     t = frame_positions(6)
     assert r["n_frames"] == 6 and r["density_kind"] == "frame_weight"
     assert r["density"].tolist() == [0.0, 0.5, 0.0, 0.5, 0.0, 0.0]  # padding dropped
@@ -83,7 +84,7 @@ def test_discrete_record_units():
     assert r["var"] == pytest.approx(((t[1] - r["mu"]) ** 2 + (t[3] - r["mu"]) ** 2) / 2)
     assert math.isnan(r["sigma_sq"]) and r["mass_in_clip"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="duration must be > 0"):
-        clip_attention({"weights": w}, cfg, duration=0)
+        clip_attention(Attention(weights=w), cfg, duration=0)
 
 
 # --------------------------------------------------------------------------- unit: STEVE export

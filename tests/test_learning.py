@@ -74,8 +74,8 @@ def _density_params(run, model_state=None):
 
         for batch in make_dataloader(dataset, batch_size=10, shuffle=False):
             out = run.run_batch(batch, capture_features=False)
-            mus.append(out.info["mu"].detach().cpu())
-            s2.append(out.info["sigma_sq"].detach().cpu())
+            mus.append(out.info.mu.detach().cpu())
+            s2.append(out.info.sigma_sq.detach().cpu())
         return torch.cat(mus).numpy(), torch.cat(s2).numpy()
     finally:
         if saved is not None:

@@ -13,6 +13,7 @@ import torch
 from scipy.integrate import quad
 
 from audioattn_sb.attention import beta_gaussian as bg
+from audioattn_sb.attention.output import Attention
 from audioattn_sb.data.noisy import make_noisy_folds, read_events_csv
 from audioattn_sb.inspection.attention import clip_attention, continuous_mass, event_measures
 from audioattn_sb.inspection.cli import save_attentions_main
@@ -23,7 +24,7 @@ from audioattn_sb.inspection.cli import save_attentions_main
 def test_continuous_mass_in_event_against_quadrature(family, alpha):
     cfg = {"attn_domain": "continuous", "max_activation": family, "alpha_value": alpha}
     duration, mu, sigma_sq = 5.0, 0.3, 0.004
-    r = clip_attention({"mu": mu, "sigma_sq": sigma_sq, "var": 0.0}, cfg, duration)
+    r = clip_attention(Attention(mu=mu, sigma_sq=sigma_sq, var=0.0), cfg, duration)
     on, off = 1.2, 2.1                                     # seconds: normalised 0.24–0.42
     m = event_measures(r, on, off)
 
@@ -46,7 +47,7 @@ def test_continuous_mass_in_event_against_quadrature(family, alpha):
 def test_discrete_measures_by_hand_and_event_clipped_to_the_clip():
     cfg = {"attn_domain": "discrete", "max_activation": "softmax", "alpha_value": 1.0}
     w = torch.tensor([0.1, 0.2, 0.3, 0.0, 0.4])            # 5 frames over 2.5 s: centres .25 .75 …
-    r = clip_attention({"weights": w}, cfg, duration=2.5)
+    r = clip_attention(Attention(weights=w), cfg, duration=2.5)
     m = event_measures(r, 0.5, 1.8)                        # frames at 0.75, 1.25, 1.75
     assert m["mass_in_event"] == pytest.approx(0.5)
     assert m["event_coverage"] == pytest.approx(2 / 3)     # 1.75 s has weight 0
@@ -59,7 +60,7 @@ def test_discrete_measures_by_hand_and_event_clipped_to_the_clip():
 
 def test_mass_over_the_whole_clip_is_mass_in_clip():
     cfg = {"attn_domain": "continuous", "max_activation": "sparsemax", "alpha_value": 2.0}
-    r = clip_attention({"mu": 0.95, "sigma_sq": 0.01, "var": 0.0}, cfg, 4.0)
+    r = clip_attention(Attention(mu=0.95, sigma_sq=0.01, var=0.0), cfg, 4.0)
     assert event_measures(r, 0.0, 4.0)["mass_in_event"] == pytest.approx(r["mass_in_clip"])
     assert r["mass_in_clip"] == pytest.approx(continuous_mass(0, 1, 0.95, 0.01, 2.0))
     assert r["mass_in_clip"] < 1
@@ -151,7 +152,7 @@ def test_plot_shades_the_labelled_event(tmp_path):
     from audioattn_sb.plots import plot_clip_attention
 
     cfg = {"attn_domain": "continuous", "max_activation": "biweight", "alpha_value": 1.5}
-    r = clip_attention({"mu": 0.5, "sigma_sq": 0.002, "var": 0.0}, cfg, 4.0)
+    r = clip_attention(Attention(mu=0.5, sigma_sq=0.002, var=0.0), cfg, 4.0)
     plot_clip_attention(tmp_path / "plain.png", r)
     plot_clip_attention(tmp_path / "event.png", {**r, "event_onset_s": 0.4,
                                                  "event_offset_s": 1.2})

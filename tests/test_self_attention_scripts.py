@@ -186,7 +186,7 @@ def test_save_and_plot_test_clips(transformer_run, tmp_path):
         # layer 2 recovered by summing each block's keys
         with torch.no_grad():
             _, info = model(torch.from_numpy(wave)[None], return_attention=True)
-        native = [w[0].numpy() for w in info["self_attention"]]
+        native = [w[0].numpy() for w in info.self_attention]
         assert [w.shape[-1] for w in native] == [frames, frames, math.ceil(frames / 2)]
         for n in range(2):
             np.testing.assert_allclose(att[n, 0], native[n], atol=1e-5)
@@ -253,7 +253,7 @@ def test_classify_file_returns_the_models_self_attention(transformer_run, capsys
     model = clf.run.model.eval()
     with torch.no_grad():
         log_probs, info = model(wave[None], return_attention=True)
-    for mine, theirs in zip(res.self_attention, info["self_attention"]):
+    for mine, theirs in zip(res.self_attention, info.self_attention):
         np.testing.assert_allclose(mine, theirs[0].numpy(), atol=1e-6)
         np.testing.assert_allclose(mine.sum(-1), 1.0, atol=1e-5)
     np.testing.assert_allclose(res.scores, log_probs[0].exp().numpy(), atol=1e-6)

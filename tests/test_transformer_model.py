@@ -74,9 +74,9 @@ def test_output_shapes_of_each_variant(variant):
                               return_attention=want_attention)
         assert out.shape == (2, 10)
         assert torch.allclose(out.exp().sum(-1), torch.ones(2))       # log-probabilities
-        assert info["weights"].shape == (2, expect[-1])                # final (mean) pooling
+        assert info.weights.shape == (2, expect[-1])                # final (mean) pooling
         if want_attention:
-            att = info["self_attention"]
+            att = info.self_attention
             assert [tuple(w.shape) for w in att] == [(2, 8, q, q) for q in expect]
 
 
@@ -84,7 +84,7 @@ def test_logits_output_and_no_attention_kept_by_default():
     model = tiny(output="logits").eval()
     out, info = model(torch.randn(3, 4000))
     assert out.shape == (3, 5) and not torch.allclose(out.exp().sum(-1), torch.ones(3))
-    assert "self_attention" not in info
+    assert info.self_attention is None
 
 
 def test_patches_zero_pad_the_last_partial_patch_and_ignore_batch_padding():
@@ -161,7 +161,7 @@ def test_padding_invariance(variant, domain, mapping, alpha):
         out_l, _ = model(long[None], torch.tensor([1.0]), return_attention=True)
     assert torch.allclose(out_b[0], out_s[0], atol=1e-10, rtol=0)
     assert torch.allclose(out_b[1], out_l[0], atol=1e-10, rtol=0)
-    for w_b, w_s in zip(info_b["self_attention"], info_s["self_attention"]):
+    for w_b, w_s in zip(info_b.self_attention, info_s.self_attention):
         q = w_s.shape[-1]                                   # 19 patches, pooled: 10, 5
         assert torch.allclose(w_b[0, :, :q, :q], w_s[0], atol=1e-10, rtol=0)
         assert w_b[0, :, :, q:].abs().max() == 0            # padded patches get no weight
@@ -247,7 +247,7 @@ def test_sparse_mappings_never_call_sdpa(monkeypatch):
                         lambda *a, **k: calls.append(1))
     model = tiny(n_layers=2, max_activation="entmax15").eval()
     out, info = model(torch.randn(2, 4000))
-    assert not calls and "self_attention" not in info and torch.isfinite(out).all()
+    assert not calls and info.self_attention is None and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("mapping,alpha", MAPPINGS)
@@ -263,7 +263,7 @@ def test_model_attention_and_gradients_are_finite(mapping, alpha, domain):
     lens = torch.tensor([1.0, 0.37, 0.0])                  # the last clip is fully padded
     out, info = model(x, lens, return_attention=True)
     assert torch.isfinite(out).all()
-    for w, n in zip(info["self_attention"], [20, 20, 10, 10, 5, 5]):
+    for w, n in zip(info.self_attention, [20, 20, 10, 10, 5, 5]):
         assert torch.isfinite(w).all() and w[2].abs().max() == 0
         sums = w[:2].sum(-1)
         assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
@@ -320,7 +320,7 @@ def test_block_mean_and_pooling_between_layers_by_hand():
     # in the model: 19 patches → 10 → 5 frames at the final pooling
     model = tiny(**VARIANTS["large_pooling"]).eval()
     _, info = model(torch.randn(2, 16000), torch.tensor([1.0, 7300 / 16000]))
-    assert (info["lengths"] * 10).tolist() == [10.0, 5.0]
+    assert (info.lengths * 10).tolist() == [10.0, 5.0]
 
 
 def _multiscale_by_hand(x, n_valid, windows):

@@ -15,8 +15,10 @@ mean          (ignored) plain average over valid frames
 ============  =====================================================================
 
 Every pooling module has the same interface: ``forward(x [B, L, D], lengths [B] relative)``
-returns ``(context [B, D], info)`` where ``info`` is a dict of tensors for logging and export
-(``weights`` for discrete, ``mu``/``var``/``sigma_sq``/``support`` for continuous).
+returns ``(context [B, D], attention)`` where ``attention`` is an
+:class:`~audioattn_sb.attention.output.Attention` (its fields, their units and shapes are
+documented there: ``weights`` for discrete and mean pooling, ``mu``/``var``/``sigma_sq``/
+``support``/``cont_weights`` for continuous).
 """
 
 from audioattn_sb.attention.continuous import ContinuousAttentionPooling
@@ -27,6 +29,7 @@ from audioattn_sb.attention.max_activations import (
     discrete_alpha,
     resolve_continuous,
 )
+from audioattn_sb.attention.output import Attention
 
 DOMAINS = ("discrete", "continuous", "mean")
 
@@ -110,6 +113,7 @@ def attention_tag(domain, max_activation, alpha=None):
 
 
 __all__ = [
+    "Attention",
     "CONTINUOUS_ALPHA",
     "ContinuousAttentionPooling",
     "DISCRETE_ALPHA",

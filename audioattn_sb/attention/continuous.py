@@ -47,6 +47,7 @@ from torch import nn
 from audioattn_sb.attention import beta_gaussian as bg
 from audioattn_sb.attention.discrete import AdditiveScorer, masked_attention
 from audioattn_sb.attention.max_activations import resolve_continuous
+from audioattn_sb.attention.output import Attention
 from audioattn_sb.attention.value_function import RidgeValueFunction, gaussian_basis
 from audioattn_sb.lengths import frame_counts
 
@@ -133,10 +134,10 @@ class ContinuousAttentionPooling(nn.Module):
 
     Example:
         >>> pool = ContinuousAttentionPooling(8, "sparsemax", num_centres=8)
-        >>> ctx, info = pool(torch.randn(2, 6, 8), torch.tensor([1.0, 0.5]))
-        >>> ctx.shape, info["weights"].shape, sorted(k for k in info if k != "weights")[:4]
-        (torch.Size([2, 8]), torch.Size([2, 6]), ['alpha', 'cont_weights', 'mask', 'mu'])
-        >>> info["weights"][1, 3:].tolist()
+        >>> ctx, attention = pool(torch.randn(2, 6, 8), torch.tensor([1.0, 0.5]))
+        >>> ctx.shape, attention.weights.shape, attention.mu.shape, attention.cont_weights.shape
+        (torch.Size([2, 8]), torch.Size([2, 6]), torch.Size([2]), torch.Size([2, 6]))
+        >>> attention.weights[1, 3:].tolist()
         [0.0, 0.0, 0.0]
     """
 
@@ -237,13 +238,10 @@ class ContinuousAttentionPooling(nn.Module):
         return mu, sigma_sq, var
 
     def forward(self, x, lengths=None):
-        """x [B, L, D], relative lengths [B] in (0, 1] → (context [B, D], info dict).
-
-        info: ``mu``, ``var``, ``sigma_sq``, ``support`` (width 2a, +inf for the Gaussian) [B];
-        ``alpha`` (scalar); ``cont_weights`` [B, L] (effective frame weights G_L r of the
-        continuous part); ``mask`` [B, L]; ``weights`` [B, L] (discrete weights, 0 on padding)
-        when the discrete scorer exists.
-        """
+        """x [B, L, D], relative lengths [B] in (0, 1] → (context [B, D],
+        :class:`~.output.Attention` with ``mu``, ``var``, ``sigma_sq``, ``support``, ``alpha``,
+        ``cont_weights``, ``mask``, ``lengths``, and ``weights`` when the discrete scorer
+        exists)."""
         if x.dim() != 3:
             raise ValueError(f"expected x of shape [B, L, D], got {tuple(x.shape)}")
         batch, max_len, _ = x.shape
@@ -264,18 +262,17 @@ class ContinuousAttentionPooling(nn.Module):
         if self.fuse_discrete:
             context = context + torch.bmm(weights.unsqueeze(1).to(x.dtype), x).squeeze(1)
 
-        info = {
-            "mu": mu,
-            "var": var,
-            "sigma_sq": sigma_sq,
-            "support": bg.support_width(sigma_sq, self.alpha),
-            "alpha": torch.tensor(self.alpha, device=x.device),
-            "cont_weights": cont_weights,
-            "mask": mask,
-        }
-        if weights is not None:
-            info["weights"] = weights
-        return context, info
+        return context, Attention(
+            weights=weights,
+            mask=mask,
+            lengths=lengths,
+            alpha=torch.tensor(self.alpha, device=x.device),
+            mu=mu,
+            var=var,
+            sigma_sq=sigma_sq,
+            support=bg.support_width(sigma_sq, self.alpha),
+            cont_weights=cont_weights,
+        )
 
     def extra_repr(self):
         return (f"max_activation={self.max_activation}, alpha={self.alpha:.4g}, encoder={self.encoder}, "

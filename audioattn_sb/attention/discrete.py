@@ -23,6 +23,7 @@ from entmax import entmax15, entmax_bisect, sparsemax
 from torch import nn
 
 from audioattn_sb.attention.max_activations import discrete_alpha
+from audioattn_sb.attention.output import Attention
 from audioattn_sb.lengths import lengths_to_mask
 
 def masked_attention(scores, mask=None, max_activation="softmax", alpha=None):
@@ -132,10 +133,10 @@ class DiscreteAttentionPooling(nn.Module):
 
     Example:
         >>> pool = DiscreteAttentionPooling(8, "entmax15")
-        >>> ctx, info = pool(torch.randn(2, 5, 8), torch.tensor([1.0, 0.6]))
-        >>> ctx.shape, info["weights"].shape
+        >>> ctx, attention = pool(torch.randn(2, 5, 8), torch.tensor([1.0, 0.6]))
+        >>> ctx.shape, attention.weights.shape
         (torch.Size([2, 8]), torch.Size([2, 5]))
-        >>> info["weights"][1, 3:].tolist()
+        >>> attention.weights[1, 3:].tolist()
         [0.0, 0.0]
     """
 
@@ -148,24 +149,22 @@ class DiscreteAttentionPooling(nn.Module):
         self.scorer = AdditiveScorer(input_dim, attention_dim)
 
     def forward(self, x, lengths=None):
-        """x [B, L, D], relative lengths [B] → (context [B, D], {"weights": [B, L], "alpha"})."""
+        """x [B, L, D], relative lengths [B] → (context [B, D], :class:`~.output.Attention`
+        with ``weights``, ``mask``, ``lengths``, ``alpha``)."""
         mask = lengths_to_mask(lengths, x.shape[1], device=x.device)
         scores = self.scorer(x)
         weights = masked_attention(scores, mask, self.max_activation, self.alpha)
         context = torch.bmm(weights.unsqueeze(1).to(x.dtype), x).squeeze(1)
-        info = {
-            "weights": weights,
-            "alpha": torch.tensor(self.alpha),
-            "mask": mask.expand_as(weights),
-        }
-        return context, info
+        return context, Attention(weights=weights, mask=mask.expand_as(weights), lengths=lengths,
+                                  alpha=torch.tensor(self.alpha))
 
     def extra_repr(self):
         return f"max_activation={self.max_activation}, alpha={self.alpha:.4g}"
 
 
 class MeanPooling(nn.Module):
-    """Mean over the valid frames (no attention); ``info["weights"]`` is uniform on them.
+    """Mean over the valid frames (no attention); the :class:`~.output.Attention`'s ``weights``
+    are uniform on them (with ``mask`` and ``lengths``).
 
     Example:
         >>> x = torch.tensor([[[1.0], [3.0], [100.0]]])
@@ -182,4 +181,5 @@ class MeanPooling(nn.Module):
         mask = lengths_to_mask(lengths, x.shape[1], device=x.device).expand(x.shape[0], -1)
         w = mask.to(x.dtype)
         w = w / w.sum(dim=1, keepdim=True).clamp(min=1)
-        return torch.bmm(w.unsqueeze(1), x).squeeze(1), {"weights": w, "mask": mask}
+        return torch.bmm(w.unsqueeze(1), x).squeeze(1), Attention(weights=w, mask=mask,
+                                                                  lengths=lengths)

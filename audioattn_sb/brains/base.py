@@ -20,16 +20,26 @@ training epoch, the last validation and the test (results.json: ``items_per_proc
 
 Module contract (every recipe's yaml): ``modules.compute_features`` (waveforms [B, N] → features
 [B, T, F], e.g. Fbank, or an identity for waveform models), ``modules.mean_var_norm(feats, lens)``
-and ``modules.model(feats, lens)`` → ``(outputs [B, C], info)``. Subclasses define the loss
+and ``modules.model(feats, lens)`` → ``(outputs [B, C], attention)`` (an
+:class:`~audioattn_sb.attention.output.Attention`). Subclasses define the loss
 (``compute_objectives``), the statistics (``on_stage_end``) and :attr:`ClipBrain.checkpoint_key`.
+
+The forward pass keeps nothing on the Brain: ``compute_forward`` returns a :class:`ForwardOutput`
+(predictions, attention, the mixup draw, the teacher's log-probabilities, the model's and the
+normaliser's inputs), which SpeechBrain hands unchanged to ``compute_objectives``.
+:meth:`ClipBrain.forward_with_attention` is the same pass in evaluation mode for inspection
+(with the self-attention of Transformer models when asked).
 """
 
+import inspect
 import json
 import time
+from dataclasses import dataclass
 
 import speechbrain as sb
 import torch
 
+from audioattn_sb.attention.output import Attention
 from audioattn_sb.lengths import frame_counts
 from audioattn_sb.augment import augment_features, augment_waveforms, mixup
 from audioattn_sb.features import frame_lengths
@@ -66,6 +76,44 @@ def gather_lists(parts):
     everyone = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(everyone, parts)
     return {k: [x for p in everyone for x in p[k]] for k in parts}
+
+
+@dataclass
+class ForwardOutput:
+    """What :meth:`ClipBrain.compute_forward` returns for a batch of B clips (SpeechBrain passes
+    it unchanged to ``compute_objectives``).
+
+    Fields
+    ------
+    predictions : Tensor [B, C]
+        The model's outputs: log-probabilities (``output: log_softmax``) or logits.
+    attention : Attention
+        The model's :class:`~audioattn_sb.attention.output.Attention` (fields, units and shapes
+        documented there).
+    model_input : Tensor
+        The model's input: features [B, T, F] after normalisation (and, in training,
+        augmentation and mixup), or the waveform [B, N] of waveform models.
+    lengths : Tensor [B]
+        The model input's relative lengths along its time axis (frames, or samples).
+    raw_features : Tensor
+        The normaliser's input: ``compute_features``' output (e.g. the log-mel Fbank [B, T, F]).
+    raw_lengths : Tensor [B]
+        The normaliser's relative lengths (exact frame counts / T, float64).
+    mix : tuple or None
+        Training with mixup: the ``(perm, lam)`` draw of :func:`audioattn_sb.augment.mixup`.
+    teacher_logp : Tensor [B, C] or None
+        Training with a ``teacher`` (:mod:`audioattn_sb.distill`): its log-probabilities of the
+        same (augmented, mixed) model input.
+    """
+
+    predictions: torch.Tensor
+    attention: Attention
+    model_input: torch.Tensor = None
+    lengths: torch.Tensor = None
+    raw_features: torch.Tensor = None
+    raw_lengths: torch.Tensor = None
+    mix: tuple = None
+    teacher_logp: torch.Tensor = None
 
 
 #: values of the ``test_checkpoint`` hparam: which checkpoint the test stage (and inspection) loads
@@ -112,9 +160,8 @@ class ClipBrain(CpuDistributedBrain):
     supports_distillation = False
     #: the :class:`~audioattn_sb.distill.Teacher` of the ``teacher`` hparam (set by
     #: :func:`audioattn_sb.recipe.make_brain`); it scores each training batch's input
+    #: (:attr:`ForwardOutput.teacher_logp`)
     teacher = None
-    #: the teacher's log-probabilities of the current training batch (None otherwise)
-    teacher_logp = None
 
     @property
     def test_checkpoint_key(self):
@@ -136,14 +183,22 @@ class ClipBrain(CpuDistributedBrain):
         return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "augment", False))
 
     def compute_forward(self, batch, stage):
+        """The batch through features, normalisation, augmentation and the model: a
+        :class:`ForwardOutput` (nothing is kept on the Brain)."""
+        return self.forward_batch(batch, stage)
+
+    def forward_batch(self, batch, stage, self_attention=False):
+        """:meth:`compute_forward`, with the model's self-attention when ``self_attention``
+        (the model is then called with ``return_attention=True``)."""
         batch = batch.to(self.device)
-        feats, lens = self.compute_features(batch, stage)
+        raw, raw_lens = self.compute_features(batch, stage)
         # SpeechBrain's padding mask counts frames as len_rel * T - 1e-6 in the lengths' dtype:
         # in float32 that miscounts some lengths by one frame (a padded zero enters a clip's
         # mean), so the normaliser gets exact frame counts / T in float64
-        n_frames = feats.shape[1]
-        feats = self.modules.mean_var_norm(feats, frame_counts(lens, n_frames).double() / n_frames)
-        self.mix = None
+        n_frames = raw.shape[1]
+        norm_lens = frame_counts(raw_lens, n_frames).double() / n_frames
+        feats, lens = self.modules.mean_var_norm(raw, norm_lens), raw_lens
+        mix = None
         if self.augmenting(stage):
             time_roll = getattr(self.hparams, "time_roll", None)
             if time_roll is not None:
@@ -153,13 +208,48 @@ class ClipBrain(CpuDistributedBrain):
                 feats = augment_features(fea_augment, feats, lens)
         alpha = float(getattr(self.hparams, "mixup_alpha", 0) or 0)
         if stage == sb.Stage.TRAIN and alpha > 0:
-            feats, lens, self.mix = mixup(feats, lens, alpha)
-        outputs, info = self.modules.model(feats, lens)
-        self.last_attention = info
+            feats, lens, mix = mixup(feats, lens, alpha)
+        if self_attention:
+            outputs, attention = self.modules.model(feats, lens, return_attention=True)
+        else:
+            outputs, attention = self.modules.model(feats, lens)
         # the teacher scores the same augmented, mixed input (a waveform student's audio)
-        self.teacher_logp = (self.teacher(feats, lens)
-                             if stage == sb.Stage.TRAIN and self.teacher is not None else None)
-        return outputs
+        teacher_logp = (self.teacher(feats, lens)
+                        if stage == sb.Stage.TRAIN and self.teacher is not None else None)
+        return ForwardOutput(predictions=outputs, attention=attention, model_input=feats,
+                             lengths=lens, raw_features=raw, raw_lengths=norm_lens, mix=mix,
+                             teacher_logp=teacher_logp)
+
+    def has_self_attention(self):
+        """True when the model can return its self-attention (its ``forward`` takes
+        ``return_attention``, e.g. :class:`~audioattn_sb.models.transformer.AudioTransformer`)."""
+        model = self.modules["model"]
+        model = getattr(model, "module", model)  # DDP
+        try:
+            params = inspect.signature(model.forward).parameters
+        except (TypeError, ValueError):
+            return False
+        return "return_attention" in params
+
+    def forward_with_attention(self, batch, self_attention=False):
+        """The evaluation forward pass of ``batch`` (eval mode, no gradients, the test stage's
+        features and normalisation, no augmentation): a :class:`ForwardOutput`, with the model's
+        per-layer self-attention in ``attention.self_attention`` when ``self_attention``
+        (``ValueError`` for a model without one). The modules' train/eval modes are restored."""
+        if self_attention and not self.has_self_attention():
+            model = self.modules["model"]
+            raise ValueError(
+                f"the model ({type(getattr(model, 'module', model)).__name__}) has no "
+                "self-attention to return: only Transformer runs (e.g. "
+                "hparams/urbansound8k_transformer.yaml, hparams/fsd50k_transformer.yaml) have one")
+        modes = [(m, m.training) for m in self.modules.modules()]
+        self.modules.eval()
+        try:
+            with torch.no_grad():
+                return self.forward_batch(batch, sb.Stage.TEST, self_attention=self_attention)
+        finally:
+            for m, mode in modes:
+                m.training = mode
 
     def compute_features(self, batch, stage=None):
         """(features [B, T, F], relative frame lengths [B]) of a batch.

@@ -1,8 +1,8 @@
 """One single-label classification Brain for every single-label recipe.
 
 Stages: features (``modules.compute_features``, e.g. Fbank) → normalisation
-(``modules.mean_var_norm``) → ``modules.model(feats, lens)`` returning ``(log-probs [B, C], info)``
-→ NLL loss. Validation and test accumulate predictions to report accuracy, error, per-class
+(``modules.mean_var_norm``) → ``modules.model(feats, lens)`` returning ``(log-probs [B, C],
+attention)`` → NLL loss. Validation and test accumulate predictions to report accuracy, error, per-class
 accuracy and the confusion matrix; the checkpoint with the lowest valid error is kept, and the test
 stage (run on that checkpoint) leaves its statistics in ``brain.test_stats``.
 
@@ -35,15 +35,19 @@ class ClassificationBrain(ClipBrain):
 
     supports_distillation = True
 
-    def compute_objectives(self, predictions, batch, stage):
+    def compute_objectives(self, forward, batch, stage):
+        """The loss of ``forward`` (:class:`~audioattn_sb.brains.base.ForwardOutput`): NLL of
+        its predictions (against the mixed targets with mixup), mixed with the distillation term
+        when it carries a teacher's log-probabilities."""
+        predictions = forward.predictions
         targets = batch.label.data.reshape(-1).to(predictions.device)
-        mix = getattr(self, "mix", None) if stage == sb.Stage.TRAIN else None
+        mix = forward.mix if stage == sb.Stage.TRAIN else None
         if mix is not None:  # mixup: NLL against the mixed class distribution
             soft = mix_targets(F.one_hot(targets, predictions.shape[-1]), *mix)
             loss = -(soft * predictions.float()).sum(dim=-1).mean()
         else:
             loss = F.nll_loss(predictions.float(), targets)
-        teacher = getattr(self, "teacher_logp", None) if stage == sb.Stage.TRAIN else None
+        teacher = forward.teacher_logp if stage == sb.Stage.TRAIN else None
         if teacher is not None:  # distillation (audioattn_sb.distill)
             w = float(getattr(self.hparams, "distill_weight", 0.5))
             loss = (1 - w) * loss + w * distillation_loss(

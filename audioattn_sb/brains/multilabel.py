@@ -2,8 +2,8 @@
 
 Stages (shared with the single-label Brain, :class:`~audioattn_sb.brains.base.ClipBrain`):
 features (``modules.compute_features``) → normalisation (``modules.mean_var_norm``) →
-``modules.model(feats, lens)`` returning ``(logits [B, C], info)`` (the model's ``output`` must be
-``logits``, not ``log_softmax``) → loss against the multi-hot ``targets [B, C]``:
+``modules.model(feats, lens)`` returning ``(logits [B, C], attention)`` (the model's ``output``
+must be ``logits``, not ``log_softmax``) → loss against the multi-hot ``targets [B, C]``:
 
 * ``loss: bce`` (default): binary cross-entropy with logits, mean over classes and chunks;
 * ``loss: huber``: Huber loss (``huber_delta``, default 1.0) between the sigmoid outputs and the
@@ -103,9 +103,12 @@ class MultiLabelBrain(ClipBrain):
                 f"the model's output is {output!r}: MultiLabelBrain needs one logit per class "
                 "(output: logits in the yaml), scored with a sigmoid, not a softmax")
 
-    def compute_objectives(self, predictions, batch, stage):
+    def compute_objectives(self, forward, batch, stage):
+        """The loss of ``forward`` (:class:`~audioattn_sb.brains.base.ForwardOutput`) against the
+        multi-hot targets (mixed with mixup)."""
+        predictions = forward.predictions
         targets = batch.targets.data.to(predictions.device)
-        mix = getattr(self, "mix", None) if stage == sb.Stage.TRAIN else None
+        mix = forward.mix if stage == sb.Stage.TRAIN else None
         loss = multilabel_loss(predictions, targets if mix is None else mix_targets(targets, *mix),
                                self.loss_name,
                                getattr(self.hparams, "huber_delta", 1.0))

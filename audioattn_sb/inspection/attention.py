@@ -1,7 +1,8 @@
 r"""Per-clip attention summaries and densities on a time grid in seconds.
 
-A clip's attention (the pooling's ``info``, one clip's slice) becomes a plain record (a dict) that
-the CSV export, the plots and :mod:`audioattn_sb.inference` all share.
+A clip's attention (one clip of the model's :class:`~audioattn_sb.attention.output.Attention`,
+``attention.clip(i)``) becomes a plain record (a dict) that the CSV export, the plots and
+:mod:`audioattn_sb.inference` all share.
 
 Time
 ----
@@ -168,7 +169,8 @@ def event_measures(record, onset_s, offset_s):
 
     Example:
         >>> cfg = {"attn_domain": "discrete", "max_activation": "sparsemax", "alpha_value": 2.0}
-        >>> r = clip_attention({"weights": torch.tensor([0.0, 0.75, 0.25, 0.0])}, cfg, 2.0)
+        >>> from audioattn_sb.attention.output import Attention
+        >>> r = clip_attention(Attention(weights=torch.tensor([0.0, 0.75, 0.25, 0.0])), cfg, 2.0)
         >>> event_measures(r, 0.5, 1.0)   # frame centres 0.25, 0.75, 1.25, 1.75 s
         {'mass_in_event': 0.75, 'event_coverage': 1.0, 'mu_in_event': 1, 'uniform_mass': 0.25}
     """
@@ -195,15 +197,15 @@ def event_measures(record, onset_s, offset_s):
             "mu_in_event": int(on <= mu_s <= off), "uniform_mass": (off - on) / duration}
 
 
-def clip_attention(info, config, duration, density_points=200):
-    """The attention record of one clip (module docstring) from its pooling ``info``.
+def clip_attention(attention, config, duration, density_points=200):
+    """The attention record of one clip (module docstring) from its pooling's attention.
 
     Arguments
     ---------
-    info : dict
-        One clip's slice of the pooling info (:func:`~.trained_run.clip_info`): ``mask`` [L],
-        ``weights`` [L] (discrete/mean, and continuous with a discrete encoder), and for
-        continuous pooling ``mu``, ``sigma_sq``, ``var`` (scalars).
+    attention : Attention
+        One clip's :class:`~audioattn_sb.attention.output.Attention` (``batch.clip(i)``): its
+        ``mask`` [L], ``weights`` [L] (discrete/mean, and continuous with a discrete encoder),
+        and for continuous pooling ``mu``, ``sigma_sq``, ``var`` (scalars).
     config : dict
         ``attn_domain``, ``max_activation``, ``alpha_value`` (:meth:`TrainedRun.attention_config`).
     duration : float
@@ -212,14 +214,15 @@ def clip_attention(info, config, duration, density_points=200):
         K, the grid size of continuous densities.
 
     Example:
+        >>> from audioattn_sb.attention.output import Attention
         >>> cfg = {"attn_domain": "discrete", "max_activation": "sparsemax", "alpha_value": 2.0}
-        >>> info = {"weights": torch.tensor([0.0, 0.75, 0.25, 0.0]),
-        ...         "mask": torch.tensor([True, True, True, True])}
-        >>> r = clip_attention(info, cfg, duration=2.0)
+        >>> one = Attention(weights=torch.tensor([0.0, 0.75, 0.25, 0.0]),
+        ...                 mask=torch.tensor([True, True, True, True]))
+        >>> r = clip_attention(one, cfg, duration=2.0)
         >>> r["supp"], r["mu_seconds"], float(r["density"].sum()), r["density_t"].tolist()
         (0.5, 0.875, 1.0, [0.25, 0.75, 1.25, 1.75])
         >>> cfg = {"attn_domain": "continuous", "max_activation": "biweight", "alpha_value": 1.5}
-        >>> r = clip_attention({"mu": 0.5, "sigma_sq": 0.001, "var": 0.002}, cfg, duration=4.0)
+        >>> r = clip_attention(Attention(mu=0.5, sigma_sq=0.001, var=0.002), cfg, duration=4.0)
         >>> round(float(np.trapezoid(r["density"], r["density_t"])), 4), round(r["mu_seconds"], 3)
         (1.0, 2.0)
     """
@@ -227,8 +230,11 @@ def clip_attention(info, config, duration, density_points=200):
     duration = float(duration)
     if not duration > 0:
         raise ValueError(f"clip duration must be > 0 seconds, got {duration}")
-    mask = info.get("mask")
-    weights = info.get("weights")
+    if not hasattr(attention, "present"):  # e.g. a dict of the old, untyped form
+        raise TypeError(f"clip_attention takes one clip's Attention (audioattn_sb.attention."
+                        f"output), got {type(attention).__name__}")
+    mask = attention.mask
+    weights = attention.weights
     n_valid = None
     if mask is not None:
         n_valid = int(torch.as_tensor(mask).reshape(-1).sum())
@@ -239,13 +245,16 @@ def clip_attention(info, config, duration, density_points=200):
 
     if domain == "continuous":
         alpha = float(config["alpha_value"])
-        record = _continuous_record(_float(info["mu"]), _float(info["sigma_sq"]),
-                                    _float(info.get("var")), alpha, duration, density_points)
+        if attention.mu is None or attention.sigma_sq is None:
+            raise ValueError("a continuous attention needs mu and sigma_sq (fields: "
+                             f"{', '.join(attention.present()) or 'none'})")
+        record = _continuous_record(_float(attention.mu), _float(attention.sigma_sq),
+                                    _float(attention.var), alpha, duration, density_points)
     elif weights is not None:
         record = _discrete_record(weights, duration)
     else:
-        raise ValueError(f"attention info of domain {domain!r} has no 'weights' to summarise "
-                         f"(keys: {', '.join(info) or 'none'})")
+        raise ValueError(f"attention of domain {domain!r} has no weights to summarise "
+                         f"(fields: {', '.join(attention.present()) or 'none'})")
     record.update({
         "attn_domain": domain,
         "max_activation": config["max_activation"],

@@ -75,7 +75,6 @@ from pathlib import Path
 import numpy as np
 
 from audioattn_sb.inspection.attention import clip_attention, event_measures
-from audioattn_sb.inspection.trained_run import clip_info
 from audioattn_sb.utils import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -514,7 +513,7 @@ def save_attentions(run, csv_path, split="test", density_points=200, progress=Tr
                                capture_features=False):
         for i, fid in enumerate(out.ids):
             entry = entries[fid]
-            record = clip_attention(clip_info(out.info, i), config, entry["duration"],
+            record = clip_attention(out.info.clip(i), config, entry["duration"],
                                     density_points)
             event = None if events is None else events.get(fid)
             row = summary_row(fid, entry, record, out.scores[i], class_names, event)

@@ -50,8 +50,8 @@ multi-label runs' items are 1 s chunks) with
 =====================  ===========================================================
 
     from audioattn_sb.inspection.self_attention import save_self_attention
-    _, info = model(wave, lengths, return_attention=True)
-    save_self_attention("x.npz", info["self_attention"], model.layer_samples_per_frame())
+    _, attention = model(wave, lengths, return_attention=True)
+    save_self_attention("x.npz", attention.self_attention, model.layer_samples_per_frame())
 """
 
 import os
@@ -229,20 +229,22 @@ def frames_of(n_samples, samples_per_frame):
     return -(-int(n_samples) // int(samples_per_frame))
 
 
-def clip_self_attention(info, index, layer_spf, n_samples):
-    """Clip ``index`` of a batch's ``info["self_attention"]`` as a list of per-layer
+def clip_self_attention(attention, index, layer_spf, n_samples):
+    """Clip ``index`` of a batch's ``attention.self_attention`` (an
+    :class:`~audioattn_sb.attention.output.Attention`) as a list of per-layer
     ``[heads, Q_ℓ, K_ℓ]`` float32 arrays, cropped to the clip's own ⌈n_samples / spf_ℓ⌉ frames
     (the frames past them are the batch's padding, with zero weight).
 
     Example:
+        >>> from audioattn_sb.attention.output import Attention
         >>> w = [torch.rand(2, 3, 5, 5), torch.rand(2, 3, 3, 3)]
-        >>> [a.shape for a in clip_self_attention({"self_attention": w}, 1, [400, 800], 1300)]
+        >>> [a.shape for a in clip_self_attention(Attention(self_attention=w), 1, [400, 800], 1300)]
         [(3, 4, 4), (3, 2, 2)]
     """
-    layers = info.get("self_attention") if isinstance(info, dict) else None
+    layers = getattr(attention, "self_attention", None)
     if not layers:
-        raise ValueError("the forward pass returned no self-attention (info['self_attention']); "
-                         "run it with self_attention=True on a Transformer model")
+        raise ValueError("the forward pass returned no self-attention (Attention."
+                         "self_attention); run it with self_attention=True on a Transformer model")
     if len(layers) != len(layer_spf):
         raise ValueError(f"{len(layers)} attention layers but {len(layer_spf)} frame lengths")
     out = []

@@ -15,11 +15,12 @@ last epoch), read every checkpointed module (``model``, the
 normaliser, …) with ``torch.load(..., weights_only=True)`` (no pickled code is ever executed) and
 never touch the network. Training state (optimizer, LR scheduler, epoch counter) is not loaded.
 
-The forward pass is the training Brain's own ``compute_forward`` (``brain_class`` of the hparams,
-default :class:`~audioattn_sb.brains.classification.ClassificationBrain`) in eval mode, so
-features, normalisation and padding are exactly those of evaluation. Forward pre-hooks record the
-model's input (after normalisation) and the normaliser's input (the raw features); the attention
-``info`` is ``brain.last_attention``.
+The forward pass is the training Brain's own
+:meth:`~audioattn_sb.brains.base.ClipBrain.forward_with_attention` (``brain_class`` of the
+hparams, default :class:`~audioattn_sb.brains.classification.ClassificationBrain`): its
+``compute_forward`` in eval mode, so features, normalisation and padding are exactly those of
+evaluation. It returns the model's input (after normalisation), the normaliser's input (the raw
+features) and the model's :class:`~audioattn_sb.attention.output.Attention`.
 
 Errors a user can fix (missing run folder, no checkpoint, a checkpoint that does not match the
 model built from the given hparams/overrides) are ``FileNotFoundError`` / ``ValueError`` with a
@@ -250,45 +251,22 @@ class BatchOutput:
     """What one forward pass over a batch returns (everything on the CPU).
 
     ``scores`` [B, C] are class probabilities (softmax of a ``log_softmax`` model, sigmoid of a
-    ``logits`` model); ``info`` is the model's attention info (``brain.last_attention``);
-    ``model_input`` / ``raw_features`` hold each clip's valid frames [T_i, F] of the model's input
-    and of the normaliser's input (None when not captured; ``model_input`` is None for waveform
-    models too); ``input_lengths`` each clip's valid length along the model input's time axis
-    (frames, or samples for waveform models).  With ``self_attention=True``
-    (:meth:`TrainedRun.run_batch`), ``info["self_attention"]`` holds the model's per-layer
-    ``[B, heads, Q, K]`` weights.
+    ``logits`` model); ``info`` is the model's
+    :class:`~audioattn_sb.attention.output.Attention` of the batch (detached, on the CPU; one
+    clip's: ``info.clip(i)``); ``model_input`` / ``raw_features`` hold each clip's valid frames
+    [T_i, F] of the model's input and of the normaliser's input (None when not captured;
+    ``model_input`` is None for waveform models too); ``input_lengths`` each clip's valid length
+    along the model input's time axis (frames, or samples for waveform models).  With
+    ``self_attention=True`` (:meth:`TrainedRun.run_batch`), ``info.self_attention`` holds the
+    model's per-layer ``[B, heads, Q, K]`` weights.
     """
 
     ids: list
     scores: np.ndarray
-    info: dict
+    info: "Attention"  # audioattn_sb.attention.output.Attention (not imported: start-up time)
     model_input: list = None
     raw_features: list = None
     input_lengths: list = None
-
-
-def clip_info(info, index):
-    """The attention info of clip ``index`` of a batch: batched tensors sliced, scalars kept.
-
-    Example:
-        >>> info = {"weights": torch.ones(2, 3), "alpha": torch.tensor(1.5)}
-        >>> {k: v.tolist() for k, v in clip_info(info, 1).items()}
-        {'weights': [1.0, 1.0, 1.0], 'alpha': 1.5}
-    """
-    out = {}
-    batch = None
-    for value in info.values():
-        if torch.is_tensor(value) and value.dim() >= 1:
-            batch = value.shape[0] if batch is None else batch
-    for key, value in info.items():
-        if torch.is_tensor(value):
-            value = value.detach().cpu()
-            out[key] = value[index] if value.dim() >= 1 and value.shape[0] == batch else value
-        elif isinstance(value, (list, tuple)) and value and torch.is_tensor(value[0]):
-            out[key] = [v.detach().cpu()[index] for v in value]  # e.g. per-layer self-attention
-        else:
-            out[key] = value
-    return out
 
 
 @dataclass
@@ -395,15 +373,9 @@ class TrainedRun:
 
     def has_self_attention(self):
         """True when the model can return its self-attention (``forward(...,
-        return_attention=True)``, e.g. :class:`~audioattn_sb.models.transformer.AudioTransformer`).
-        """
-        import inspect
-
-        try:
-            params = inspect.signature(self.model.forward).parameters
-        except (TypeError, ValueError):
-            return False
-        return "return_attention" in params
+        return_attention=True)``, e.g. :class:`~audioattn_sb.models.transformer.AudioTransformer`;
+        :meth:`~audioattn_sb.brains.base.ClipBrain.has_self_attention`)."""
+        return self.brain.has_self_attention()
 
     def check_self_attention(self):
         """``ValueError`` (saying which runs have one) unless :meth:`has_self_attention`."""
@@ -416,52 +388,23 @@ class TrainedRun:
     def run_batch(self, batch, capture_features=True, self_attention=False):
         """The Brain's evaluation forward pass on ``batch``: a :class:`BatchOutput`.
 
-        ``self_attention=True`` asks the model for its self-attention (a forward pre-hook adds
-        ``return_attention=True`` to the Brain's own call; ``ValueError`` for models without).
+        ``self_attention=True`` asks the model for its self-attention (``ValueError`` for models
+        without); ``capture_features`` keeps each clip's model input and raw features.
         """
-        import speechbrain as sb
-
-        captured = {}
-        hooks = []
-        model = self.brain.modules["model"]
         if self_attention:
             self.check_self_attention()
-            hooks.append(model.register_forward_pre_hook(
-                lambda module, args, kwargs: (args, {**kwargs, "return_attention": True}),
-                with_kwargs=True))
-
-        def keep(name):
-            def hook(module, args):
-                if len(args) >= 1 and torch.is_tensor(args[0]):
-                    captured[name] = (args[0].detach(), args[1] if len(args) > 1 else None)
-            return hook
-        if capture_features or self_attention:
-            hooks.append(model.register_forward_pre_hook(keep("model")))
-        if capture_features and "mean_var_norm" in self.brain.modules:
-            hooks.append(self.brain.modules["mean_var_norm"].register_forward_pre_hook(
-                keep("norm")))
-        self.brain.modules.eval()
-        self.brain.last_attention = {}
-        try:
-            with torch.no_grad():
-                out = self.brain.compute_forward(batch, sb.Stage.TEST)
-        finally:
-            for h in hooks:
-                h.remove()
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        out = out.detach().float().cpu()
+        fwd = self.brain.forward_with_attention(batch, self_attention=self_attention)
+        out = fwd.predictions.detach().float().cpu()
         if getattr(self.model, "output", "log_softmax") == "logits":
             scores = torch.sigmoid(out)
         else:
             scores = out.exp()
-        info = getattr(self.brain, "last_attention", None) or {}
-        result = BatchOutput(ids=list(batch.id), scores=scores.numpy(), info=info)
+        result = BatchOutput(ids=list(batch.id), scores=scores.numpy(), info=fwd.attention.cpu(),
+                             input_lengths=_valid_lengths(fwd.model_input, fwd.lengths))
         if capture_features:
-            for name, attr in (("model", "model_input"), ("norm", "raw_features")):
-                if name in captured:
-                    setattr(result, attr, _valid_frames(*captured[name]))
-        if "model" in captured:
-            result.input_lengths = _valid_lengths(*captured["model"])
+            result.model_input = _valid_frames(fwd.model_input, fwd.lengths)
+            if fwd.raw_features is not None:
+                result.raw_features = _valid_frames(fwd.raw_features, fwd.raw_lengths)
         return result
 
 
@@ -645,6 +588,5 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
 
 
 __all__ = ["BatchOutput", "RunLoadError", "TrainedRun", "check_run_folder",
-           "check_same_training", "clip_info",
-           "find_best_checkpoint", "load_checkpoint_weights", "load_trained_run",
+           "check_same_training", "find_best_checkpoint", "load_checkpoint_weights", "load_trained_run",
            "run_folder_of", "run_folder_overrides"]

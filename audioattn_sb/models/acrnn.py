@@ -120,9 +120,9 @@ class ACRNN(nn.Module):
         >>> model = ACRNN(80, 10, build_pooling("discrete", "softmax", 128))
         >>> sum(p.numel() for p in model.parameters())
         69514
-        >>> out, info = model(torch.randn(2, 401, 80), torch.tensor([1.0, 0.5]))
-        >>> out.shape
-        torch.Size([2, 10])
+        >>> out, attention = model(torch.randn(2, 401, 80), torch.tensor([1.0, 0.5]))
+        >>> out.shape, attention.weights.shape
+        (torch.Size([2, 10]), torch.Size([2, 401]))
     """
 
     def __init__(
@@ -228,10 +228,11 @@ class ACRNN(nn.Module):
         return x, rel
 
     def forward(self, feats, lengths=None):
-        """feats [B, T, F], relative lengths [B] → (outputs [B, C], attention info dict)."""
+        """feats [B, T, F], relative lengths [B] → (outputs [B, C], the pooling's
+        :class:`~audioattn_sb.attention.output.Attention` over the encoder's T' frames)."""
         frames, rel = self.encode(feats, lengths)
-        context, info = self.pooling(frames, rel)
+        context, attention = self.pooling(frames, rel)
         logits = self.classifier(self.dropout(context))
         if self.output == "log_softmax":
-            return torch.log_softmax(logits, dim=-1), info
-        return logits, info
+            return torch.log_softmax(logits, dim=-1), attention
+        return logits, attention

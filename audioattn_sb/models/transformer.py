@@ -56,8 +56,9 @@ exactly 0 weight; a clip with no valid patch gets all-zero weights, never NaN). 
 requested weights runs through ``torch.nn.functional.scaled_dot_product_attention``; every other
 case computes the weights explicitly with :func:`audioattn_sb.attention.discrete.masked_attention`
 (the project's one implementation of the mappings and of their masking).
-``forward(..., return_attention=True)`` returns the weights of every layer and head in
-``info["self_attention"]`` (a list of ``[B, heads, Q, K]`` tensors); otherwise nothing is stored.
+``forward(..., return_attention=True)`` returns the weights of every layer and head in the
+returned :class:`~audioattn_sb.attention.output.Attention`'s ``self_attention`` (a list of
+``[B, heads, Q, K]`` tensors); otherwise nothing is kept.
 Layer ℓ's frames are :meth:`AudioTransformer.layer_samples_per_frame` ``[ℓ]`` samples long (400,
 or 800, 1600 after between-layer pooling): frame i covers samples ``[i·spf, (i+1)·spf)``.
 
@@ -112,7 +113,8 @@ Same as the ACRNN, so :class:`audioattn_sb.brains.classification.ClassificationB
 (``hparams/urbansound8k_transformer.yaml``),
 :class:`audioattn_sb.brains.multilabel.MultiLabelBrain` (``hparams/fsd50k_transformer.yaml``,
 ``output="logits"``) and ``recipes/train.py`` work unchanged: ``model(feats, lengths)`` →
-``(outputs [B, C], info)`` with ``feats`` the waveform [B, N] and ``lengths`` SpeechBrain's relative lengths (of samples).
+``(outputs [B, C], attention)`` (an :class:`~audioattn_sb.attention.output.Attention`) with
+``feats`` the waveform [B, N] and ``lengths`` SpeechBrain's relative lengths (of samples).
 :class:`WaveformFeatures` (identity, with a ``frame_lengths`` method that keeps the relative
 sample lengths) and :class:`PassThroughNorm` fill the Brain's ``compute_features`` and
 ``mean_var_norm`` slots. ``output="log_softmax"`` for the single-label Brain (NLL loss),
@@ -405,11 +407,11 @@ class AudioTransformer(nn.Module):
     Example:
         >>> model = AudioTransformer(10, n_layers=3, pool_between_layers=True,
         ...                          max_activation="entmax15")
-        >>> out, info = model(torch.randn(2, 16000), torch.tensor([1.0, 0.3]),
-        ...                   return_attention=True)
-        >>> out.shape, [tuple(w.shape) for w in info["self_attention"]]
+        >>> out, attention = model(torch.randn(2, 16000), torch.tensor([1.0, 0.3]),
+        ...                        return_attention=True)
+        >>> out.shape, [tuple(w.shape) for w in attention.self_attention]
         (torch.Size([2, 10]), [(2, 8, 40, 40), (2, 8, 40, 40), (2, 8, 20, 20)])
-        >>> info["weights"].shape                   # the final (mean) pooling's weights
+        >>> attention.weights.shape                 # the final (mean) pooling's weights
         torch.Size([2, 20])
     """
 
@@ -549,11 +551,11 @@ class AudioTransformer(nn.Module):
         return out
 
     def forward(self, x, lengths=None, return_attention=False):
-        """x [B, N] waveform, relative lengths [B] → (outputs [B, n_classes], info).
+        """x [B, N] waveform, relative lengths [B] → (outputs [B, n_classes], attention).
 
-        ``info``: the final pooling's dict (``weights``, ``mask`` …), ``lengths`` (relative
-        frame lengths at the pooling) and, with ``return_attention``, ``self_attention``: one
-        [B, heads, Q, K] tensor per layer.
+        ``attention``: the final pooling's :class:`~audioattn_sb.attention.output.Attention`
+        (``weights``, ``mask``, ``lengths`` at the pooling …) and, with ``return_attention``,
+        ``self_attention``: one [B, heads, Q, K] tensor per layer.
         """
         h, n_valid = self.embed(x, lengths)
         frames = h.shape[1]
@@ -563,11 +565,11 @@ class AudioTransformer(nn.Module):
         h = self.input_dropout(self.add_positions(h, mask))
         if layer_mask is not None:
             h = h.masked_fill(~layer_mask[..., None], 0.0)
-        attention = [] if return_attention else None
+        layers = [] if return_attention else None
         for i, layer in enumerate(self.layers):
             h, w = layer(h, layer_mask, return_attention)
-            if attention is not None:
-                attention.append(w)
+            if layers is not None:
+                layers.append(w)
             if self.multi_scale:
                 h = multiscale_average(h, layer_mask, self.multi_scale_windows)
             if self.pools_after(i):
@@ -579,15 +581,13 @@ class AudioTransformer(nn.Module):
         if self.final_norm is not None:
             h = self.final_norm(h)
         rel = n_valid.to(h.dtype) / h.shape[1]
-        context, info = self.pooling(h, rel)
-        info = dict(info)
-        info["lengths"] = rel
-        if attention is not None:
-            info["self_attention"] = attention
+        context, attention = self.pooling(h, rel)
+        if layers is not None:
+            attention = attention.with_self_attention(layers)
         logits = self.classifier(self.dropout(context))
         if self.output == "log_softmax":
-            return torch.log_softmax(logits, dim=-1), info
-        return logits, info
+            return torch.log_softmax(logits, dim=-1), attention
+        return logits, attention
 
     def attention_info(self):
         """JSON-ready description of the attention (merged into results.json by the recipe).
@@ -679,9 +679,9 @@ class LogMelTransformer(AudioTransformer):
 
     Example:
         >>> model = LogMelTransformer(80, 10, n_layers=2, n_heads=4, ff_dim=32)
-        >>> out, info = model(torch.randn(2, 50, 80), torch.tensor([1.0, 0.5]),
-        ...                   return_attention=True)
-        >>> out.shape, tuple(info["self_attention"][0].shape), model.layer_samples_per_frame()
+        >>> out, attention = model(torch.randn(2, 50, 80), torch.tensor([1.0, 0.5]),
+        ...                        return_attention=True)
+        >>> out.shape, tuple(attention.self_attention[0].shape), model.layer_samples_per_frame()
         (torch.Size([2, 10]), (2, 4, 50, 50), [320, 320])
     """
 
