@@ -5,7 +5,7 @@ which test notices.
 Usage:
     python scripts/mutants.py [--only NAME ...] [--keep] [--list]
 
-Each mutant is a deliberate one-line breakage of a behaviour the README promises. For each, the
+Each mutant is a deliberate one-line breakage of a behaviour README.md and docs/ promise. For each, the
 checkout's tracked files (as they are in the working tree) are copied into a scratch folder, the
 breakage is applied there (never to this checkout), and the tests that should catch it run
 against the scratch copy (pytest -x, one thread; the copy sits beside a link to ../shared, so
@@ -200,6 +200,14 @@ MUTANTS = {
         ["tests/test_browser.py::test_player_audio_is_the_manifest_clip_at_8khz_sample_for_sample"],
         "the browser's player drops the clip's first sample (its audio runs one sample early "
         "against the attention; within the duration check's tolerance)"),
+    "attention-field-renamed": (
+        "audioattn_sb/attention/output.py",
+        "    sigma_sq: torch.Tensor = None",
+        "    sigma2: torch.Tensor = None",
+        ["tests/test_attention_output.py::"
+         "test_each_pooling_family_fills_its_fields_with_the_documented_shapes"],
+        "the attention's sigma_sq field is renamed (sigma2): the continuous pooling, the CSV "
+        "export and the density records read a field that no longer exists"),
     "evaluation-augments": (
         "audioattn_sb/brains/base.py",
         '        return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "augment", False))',

@@ -29,7 +29,7 @@ def test_fold_split_is_a_partition_with_distinct_valid_and_test(n):
     assert sorted(valids) == list(range(1, n + 1))
 
 
-#: the protocol written out by hand (README, folds.py): test fold k validates on fold k mod n + 1
+#: the protocol written out by hand (docs/training.md, folds.py): test fold k validates on fold k mod n + 1
 #: (the next one; the last test fold wraps round to fold 1) and the other n − 2 folds train
 PROTOCOL_VALID = {5: {1: 2, 2: 3, 3: 4, 4: 5, 5: 1},
                   10: {1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 1}}

@@ -69,7 +69,7 @@ def test_two_epochs_then_resume(demo):
     assert re.findall(r"^epoch: (\d+)", log, re.M) == ["1", "2", "3"]
     res = json.loads((out / "results.json").read_text())
     assert res["epochs_completed"] == 3 and len(res["train_epoch_seconds"]) == 1
-    # the test used the checkpoint of the lowest valid error (README: protocol)
+    # the test used the checkpoint of the lowest valid error (docs/training.md: protocol)
     errors = [float(e) for e in re.findall(r"valid error: ([0-9.e+-]+)", log)]
     assert len(errors) == 3 and len(set(errors)) > 1, errors  # else the check below is moot
     assert errors[res["best_epoch"] - 1] == min(errors), (errors, res["best_epoch"])

@@ -25,7 +25,7 @@ as in discrete attention pooling. Sparse weights on the frames of the sound give
 support covers those frames.
 
 ``moments_softmax`` (the predecessor's; ``moments`` is accepted as its old name): p = softmax(s)
-with c = 1/√D. Measured on ESC-10 (README, Results) the scaled scores stay nearly flat, v stays
+with c = 1/√D. Measured on ESC-10 (docs/results.md) the scaled scores stay nearly flat, v stays
 near that of uniform weights (1/12) and the densities are wider than the clip.
 
 ``direct``: from the masked mean h̄ of the frames, μ = sigmoid(w_μᵀ h̄ + b_μ) and
