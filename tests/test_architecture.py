@@ -182,3 +182,59 @@ def test_commands_print_no_torchvision_warning():
                        cwd=REPO, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "torchvision" not in p.stdout + p.stderr
+
+
+
+#: the Brain's methods of the forward pass (they must keep no state on the Brain)
+FORWARD_METHODS = ("compute_forward", "forward_batch", "forward_with_attention",
+                   "compute_objectives")
+
+
+def self_assignments(source, methods=FORWARD_METHODS):
+    """``method: self.attr`` for every assignment to an attribute of ``self`` inside the
+    functions named ``methods`` of ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.FunctionDef) and node.name in methods):
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Assign):
+                targets = sub.targets
+            elif isinstance(sub, (ast.AugAssign, ast.AnnAssign)):
+                targets = [sub.target]
+            else:
+                continue
+            for leaf in (n for t in targets for n in ast.walk(t)):
+                if (isinstance(leaf, ast.Attribute) and isinstance(leaf.value, ast.Name)
+                        and leaf.value.id == "self"):
+                    found.append(f"{node.name}: self.{leaf.attr}")
+    return found
+
+
+def test_self_assignments_finds_state_kept_by_a_forward_pass():
+    src = ("class B:\n    def compute_forward(self, b):\n        self.mix, x = 1, 2\n"
+           "        self.n += 1\n        self.a.b = 3\n"
+           "    def on_stage_end(self):\n        self.stats = 1\n")
+    assert self_assignments(src) == ["compute_forward: self.mix", "compute_forward: self.n",
+                                     "compute_forward: self.a"]
+
+
+def test_no_forward_hooks_and_no_attention_state_on_the_brain():
+    """Issue 31: attention leaves the model as a return value (audioattn_sb.attention.output),
+    so no module of the package registers a forward hook, and the Brain's forward pass keeps no
+    state (its results travel in ForwardOutput): no ``last_attention``, ``self.mix``,
+    ``self.teacher_logp`` anywhere, no ``self.<attribute> =`` in the methods of the forward
+    pass."""
+    hooks, state, assigned = [], [], []
+    for path in sorted(PKG.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = str(path.relative_to(REPO))
+        for m in re.finditer(r"register_forward(_pre)?_hook|register_module_forward\w*hook", text):
+            hooks.append(f"{rel}: {m.group(0)}")
+        for m in re.finditer(r"last_attention|self\.mix\b|self\.teacher_logp\b", text):
+            state.append(f"{rel}: {m.group(0)}")
+        if path.parent.name == "brains":
+            assigned += [f"{rel}: {a}" for a in self_assignments(text)]
+    assert not hooks, hooks
+    assert not state, state
+    assert not assigned, assigned
