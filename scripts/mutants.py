@@ -195,8 +195,8 @@ MUTANTS = {
         "a continuous density's mass_in_event is its mass over the whole clip, not the event"),
     "browser-audio-sample-late": (
         "audioattn_sb/inspection/browser.py",
-        "    wave = read_mono(path, AUDIO_RATE)\n",
-        "    wave = read_mono(path, AUDIO_RATE)[1:]\n",
+        "    wave = resample(to_mono(wave.T if wave.ndim == 2 else wave), rate, AUDIO_RATE)\n",
+        "    wave = resample(to_mono(wave.T if wave.ndim == 2 else wave), rate, AUDIO_RATE)[1:]\n",
         ["tests/test_browser.py::test_player_audio_is_the_manifest_clip_at_8khz_sample_for_sample"],
         "the browser's player drops the clip's first sample (its audio runs one sample early "
         "against the attention; within the duration check's tolerance)"),

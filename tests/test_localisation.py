@@ -114,7 +114,7 @@ def test_events_round_trip_through_save_attentions(demo_trained_runs, tmp_path, 
     entries = json.loads(manifest.read_text())
     fid = next(iter(entries))
     table = {"run": run, "manifest": manifest}
-    assert _clip_wav(table, fid) == entries[fid]["wav"]
+    assert _clip_wav(table, fid)["wav"] == entries[fid]["wav"]
     assert Path(entries[fid]["wav"]).is_relative_to(tmp_path / "cache")  # the noisy copy, cached
     assert entries[fid]["wav"] != json.loads(own["test.json"])[fid]["wav"]
     page = collect([str(tmp_path / "a.csv")], max_clips=1)
