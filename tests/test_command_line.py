@@ -139,3 +139,20 @@ def test_hf_model_without_the_extra_is_a_one_line_error(tmp_path, monkeypatch, c
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "pip install -e '.[hf]'" in err and "Traceback" not in err
+
+
+def test_install_without_venv_module_is_one_clear_error(tmp_path):
+    """scripts/install.sh with a Python whose venv module is missing (Debian without
+    python3-venv): exit 1, one error line naming the fix, no half-made venv left behind."""
+    import subprocess
+
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho 'No module named venv' >&2\nmkdir -p \"$3\"\nexit 1\n")
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    p = subprocess.run(["bash", os.path.join(REPO, "scripts", "install.sh")],
+                       env={**os.environ, "PYTHON": str(fake), "VENV": str(venv)},
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert "venv module is missing" in p.stderr and "apt-get install python3-venv" in p.stderr
+    assert not venv.exists()
