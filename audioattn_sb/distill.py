@@ -26,12 +26,12 @@ any other (the teacher is used in training only).
 """
 
 import glob
-import json
 import os
 
 import torch
 import torch.nn.functional as F
 
+from audioattn_sb.results import RunResults
 from audioattn_sb.training import distillation_loss  # noqa: F401  (the loss, re-exported)
 
 
@@ -40,13 +40,13 @@ def _results(teacher):
     if not os.path.isfile(path):
         raise ValueError(f"teacher {teacher}: no results.json, so not a finished training run; "
                          "train the teacher first (recipes/train.py or run_folds.py)")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return RunResults.load(path)
 
 
 def check_teacher(teacher, folds, class_names=None):
     """Refuse a teacher run that saw one of this run's test folds (training or validation), or
-    has other classes; returns the teacher's ``results.json``.
+    has other classes; returns the teacher's ``results.json``
+    (:class:`~audioattn_sb.results.RunResults`).
 
     ``folds``: this run's ``{"train": [...], "valid": [...], "test": [...]}``.
 
@@ -61,7 +61,7 @@ def check_teacher(teacher, folds, class_names=None):
         ValueError: teacher ...: it was trained on fold(s) [2], this run's test fold(s) ...
     """
     res = _results(teacher)
-    t_folds = res.get("folds") or {}
+    t_folds = res.folds or {}
     if not t_folds.get("train"):
         raise ValueError(f"teacher {teacher}: its results.json names no training folds (a "
                          "multi-label run?); distillation takes a single-label teacher run")
@@ -75,8 +75,8 @@ def check_teacher(teacher, folds, class_names=None):
                 f"{sorted(test)}: its probabilities would leak the test labels; use a teacher "
                 f"run trained on other folds (recipes/run_folds.py --teacher_experiment picks "
                 "the run of the same split)")
-    if class_names is not None and res.get("class_names") not in (None, list(class_names)):
-        raise ValueError(f"teacher {teacher}: its classes {res.get('class_names')} are not this "
+    if class_names is not None and res.class_names not in (None, list(class_names)):
+        raise ValueError(f"teacher {teacher}: its classes {res.class_names} are not this "
                          f"run's {list(class_names)}")
     return res
 
@@ -97,8 +97,7 @@ def find_teacher_run(experiment, test, valid):
     found = []
     for path in sorted(glob.glob(os.path.join(os.fspath(experiment), "**", "results.json"),
                                  recursive=True)):
-        with open(path, encoding="utf-8") as f:
-            folds = json.load(f).get("folds") or {}
+        folds = RunResults.load(path).folds or {}
         if list(folds.get("test") or []) == list(test) and \
                 list(folds.get("valid") or []) == list(valid):
             found.append(os.path.dirname(path))

@@ -17,6 +17,7 @@ import statistics
 from collections import Counter, OrderedDict
 
 from audioattn_sb.plots import best_epochs_plot, box_plot
+from audioattn_sb.results import RESULTS_JSON, RunResults, as_run_results
 from audioattn_sb.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -176,14 +177,16 @@ def paired_summary(rows, variant_of, names):
 
 
 def collect_results(paths):
-    """Load results.json files from files, folders (searched recursively) or glob patterns."""
+    """The runs (:class:`~audioattn_sb.results.RunResults`, ``path`` set, ``localisation``: the
+    means of the run's saved attentions or None) of the results.json files under ``paths``:
+    files, folders (searched recursively) or glob patterns."""
     files = []
     for p in paths:
         if os.path.isdir(p):
-            files += glob.glob(os.path.join(p, "**", "results.json"), recursive=True)
+            files += glob.glob(os.path.join(p, "**", RESULTS_JSON), recursive=True)
         elif any(ch in p for ch in "*?["):
             for match in glob.glob(p, recursive=True):  # folders found by the pattern too
-                files += (glob.glob(os.path.join(match, "**", "results.json"), recursive=True)
+                files += (glob.glob(os.path.join(match, "**", RESULTS_JSON), recursive=True)
                           if os.path.isdir(match) else [match])
         elif os.path.isfile(p):
             files.append(p)
@@ -192,16 +195,14 @@ def collect_results(paths):
     runs = []
     for f in sorted(set(files)):
         try:
-            with open(f, encoding="utf-8") as fin:
-                r = json.load(fin)
-        except (OSError, json.JSONDecodeError) as err:
+            run = RunResults.load(f)
+        except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
             raise ValueError(f"{f}: not a readable results.json ({err}); delete or rerun it") from err
         for key in ("test_accuracy", "folds", "attention"):
-            if key not in r:
+            if not run.has(key):
                 raise ValueError(f"{f}: results.json lacks {key!r}; was it written by train.py?")
-        r["_path"] = f
-        r["_localisation"] = _saved_localisation(os.path.dirname(f))
-        runs.append(r)
+        run.localisation = _saved_localisation(os.path.dirname(f))
+        runs.append(run)
     if not runs:
         raise ValueError(f"no results.json found under {', '.join(paths)}")
     return runs
@@ -229,14 +230,15 @@ def _machines(runs):
         >>> _machines([{}])
         ''
     """
-    names = [((r.get("machine") or {}).get("cpu") or "not recorded") for r in runs]
+    names = [as_run_results(r).machine_cpu or "not recorded" for r in runs]
     if all(n == "not recorded" for n in names):
         return ""
     return "; ".join(f"{n} ×{c}" for n, c in Counter(names).items())  # first-seen order
 
 
 def aggregate(runs, support_classes=None):
-    """Group runs by (experiment, attention, epochs, what was tested: the checkpoint rule and
+    """Group runs (:class:`~audioattn_sb.results.RunResults` of :func:`collect_results`, or
+    results.json dicts) by (experiment, attention, epochs, what was tested: the checkpoint rule and
     the weight average) → rows of mean ± std over test folds.
 
     Each row: configuration, number of runs, test folds, accuracy mean/std (sample std, ddof=1),
@@ -257,23 +259,20 @@ def aggregate(runs, support_classes=None):
         (0.6, 0.1414, '1 2')
     """
     groups = OrderedDict()
-    for r in runs:
+    for r in map(as_run_results, runs):
         # runs tested on differently chosen checkpoints (test_checkpoint) or weights (a moving
         # average, average_epochs) are not averaged together
-        tested = r.get("checkpoint_selected_by", "min valid error")
-        if float(r.get("average_epochs") or 0) > 0:
-            tested += f", weights averaged over {float(r['average_epochs']):g} epochs"
-        key = (r.get("experiment_name"), r["attention"]["tag"], r.get("number_of_epochs"), tested)
+        key = (r.experiment_name, r.attention_tag, r.number_of_epochs, r.tested)
         groups.setdefault(key, []).append(r)
     rows = []
     for (exp, tag, epochs, tested), rs in groups.items():
-        accs = [float(r["test_accuracy"]) for r in rs]
-        folds = [k for r in rs for k in r["folds"]["test"]]
-        epoch_s = [s for r in rs for s in r.get("train_epoch_seconds", [])]
+        accs = [float(r.test_accuracy) for r in rs]
+        folds = [k for r in rs for k in r.test_folds]
+        epoch_s = [s for r in rs for s in r.train_epoch_seconds or []]
         dup = sorted({k for k in folds if folds.count(k) > 1})
-        noisy = [float(r["test_noisy_accuracy"]) for r in rs if "test_noisy_accuracy" in r]
-        best = [int(r["best_epoch"]) for r in rs if r.get("best_epoch") is not None]
-        locs = [r["_localisation"] for r in rs if r.get("_localisation")]
+        noisy = [float(r.test_noisy_accuracy) for r in rs if r.test_noisy_accuracy is not None]
+        best = [int(r.best_epoch) for r in rs if r.best_epoch is not None]
+        locs = [r.localisation for r in rs if r.localisation]
         loc_all = len(locs) == len(rs)
         rows.append({
             "experiment": exp,
@@ -287,7 +286,7 @@ def aggregate(runs, support_classes=None):
             "accuracy_std": _std(accs),
             "accuracy_min": min(accs),
             "accuracy_max": max(accs),
-            "error_mean": statistics.fmean(float(r["test_error"]) for r in rs),
+            "error_mean": statistics.fmean(float(r.test_error) for r in rs),
             "epoch_seconds_mean": statistics.fmean(epoch_s) if epoch_s else float("nan"),
             # robust to a run paused or suspended during one epoch (the table shows this one)
             "epoch_seconds_median": statistics.median(epoch_s) if epoch_s else float("nan"),
@@ -307,8 +306,8 @@ def aggregate(runs, support_classes=None):
             "support_median": _median_support(locs) if loc_all else float("nan"),
             "support_median_classes": _median_support(locs, set(support_classes))
             if loc_all and support_classes else float("nan"),
-            "n_last_epoch_best": sum(1 for r in rs if r.get("best_epoch") is not None
-                                     and r.get("best_epoch") == r.get("epochs_completed")),
+            "n_last_epoch_best": sum(1 for r in rs if r.best_epoch is not None
+                                     and r.best_epoch == r.epochs_completed),
             "machines": _machines(rs),
             "accuracies": accs,
         })

@@ -16,10 +16,11 @@
    :func:`build_datasets`; a set-up that fails removes the folders this run created, and only
    those (:mod:`audioattn_sb.run_folder`).
 3. :func:`make_brain`: the corpus's Brain (or the yaml's ``brain_class``).
-4. ``brain.fit`` then ``brain.evaluate`` on the checkpoint the Brain selects.
-5. :func:`evaluate_noisy_test` (``noisy_test_folder``), :func:`evaluate_without_weight_average`
-   (``average_epochs`` > 0: the checkpoint's own weights too), then :func:`write_results`:
-   ``<output_folder>/results.json``.
+4. ``brain.fit``, then :func:`run_tests`: explicit evaluations of the checkpoint the Brain
+   selects, each returning its statistics (the test folds; ``noisy_test_folder``: their noisy
+   copy; ``average_epochs`` > 0: the checkpoint's own weights on both too).
+5. :func:`build_results` (one :class:`~audioattn_sb.results.RunResults`) and
+   :func:`write_results`: ``<output_folder>/results.json``, written once.
 
 ``output_folder: auto`` (the shipped yamls) becomes
 ``results/<experiment_name>/<attention tag>/test<k>_valid<j>/seed<s>`` so that runs of different
@@ -32,6 +33,7 @@ import logging
 import math
 import os
 import platform
+from dataclasses import dataclass
 
 import speechbrain as sb
 import torch
@@ -45,6 +47,7 @@ from audioattn_sb.features import FeatureCache
 from audioattn_sb.hparams import (PeekLoader, check_override_keys,
                                   command_line_checkpoint_interval, default_output_folder,
                                   peek_hparams, resolved_values)
+from audioattn_sb.results import RESULTS_JSON, RunResults
 from audioattn_sb.run_folder import RunFolder
 from audioattn_sb.utils import (atomic_write_text, code_commit, cpu_has_native_bf16,
                                  machine_info)
@@ -257,58 +260,99 @@ def loader_options(hparams):
     return train, hparams.get("test_dataloader_options", train)
 
 
-# --------------------------------------------------------------------------- 5. results
-def evaluate_noisy_test(hparams, brain, corpus):
-    """Test the selected checkpoint again on ``noisy_test_folder``: the same test folds read
-    from a noisy copy of the corpus (``recipes/make_noisy_folds.py``: the events of the clips in
-    white/pink noise, same file names and labels). Manifests go to ``<output_folder>/noisy_test``;
-    returns the results.json entries (``test_noisy_accuracy`` …), or {} when not set."""
+# --------------------------------------------------------------------------- 4. tests
+@dataclass
+class Evaluations:
+    """The statistics of the run's test evaluations (each the Brain's statistics dict of one
+    :meth:`~audioattn_sb.brains.base.ClipBrain.evaluate_split`).
+
+    ``clean``: the test folds (the run's test); ``noisy``: the same folds read from
+    ``noisy_folder`` (``noisy_test_folder``); ``own`` / ``own_noisy``: both again with the
+    checkpoint's own weights when a weight average is in use (``average_epochs`` > 0). None
+    where not run."""
+
+    clean: dict
+    noisy: dict = None
+    noisy_folder: str = None
+    own: dict = None
+    own_noisy: dict = None
+
+
+def run_tests(hparams, brain, test_set, corpus):
+    """The tests of the checkpoint the Brain selects (``test_checkpoint``), each an explicit
+    evaluation that returns its statistics: the test folds (the run's test, kept as
+    ``brain.test_stats``), the noisy copy of them (:func:`noisy_test_set`), and with a weight
+    average in use the checkpoint's own weights on both (paired: what the averaging changes).
+    Returns a :class:`Evaluations`."""
+    opts = loader_options(hparams)[1]
+    clean = brain.evaluate_split(test_set, opts, as_test=True)
+    tests = Evaluations(clean=clean)
+    noisy_set = noisy_test_set(hparams, corpus)
+    if noisy_set is not None:
+        tests.noisy_folder = os.path.abspath(hparams["noisy_test_folder"])
+        tests.noisy = evaluate_noisy_test(hparams, brain, noisy_set, clean)
+    average = brain.weight_average
+    if average is not None and average.active:
+        tests.own = brain.evaluate_split(test_set, opts, use_weight_average=False)
+        if noisy_set is not None:
+            tests.own_noisy = evaluate_noisy_test(hparams, brain, noisy_set, tests.own,
+                                                  use_weight_average=False)
+        logger.info("without the weight average: %s",
+                    without_weight_average_entries(brain, tests)["without_weight_average"])
+    return tests
+
+
+def noisy_test_set(hparams, corpus):
+    """The test folds read from ``noisy_test_folder``: a noisy copy of the corpus
+    (``recipes/make_noisy_folds.py``: the events of the clips in white/pink noise, same file
+    names and labels), its manifests in ``<output_folder>/noisy_test``; None when not set."""
     folder = hparams.get("noisy_test_folder")
     if not folder:
-        return {}
+        return None
     if corpus.multilabel or not corpus.uses_folds:
         raise ValueError("noisy_test_folder is for single-label UrbanSound8K-layout corpora; "
                          f"remove it for {corpus.name} runs")
     manifests, _ = prepare_manifests(hparams, corpus, data_folder=folder,
                                      save_folder=os.path.join(hparams["output_folder"],
                                                               "noisy_test"))
-    test_set = corpus.datasets({"test": manifests["test"]}, hparams, _feature_cache(hparams),
-                               packed_audio(hparams, {"test": manifests["test"]}))["test"]
-    clean = brain.test_stats
-    brain.evaluate(test_set, test_loader_kwargs=loader_options(hparams)[1],
-                   **brain.test_checkpoint_key)
-    noisy, brain.test_stats = brain.test_stats, clean
-    logger.info("noisy test (%s): accuracy %.4f (clean %.4f)", folder, noisy["accuracy"],
-                clean["accuracy"])
-    return {"noisy_test_folder": os.path.abspath(folder),
+    return corpus.datasets({"test": manifests["test"]}, hparams, _feature_cache(hparams),
+                           packed_audio(hparams, {"test": manifests["test"]}))["test"]
+
+
+def evaluate_noisy_test(hparams, brain, noisy_set, clean, use_weight_average=True):
+    """Test the selected checkpoint on ``noisy_set`` (:func:`noisy_test_set`) and return the
+    statistics; the log line compares them with ``clean`` (the same weights' test). The Brain's
+    test statistics are not changed."""
+    noisy = brain.evaluate_split(noisy_set, loader_options(hparams)[1],
+                                 use_weight_average=use_weight_average)
+    logger.info("noisy test (%s): accuracy %.4f (clean %.4f)", hparams["noisy_test_folder"],
+                noisy["accuracy"], clean["accuracy"])
+    return noisy
+
+
+# --------------------------------------------------------------------------- 5. results
+def noisy_test_entries(tests):
+    """The results.json entries of the noisy test (``test_noisy_accuracy`` …), {} without."""
+    if tests.noisy is None:
+        return {}
+    noisy = tests.noisy
+    return {"noisy_test_folder": tests.noisy_folder,
             "test_noisy_accuracy": noisy["accuracy"],
             "test_noisy_loss": noisy["loss"],
             "test_noisy_per_class_accuracy": noisy["per_class_accuracy"],
             "test_noisy_confusion_matrix": noisy["confusion_matrix"]}
 
 
-def evaluate_without_weight_average(hparams, brain, test_set, corpus):
-    """With a ``weight_average`` in use (``average_epochs`` > 0), test the same checkpoint's own
-    weights too — on the test set and, when set, on ``noisy_test_folder`` — so that every run
-    measures what the averaging changes (paired). Returns the results.json entry
-    ``without_weight_average`` (``{"test_accuracy": …, "test_noisy_accuracy": …}``, the Brain's
-    summary statistics), or {} when no average is used. ``brain.test_stats`` is left as it was."""
-    average = brain.weight_average
-    if average is None or not average.active:
+def without_weight_average_entries(brain, tests):
+    """The results.json entry ``without_weight_average`` (``{"test_accuracy": …,
+    "test_noisy_accuracy": …}``: the Brain's summary statistics of the own weights' tests), {}
+    when no weight average was used."""
+    if tests.own is None:
         return {}
-    tested = brain.test_stats
-    brain.use_weight_average = False
-    try:
-        brain.evaluate(test_set, test_loader_kwargs=loader_options(hparams)[1],
-                       **brain.test_checkpoint_key)
-        own = {f"test_{k}": brain.test_stats[k] for k in brain.summary_keys}
-        noisy = evaluate_noisy_test(hparams, brain, corpus)
-        own.update({k: v for k, v in noisy.items()
-                    if k in ("test_noisy_accuracy", "test_noisy_loss")})
-    finally:
-        brain.use_weight_average = True
-        brain.test_stats = tested
-    logger.info("without the weight average: %s", own)
+    own = {f"test_{k}": tests.own[k] for k in brain.summary_keys}
+    if tests.own_noisy is not None:
+        own.update(test_noisy_accuracy=tests.own_noisy["accuracy"],
+                   test_noisy_loss=tests.own_noisy["loss"])
     return {"without_weight_average": own}
 
 
@@ -324,70 +368,82 @@ def _versions():
     }
 
 
-def write_results(hparams, hparams_file, overrides, argv, brain, manifests, corpus, class_names,
-                  epochs_completed, train_seconds, extra=None):
-    """Write ``<output_folder>/results.json`` (on the main process): the command, the data and
-    folds, the attention, the training (epochs, early stop, augmentation, time per epoch), the
-    Brain's own test figures (:meth:`~audioattn_sb.brains.base.ClipBrain.results`), ``extra``
-    (the noisy test), versions, the machine (:func:`~audioattn_sb.utils.machine_info`) and the
-    code's git commit when the run started (:func:`load_hparams`). ``epochs_completed``: the epoch counter after ``fit``
-    (the test stage then loads the tested checkpoint, which sets it back to that epoch:
+def build_results(hparams, brain, corpus, manifests, tests, *, hparams_file, overrides, argv,
+                  epochs_completed, train_seconds):
+    """The run's :class:`~audioattn_sb.results.RunResults`, built once: the command, the data
+    and folds, the attention, the training (epochs, early stop, augmentation, time per epoch),
+    the Brain's figures of the test (:meth:`~audioattn_sb.brains.base.ClipBrain.results` of
+    ``tests.clean``), the noisy test and the own weights' tests (``tests``:
+    :class:`Evaluations`), versions, the machine (:func:`~audioattn_sb.utils.machine_info`)
+    and the code's git commit when the run started (:func:`load_hparams`). Class names:
+    ``hparams["class_names"]``. ``epochs_completed``: the epoch counter after ``fit`` (the test
+    stage then loads the tested checkpoint, which sets it back to that epoch:
     ``tested_epoch``; ``best_epoch`` is the epoch of the best valid checkpoint, the same unless
-    ``test_checkpoint: last``). Returns the dict."""
+    ``test_checkpoint: last``)."""
     tested_epoch = int(hparams["epoch_counter"].current)
     best = brain.best_valid_epoch()
-    results = {
-        "experiment_name": hparams.get("experiment_name"),
-        "hparams_file": os.path.abspath(hparams_file),
-        "overrides": overrides,
-        "overrides_dict": yaml.load(overrides, Loader=PeekLoader) if overrides else {},
-        "command": " ".join(["train.py", *argv]),
-        "data_folder": str(hparams["data_folder"]),
-        **({"folds": {"train": list(hparams["train_fold_nums"]),
-                      "valid": list(hparams["valid_fold_nums"]),
-                      "test": list(hparams["test_fold_nums"])}} if corpus.uses_folds else {}),
-        "attention": {
-            "domain": hparams["attn_domain"],
-            "max_activation": hparams["attn_max_activation"],
-            "alpha": float(getattr(hparams["model"].pooling, "alpha", float("nan"))),
-            "tag": attention_tag(hparams["attn_domain"], hparams["attn_max_activation"],
-                                 hparams.get("attn_alpha")),
-        },
-        "seed": hparams["seed"],
-        "number_of_epochs": hparams["number_of_epochs"],
-        "epochs_completed": epochs_completed,
-        "stopped_early": epochs_completed < int(hparams["number_of_epochs"]),
-        "augment": bool(hparams.get("augment", False)),
-        "mixup_alpha": float(hparams.get("mixup_alpha", 0) or 0),
-        # time constant (epochs) of the tested weights' moving average; 0: the weights themselves
-        "average_epochs": float(getattr(hparams.get("weight_average"), "epochs", 0.0)),
-        "tested_epoch": tested_epoch,  # the checkpoint the test loaded (test_checkpoint)
-        "best_epoch": best if best is not None else tested_epoch,  # lowest valid error / …
-        "n_parameters": int(sum(p.numel() for p in hparams["model"].parameters())),
-        "train_seconds_this_process": round(train_seconds, 3),
-        "train_epoch_seconds": [round(t, 3) for t in getattr(brain, "epoch_seconds", [])],
-        "class_names": class_names,
-        **brain.results(manifests),
-        **(extra or {}),
-        "versions": _versions(),
-        # fold accuracies differ by a few points between CPU models for the same code and seed
-        "machine": machine_info(),
-        "code_commit": hparams.get("code_commit"),  # taken by load_hparams at the start
+    attention = {
+        "domain": hparams["attn_domain"],
+        "max_activation": hparams["attn_max_activation"],
+        "alpha": float(getattr(hparams["model"].pooling, "alpha", float("nan"))),
+        "tag": attention_tag(hparams["attn_domain"], hparams["attn_max_activation"],
+                             hparams.get("attn_alpha")),
     }
     # models whose attention is more than the final pooling (the Transformer) describe it
     describe = getattr(hparams["model"], "attention_info", None)
     if callable(describe):
-        results["attention"].update(describe())
-    path = os.path.join(hparams["output_folder"], "results.json")
+        attention.update(describe())
+    return RunResults(
+        experiment_name=hparams.get("experiment_name"),
+        hparams_file=os.path.abspath(hparams_file),
+        overrides=overrides,
+        overrides_dict=yaml.load(overrides, Loader=PeekLoader) if overrides else {},
+        command=" ".join(["train.py", *argv]),
+        data_folder=str(hparams["data_folder"]),
+        folds={"train": list(hparams["train_fold_nums"]),
+               "valid": list(hparams["valid_fold_nums"]),
+               "test": list(hparams["test_fold_nums"])} if corpus.uses_folds else None,
+        attention=attention,
+        seed=hparams["seed"],
+        number_of_epochs=hparams["number_of_epochs"],
+        epochs_completed=epochs_completed,
+        stopped_early=epochs_completed < int(hparams["number_of_epochs"]),
+        augment=bool(hparams.get("augment", False)),
+        mixup_alpha=float(hparams.get("mixup_alpha", 0) or 0),
+        # time constant (epochs) of the tested weights' moving average; 0: the weights themselves
+        average_epochs=float(getattr(hparams.get("weight_average"), "epochs", 0.0)),
+        tested_epoch=tested_epoch,  # the checkpoint the test loaded (test_checkpoint)
+        best_epoch=best if best is not None else tested_epoch,  # lowest valid error / …
+        n_parameters=int(sum(p.numel() for p in hparams["model"].parameters())),
+        train_seconds_this_process=round(train_seconds, 3),
+        train_epoch_seconds=[round(t, 3) for t in getattr(brain, "epoch_seconds", [])],
+        class_names=hparams.get("class_names"),
+        figures=brain.results(manifests, tests.clean),
+        noisy_test=noisy_test_entries(tests),
+        without_weight_average=without_weight_average_entries(brain, tests).get(
+            "without_weight_average"),
+        versions=_versions(),
+        # fold accuracies differ by a few points between CPU models for the same code and seed
+        machine=machine_info(),
+        code_commit=hparams.get("code_commit"),  # taken by load_hparams at the start
+    )
+
+
+def write_results(results, hparams, brain):
+    """Write ``results`` (:func:`build_results`) once, atomically, as
+    ``<output_folder>/results.json`` (on the main process), and print the test's line. Returns
+    ``results``."""
+    path = os.path.join(hparams["output_folder"], RESULTS_JSON)
     if sb.utils.distributed.if_main_process():
-        atomic_write_text(path, json.dumps(results, indent=2) + "\n")
+        results.write(path)
         line = brain.line_summary()
         logger.info("results written to %s (%s)", path, line)
         print(f"{line}  -> {path}")
     return results
 
 
-__all__ = ["build_datasets", "evaluate_noisy_test", "evaluate_without_weight_average",
-           "load_hparams", "loader_options", "make_brain", "parse_command_line",
-           "run_folder", "attach_teacher", "set_lr_schedule", "warn_if_bf16_is_emulated",
-           "write_results"]
+__all__ = ["Evaluations", "attach_teacher", "build_datasets", "build_results",
+           "evaluate_noisy_test", "load_hparams", "loader_options", "make_brain",
+           "noisy_test_entries", "noisy_test_set", "parse_command_line", "run_folder",
+           "run_tests", "set_lr_schedule", "warn_if_bf16_is_emulated",
+           "without_weight_average_entries", "write_results"]

@@ -72,10 +72,11 @@ step("training epoch (train + valid)", lambda: brain.fit(
 times.update(first)
 epoch_train = brain.epoch_seconds[0]
 times["training epoch: train stage"] = epoch_train
-step("test stage", lambda: brain.evaluate(datasets["test"], test_loader_kwargs=test_opts,
-                                          **brain.checkpoint_key))
-step("results.json", lambda: recipe.write_results(
-    hparams, hparams_file, overrides, argv, brain, manifests, corpus, names, 1, 0.0))
+tests = step("test stage", lambda: recipe.Evaluations(clean=brain.evaluate_split(
+    datasets["test"], test_opts, as_test=True, checkpoint_key=brain.checkpoint_key)))
+step("results.json", lambda: recipe.write_results(recipe.build_results(
+    hparams, brain, corpus, manifests, tests, hparams_file=hparams_file, overrides=overrides,
+    argv=argv, epochs_completed=1, train_seconds=0.0), hparams, brain))
 print("TIMES " + json.dumps(times))
 '''
 

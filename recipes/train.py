@@ -71,13 +71,14 @@ def _run(run, hparams_file, run_opts, overrides, corpus, argv):
     train_seconds = time.time() - start
     epochs_completed = int(hparams["epoch_counter"].current)
 
-    # the test on the tested checkpoint (test_checkpoint: best valid or last), the noisy copy of the test folds, results.json
-    brain.evaluate(datasets["test"], test_loader_kwargs=test_opts, **brain.test_checkpoint_key)
-    extra = recipe.evaluate_noisy_test(hparams, brain, corpus)
-    # with a weight average (average_epochs > 0), the same checkpoint's own weights as well
-    extra.update(recipe.evaluate_without_weight_average(hparams, brain, datasets["test"], corpus))
-    return recipe.write_results(hparams, hparams_file, overrides, argv, brain, manifests, corpus,
-                                class_names, epochs_completed, train_seconds, extra=extra)
+    # the tests of the tested checkpoint (test_checkpoint: best valid or last), each returning its
+    # statistics: the test folds, their noisy copy (noisy_test_folder) and, with a weight average
+    # (average_epochs > 0), the same checkpoint's own weights; then results.json, written once
+    tests = recipe.run_tests(hparams, brain, datasets["test"], corpus)
+    results = recipe.build_results(hparams, brain, corpus, manifests, tests,
+                                   hparams_file=hparams_file, overrides=overrides, argv=argv,
+                                   epochs_completed=epochs_completed, train_seconds=train_seconds)
+    return recipe.write_results(results, hparams, brain).to_dict()
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ LAYERS = {
     "audioattn_sb.attention": 2, "audioattn_sb.augment": 2, "audioattn_sb.training": 2,
     "audioattn_sb.checkpoints": 2,
     "audioattn_sb.metrics": 2, "audioattn_sb.plots": 2, "audioattn_sb.features": 2,
+    "audioattn_sb.results": 2,
     "audioattn_sb.data": 2,
     "audioattn_sb.models": 3, "audioattn_sb.brains": 3, "audioattn_sb.data.corpora": 3,
     "audioattn_sb.hparams": 3,

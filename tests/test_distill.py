@@ -49,7 +49,7 @@ def test_teachers_that_saw_a_test_fold_are_refused(tmp_path):
         check_teacher(run, this)
     with pytest.raises(ValueError, match=r"trained on fold\(s\) \[4\]"):
         check_teacher(run, {"train": [1, 2, 3], "valid": [5], "test": [4]})
-    assert check_teacher(run, {"train": [3, 4, 5], "valid": [2], "test": [1]})["folds"]
+    assert check_teacher(run, {"train": [3, 4, 5], "valid": [2], "test": [1]}).folds
     with pytest.raises(ValueError, match="its classes"):
         check_teacher(run, {"test": [1]}, class_names=["a", "c"])
     with pytest.raises(ValueError, match="no results.json"):

@@ -235,7 +235,7 @@ def test_collect_results_globs_match_folders_and_files(tmp_path):
         _fake_run(str(tmp_path), tag, 1, 0.5)
     by_folder = collect_results([str(tmp_path / "exp" / "discrete-*")])
     by_file = collect_results([str(tmp_path / "exp" / "*" / "*" / "seed0" / "results.json")])
-    assert [r["attention"]["tag"] for r in by_folder] == ["discrete-softmax"]
+    assert [r.attention_tag for r in by_folder] == ["discrete-softmax"]
     assert len(by_file) == 2
 
 

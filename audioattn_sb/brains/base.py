@@ -291,9 +291,9 @@ class ClipBrain(CpuDistributedBrain):
                              "sampler": ShardSampler(len(dataset), self.rank, world)}
         return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
 
-    #: whether validation and test use the ``weight_average`` hparam's averaged weights when it
-    #: has any (the recipe sets it False to also test the model's own weights)
-    use_weight_average = True
+    #: the evaluation :meth:`evaluate_split` is running (None: a plain ``evaluate``, the run's
+    #: test); its options and, at the stage's end, its statistics
+    _evaluation = None
 
     @property
     def weight_average(self):
@@ -302,7 +302,9 @@ class ClipBrain(CpuDistributedBrain):
 
     def on_stage_start(self, stage, epoch=None):
         self._stage_t0 = time.perf_counter()
-        if stage != sb.Stage.TRAIN and self.weight_average is not None and self.use_weight_average:
+        if stage != sb.Stage.TRAIN and self.weight_average is not None and (
+                stage == sb.Stage.VALID or self._evaluation is None
+                or self._evaluation["use_weight_average"]):
             self.weight_average.apply()
         #: per stage, lists the subclasses fill (``loss`` = [(item-mean loss, items), ...])
         self._eval_parts = {"loss": []}
@@ -369,9 +371,39 @@ class ClipBrain(CpuDistributedBrain):
     def _after_test(self, stats):
         """Extra logging / files after the test stage (subclasses)."""
 
-    def results(self, manifests):
-        """The results.json entries of this kind of Brain after the test stage: what was
-        tested and its figures (subclasses; ``manifests``: ``{split: path}``)."""
+    def evaluate_split(self, dataset, loader_kwargs=None, *, use_weight_average=True,
+                       as_test=False, checkpoint_key=None):
+        """Evaluate ``dataset`` on a checkpoint (SpeechBrain's ``evaluate``: the checkpoint
+        ``checkpoint_key`` selects, default :attr:`test_checkpoint_key`; the test stage) and
+        return its statistics (the dict of :meth:`_stats`: :attr:`summary_keys` and the
+        Brain's other figures). The stage logs as every test stage does.
+
+        ``use_weight_average=False``: the checkpoint's own weights even when a
+        ``weight_average`` is in use. ``as_test``: this is the run's test (its statistics
+        become :attr:`test_stats`, which ``results.json`` and :meth:`items_per_process`
+        report, and the subclass writes its test files); otherwise (a noisy copy of the test
+        folds, the own weights) the Brain's ``test_stats`` and files are left as they were."""
+        self._evaluation = {"use_weight_average": bool(use_weight_average),
+                            "as_test": bool(as_test), "stats": None}
+        try:
+            self.evaluate(dataset, test_loader_kwargs=dict(loader_kwargs or {}),
+                          **(checkpoint_key or self.test_checkpoint_key))
+            stats = self._evaluation["stats"]
+        finally:
+            self._evaluation = None
+        if stats is None:
+            raise RuntimeError("the test stage ended without statistics")
+        return stats
+
+    def is_run_test(self):
+        """Whether the test stage running now is the run's test (a plain ``evaluate``, or
+        :meth:`evaluate_split` with ``as_test``), whose statistics become :attr:`test_stats`."""
+        return self._evaluation is None or self._evaluation["as_test"]
+
+    def results(self, manifests, test_stats=None):
+        """The results.json entries of this kind of Brain: what was tested and its figures
+        (subclasses; ``manifests``: ``{split: path}``; ``test_stats``: the test's statistics,
+        default :attr:`test_stats`)."""
         raise NotImplementedError
 
     @property
@@ -427,7 +459,10 @@ class ClipBrain(CpuDistributedBrain):
                 self.checkpointer.save_and_keep_only(
                     meta={**self._checkpoint_meta(stats), "epoch": epoch}, **keys)
         elif stage == sb.Stage.TEST:
-            self.test_stats = stats
+            if self.is_run_test():
+                self.test_stats = stats
+            if self._evaluation is not None:
+                self._evaluation["stats"] = stats
             self._after_test(stats)
             self.hparams.train_logger.log_stats(
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},

@@ -4,7 +4,8 @@ Stages: features (``modules.compute_features``, e.g. Fbank) → normalisation
 (``modules.mean_var_norm``) → ``modules.model(feats, lens)`` returning ``(log-probs [B, C],
 attention)`` → NLL loss. Validation and test accumulate predictions to report accuracy, error, per-class
 accuracy and the confusion matrix; the checkpoint with the lowest valid error is kept, and the test
-stage (run on that checkpoint) leaves its statistics in ``brain.test_stats``.
+stage (run on that checkpoint) leaves its statistics in ``brain.test_stats``
+(:meth:`~audioattn_sb.brains.base.ClipBrain.evaluate_split` returns them).
 
 The hparams the Brain reads: ``epoch_counter``, ``train_logger``, ``checkpointer`` (optional),
 ``lr_annealing`` (optional: a per-batch scheduler with ``on_batch_end(optimizer)``),
@@ -79,9 +80,9 @@ class ClassificationBrain(ClipBrain):
         logger.info("test confusion matrix (rows = true class):\n%s",
                     np.array(stats["confusion_matrix"]))
 
-    def results(self, manifests):
+    def results(self, manifests, test_stats=None):
         """Clips per split, test accuracy, error, loss, per-class accuracy, confusion matrix."""
-        test = self.test_stats
+        test = self.test_stats if test_stats is None else test_stats
         return {
             "checkpoint_selected_by": self.selected_by,
             "n_clips": {s: len(e) for s, e in self.manifest_entries(manifests).items()},

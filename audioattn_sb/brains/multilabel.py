@@ -143,14 +143,16 @@ class MultiLabelBrain(ClipBrain):
         logger.info("test mAP %.4f over %d classes; lowest AP: %s", stats["mAP"],
                     stats["n_classes_scored"], ", ".join(f"{k} {v:.3f}" for v, k in worst))
         folder = getattr(self.hparams, "output_folder", None)
-        if folder and sb.utils.distributed.if_main_process():
+        # the per-class CSV is the run's test's (not that of another evaluation: the own weights)
+        if folder and self.is_run_test() and sb.utils.distributed.if_main_process():
             path = os.path.join(folder, PER_CLASS_CSV)
             atomic_write_text(path, per_class_csv_text(stats))
             self.per_class_csv = path
 
-    def results(self, manifests):
+    def results(self, manifests, test_stats=None):
         """Splits, chunking, clips and chunks per split, loss, test mAP, d′, AUC, per-class AP."""
-        test, valid = self.test_stats, getattr(self, "valid_stats", {})
+        test = self.test_stats if test_stats is None else test_stats
+        valid = getattr(self, "valid_stats", {})
         clips, chunks = {}, {}
         for split, entries in self.manifest_entries(manifests).items():
             clips[split] = len({e["clip"] for e in entries.values()})

@@ -193,14 +193,14 @@ def localise_runs(paths, noisy_folder, events_csv=None, progress=True):
     events = read_events_csv(events_csv or os.path.join(noisy_folder, EVENTS_CSV))
     out = []
     for r in tqdm(collect_results(paths), desc="runs", unit="run", disable=not progress):
-        folder = os.path.dirname(r["_path"])
-        if "overrides_dict" not in r or "hparams_file" not in r:
-            raise ValueError(f"{r['_path']}: no overrides_dict/hparams_file (written by an older "
+        folder = os.path.dirname(r.path)
+        if r.overrides_dict is None or r.hparams_file is None:
+            raise ValueError(f"{r.path}: no overrides_dict/hparams_file (written by an older "
                              "train.py?); run save_attentions.py on it by hand")
-        ov = {k: v for k, v in (r["overrides_dict"] or {}).items()
+        ov = {k: v for k, v in (r.overrides_dict or {}).items()
               if k not in ("cache_folder", "noisy_test_folder")}
         ov.update(data_folder=str(noisy_folder), output_folder=folder)
-        run = load_trained_run(hparams_file=r["hparams_file"], overrides=ov, device="cpu")
+        run = load_trained_run(hparams_file=r.hparams_file, overrides=ov, device="cpu")
         tag = run.attention_config()["tag"]
         res = save_attentions(run, Path(folder) / "saved_attentions" / f"{tag}_events.csv",
                               progress=False, events=events,

@@ -27,7 +27,6 @@ model built from the given hparams/overrides) are ``FileNotFoundError`` / ``Valu
 message that says what to do.
 """
 
-import json
 import logging
 import os
 import pickle
@@ -432,8 +431,9 @@ def _valid_frames(x, lengths):
 def _class_names(run_folder, hparams):
     """Class names from the run's results.json, else the data's csv, else "0", "1", …."""
     try:
-        with open(Path(run_folder) / "results.json", encoding="utf-8") as f:
-            names = json.load(f).get("class_names")
+        from audioattn_sb.results import RunResults
+
+        names = RunResults.load(Path(run_folder) / "results.json").class_names
         if names:
             return list(names)
     except (OSError, ValueError):
