@@ -3,7 +3,7 @@ of the suite runs on the first (tests/conftest.py).
 
 Every test process here uses one intra-op thread, so a pytest session keeps one core busy. The
 trainings behind the real-data fixtures (``esc10_seed_run``, ``esc10_compact_run``,
-``esc10_transformer_runs``: minutes each) do not depend on anything the other tests do: when the
+``esc10_transformer_runs``: one to five minutes each) do not depend on anything the other tests do: when the
 collected tests use one of these fixtures, :func:`start` (called by conftest's
 ``pytest_collection_finish``) begins them in a background thread, one subprocess at a time, in
 the order of :data:`JOBS`. A fixture then calls :func:`wait`: it returns when the fixture's runs
@@ -33,8 +33,8 @@ ESC10_SPLIT = ["--train_fold_nums=[2, 3, 4]", "--valid_fold_nums=[5]", "--test_f
 CONTINUOUS_SPARSEMAX = ["--attn_domain=continuous", "--attn_max_activation=sparsemax"]
 #: seeds of the compact-vs-paper Transformer comparison (tests/test_transformer_compact_real.py)
 TRANSFORMER_SEEDS = (0, 1)
-#: its schedule: epochs of each configuration
-TRANSFORMER_EPOCHS = {"compact": 20, "paper": 20}
+#: its schedule: epochs of each configuration (the compact one warms up 2 epochs)
+TRANSFORMER_EPOCHS = {"compact": 12, "paper": 12}
 
 
 def hparams(name):
