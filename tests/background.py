@@ -78,9 +78,11 @@ def _transformers(root, esc10):
     return runs
 
 
-#: fixture name → builder, in the order the background thread runs them (longest first)
-JOBS = {"esc10_transformer_runs": _transformers, "esc10_compact_run": _compact_acrnn,
-        "esc10_seed_run": _seed_acrnn}
+#: fixture name → builder, in the order the background thread runs them: the order in which the
+#: suite's files need them (test_compact_recipe.py needs the two ACRNNs, test_recipe.py the seed,
+#: test_transformer_compact_real.py the Transformers), so that no fixture waits behind a later one
+JOBS = {"esc10_compact_run": _compact_acrnn, "esc10_seed_run": _seed_acrnn,
+        "esc10_transformer_runs": _transformers}
 
 
 class _Job:

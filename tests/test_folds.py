@@ -357,3 +357,34 @@ def test_runs_tested_with_and_without_a_weight_average_are_not_averaged(tmp_path
         pytest.approx(0.8)
     assert "discrete-softmax (tested: min valid error, weights averaged over 10 epochs)" in \
         rows_to_markdown(rows)
+
+
+def test_box_plot_draws_each_configurations_fold_accuracies(tmp_path, monkeypatch):
+    """The folds plot by content: one box per configuration at x = 1, 2, … and each fold's
+    accuracy as a dot of that box (the runs' own numbers), on a 'test accuracy' axis."""
+    import matplotlib.figure
+
+    from audioattn_sb.folds import aggregate, collect_results
+    from audioattn_sb.plots import box_plot
+
+    accs = {"continuous-biweight": [0.6, 0.8, 0.7], "discrete-softmax": [0.5, 0.55, 0.9]}
+    for tag, values in accs.items():
+        for k, a in enumerate(values, start=1):
+            _fake_run(str(tmp_path), tag, k, a)
+    figures = []
+    savefig = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *a, **k: (figures.append(fig), savefig(fig, *a, **k))[1])
+    rows = aggregate(collect_results([str(tmp_path)]))
+    box_plot(rows, str(tmp_path / "box.png"))
+    (fig,) = figures
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == "test accuracy"
+    dots = {}
+    for coll in ax.collections:
+        for x, y in coll.get_offsets():
+            dots.setdefault(int(round(x)), []).append(round(float(y), 6))
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert sorted(labels) == sorted(accs)
+    for x, label in enumerate(labels, start=1):
+        assert sorted(dots[x]) == sorted(accs[label]), (label, dots)

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -224,12 +225,44 @@ def test_attention_csv_columns_units_and_densities(exported, demo_trained_runs, 
 
 
 @pytest.mark.slow
-def test_plots_from_the_csvs(exported, tmp_path):
+def test_plots_from_the_csvs(exported, tmp_path, monkeypatch):
+    import audioattn_sb.plots as plots
+
     disc = exported["discrete"]["run"] / "saved_attentions" / "discrete.csv"
     cont = exported["continuous"]["run"] / "saved_attentions" / "continuous.csv"
     out = tmp_path / "plots"
+    figures = {}   # png name → the figure saved there (checked by content below)
+    save_figure = plots.save_figure
+
+    def keep(fig, path):
+        figures[os.path.basename(str(path))] = fig
+        return save_figure(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
     written = plot_attentions_main([str(cont), "--compare", str(disc), "--out", str(out),
                                     "--max_clips", "2"])
+    # by content: each clip's figure draws the density the CSV holds for that clip (read here
+    # with the csv module), on a time axis in seconds
+    with open(density_csv_path(cont), newline="") as f:
+        curves = {}
+        for row in csv.DictReader(f):
+            curves.setdefault(row["file_id"], []).append((float(row["t_seconds"]),
+                                                          float(row["density"])))
+    drawn = 0
+    for name, fig in figures.items():
+        if not name.startswith("attention_"):
+            continue
+        fid = name[len("attention_"):-4]
+        t_ref, d_ref = map(np.array, zip(*curves[fid]))
+        lines = [ln for ax in fig.axes for ln in ax.get_lines()
+                 if len(ln.get_xdata()) == len(t_ref) and len(t_ref) > 2]
+        assert lines, f"{name}: no curve of the clip's {len(t_ref)} density points"
+        np.testing.assert_allclose(lines[0].get_xdata(), t_ref, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(lines[0].get_ydata(), d_ref, rtol=1e-5, atol=1e-6)
+        assert lines[0].axes.get_ylabel() == "attention density (1/s)"
+        assert any(ax.get_xlabel() == "time (s)" for ax in fig.axes)
+        drawn += 1
+    assert drawn == 2
     names = sorted(p.split("/")[-1] for p in written)
     assert len([n for n in names if n.startswith("attention_")]) == 2
     assert len([n for n in names if n.startswith("compare_")]) == 2
