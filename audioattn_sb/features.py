@@ -4,6 +4,8 @@ in-memory feature cache."""
 import torch
 from speechbrain.processing.features import InputNormalization
 
+from audioattn_sb.lengths import frame_counts
+
 
 def frame_lengths(wav_lens, n_samples, n_frames, hop_samples):
     """Relative frame lengths that count exactly the frames a clip has on its own.
@@ -17,7 +19,7 @@ def frame_lengths(wav_lens, n_samples, n_frames, hop_samples):
         >>> frame_lengths(torch.tensor([32137 / 48000, 1.0]), 48000, 301, 160).mul(301).tolist()
         [201.0, 301.0]
     """
-    n = torch.round(wav_lens.double() * n_samples)
+    n = frame_counts(wav_lens, n_samples).double()
     frames = torch.clamp(torch.div(n, hop_samples, rounding_mode="floor") + 1, max=n_frames)
     return (frames / n_frames).to(wav_lens.dtype)
 
@@ -83,7 +85,7 @@ class ClipNormalization(torch.nn.Module):
         if lengths is None:
             counts = torch.full((x.shape[0],), n_frames, device=x.device)
         else:
-            counts = torch.round(lengths.double() * n_frames).clamp(1, n_frames).to(x.device)
+            counts = frame_counts(lengths, n_frames).clamp(min=1).to(x.device)
         mask = (torch.arange(n_frames, device=x.device)[None, :] < counts[:, None]).to(x.dtype)
         mask = mask.reshape(mask.shape + (1,) * (x.dim() - 2))
         n = mask.sum(1, keepdim=True) * x[0, 0].numel()

@@ -239,3 +239,25 @@ def test_no_forward_hooks_and_no_attention_state_on_the_brain():
     assert not hooks, hooks
     assert not state, state
     assert not assigned, assigned
+
+
+def test_frame_counts_and_positions_have_one_rule():
+    """lengths.py alone turns relative lengths into counts (round(rel · L) in float64) and
+    places frames ((2ℓ−1)/(2L)): no other module of the package rounds relative lengths or
+    writes the mid-point formula (the re-derivations had different clamps)."""
+    rounding = re.compile(r"round\([^)\n]*\b(len|lens|lengths|wav_lens|len_rel)\b")
+    midpoint = re.compile(r"2(\.0)?\s*\*\s*\w+\s*-\s*1(\.0)?\)")
+    found = []
+    for path in sorted(PKG.rglob("*.py")):
+        if path.name == "lengths.py":
+            continue
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            code = line.split("#")[0]
+            if ">>>" in code or "``" in code:   # doctests and docstring formulas
+                continue
+            if rounding.search(code) or midpoint.search(code):
+                found.append(f"{path.relative_to(REPO)}:{i}: {line.strip()}")
+    assert not found, "\n".join(found)
+    # and the checks see such a line
+    assert rounding.search("counts = torch.round(lengths.double() * n)")
+    assert midpoint.search("pos = (2.0 * idx - 1.0) / (2.0 * n)")

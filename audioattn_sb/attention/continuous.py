@@ -49,7 +49,7 @@ from audioattn_sb.attention.discrete import AdditiveScorer, masked_attention
 from audioattn_sb.attention.max_activations import resolve_continuous
 from audioattn_sb.attention.output import Attention
 from audioattn_sb.attention.value_function import RidgeValueFunction, gaussian_basis
-from audioattn_sb.lengths import frame_counts
+from audioattn_sb.lengths import clip_frame_positions, frame_counts
 
 ENCODERS = ("moments_alpha", "moments_softmax", "direct")
 
@@ -221,8 +221,7 @@ class ContinuousAttentionPooling(nn.Module):
         work = torch.float64 if x.dtype == torch.float64 else torch.float32
         if self.encoder != "direct":
             batch, max_len = mask.shape
-            idx = torch.arange(1, max_len + 1, device=x.device, dtype=work)
-            pos = (2.0 * idx - 1.0)[None, :] / (2.0 * abs_len.to(work)[:, None])
+            pos = clip_frame_positions(abs_len, max_len, work)
             pos = pos * mask  # padded positions (weight 0) kept finite and irrelevant
             p = weights.to(work)
             mu = (p * pos).sum(-1)

@@ -38,21 +38,7 @@ from collections import OrderedDict
 
 import torch
 
-
-def frame_positions(length, dtype=torch.float32, device=None):
-    """Mid-point positions t_ℓ = (2ℓ−1)/(2L), ℓ = 1..L, in [0, 1].
-
-    Example:
-        >>> frame_positions(4).tolist()
-        [0.125, 0.375, 0.625, 0.875]
-        >>> frame_positions(1).tolist()
-        [0.5]
-    """
-    length = int(length)
-    if length < 1:
-        raise ValueError(f"length must be ≥ 1, got {length}")
-    idx = torch.arange(1, length + 1, dtype=torch.float64, device=device)
-    return ((2.0 * idx - 1.0) / (2.0 * length)).to(dtype)
+from audioattn_sb.lengths import frame_positions
 
 
 def gaussian_basis(num_centres=64, basis_sigmas=(0.1, 0.5), dtype=torch.float32, device=None):
@@ -155,8 +141,7 @@ class RidgeValueFunction:
     def _build(self, length):
         """G_L [L, N] in float64 on the CPU."""
         pad = (length + 1) // 2 if self.pad else 0
-        idx = torch.arange(1 - pad, length + pad + 1, dtype=torch.float64)
-        grid = (2.0 * idx - 1.0) / (2.0 * length)
+        grid = frame_positions(length, torch.float64, pad=pad)
         feats = evaluate_basis(grid, self.centres, self.sigmas).T  # F [N, L']
         gram = feats @ feats.T
         gram.diagonal().add_(self.ridge_penalty)

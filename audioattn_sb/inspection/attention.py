@@ -69,8 +69,9 @@ def frame_positions(n_frames):
         >>> frame_positions(4).tolist()
         [0.125, 0.375, 0.625, 0.875]
     """
-    n = int(n_frames)
-    return (2.0 * np.arange(1, n + 1) - 1.0) / (2.0 * n)
+    from audioattn_sb.lengths import frame_positions as positions
+
+    return positions(n_frames, torch.float64).numpy()
 
 
 def _float(value):

@@ -412,7 +412,9 @@ def _valid_lengths(x, lengths):
     n = x.shape[1]
     if lengths is None:
         return [int(n)] * x.shape[0]
-    return torch.round(lengths.detach().cpu().double() * n).long().clamp(0, n).tolist()
+    from audioattn_sb.lengths import frame_counts
+
+    return frame_counts(lengths.detach().cpu(), n).tolist()
 
 
 def _valid_frames(x, lengths):
@@ -424,7 +426,9 @@ def _valid_frames(x, lengths):
     if lengths is None:
         counts = [n] * x.shape[0]
     else:
-        counts = torch.round(lengths.detach().cpu().double() * n).long().clamp(1, n).tolist()
+        from audioattn_sb.lengths import frame_counts
+
+        counts = frame_counts(lengths.detach().cpu(), n).tolist()
     return [x[i, :c].numpy() for i, c in enumerate(counts)]
 
 

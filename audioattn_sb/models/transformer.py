@@ -496,7 +496,7 @@ class AudioTransformer(nn.Module):
         lengths = torch.as_tensor(lengths, device=wavs.device).reshape(-1)
         if lengths.numel() != batch:
             raise ValueError(f"expected {batch} relative lengths, got {lengths.numel()}")
-        return torch.round(lengths.double() * n_samples).long().clamp(0, n_samples)
+        return frame_counts(lengths, n_samples)
 
     def patchify(self, wavs, lengths=None):
         """wavs [B, N], relative lengths [B] → (patches [B, L, P], patches per clip [B] long) of
