@@ -44,6 +44,27 @@ class FeatureCache:
         self.compute_features = compute_features
         self.store = {}
 
+    @classmethod
+    def for_hparams(cls, hparams, compute_features=None, device=None):
+        """The feature cache of a run's hyperparameters (the one way training and inspection
+        build it): None unless ``feature_cache: True``; features by ``compute_features`` (default
+        the yaml's), the audio moved to ``device`` first when given.
+
+        Example:
+            >>> FeatureCache.for_hparams({"feature_cache": False}) is None
+            True
+            >>> c = FeatureCache.for_hparams({"feature_cache": True}, lambda w: w * 2, "cpu")
+            >>> c("a", lambda: torch.ones(1, 2)).tolist()
+            [2.0, 2.0]
+        """
+        if not hparams.get("feature_cache", False):
+            return None
+        compute = compute_features if compute_features is not None else \
+            hparams["compute_features"]
+        if device is None:
+            return cls(compute)
+        return cls(lambda wave: compute(wave.to(device)))
+
     def __call__(self, key, load_audio):
         feats = self.store.get(key)
         if feats is None:

@@ -180,7 +180,7 @@ def build_datasets(hparams, manifests, corpus):
 
 def _feature_cache(hparams):
     """A :class:`FeatureCache` of the yaml's ``compute_features`` when ``feature_cache: True``."""
-    return FeatureCache(hparams["compute_features"]) if hparams.get("feature_cache") else None
+    return FeatureCache.for_hparams(hparams)
 
 
 def set_lr_schedule(hparams, n_train):

@@ -261,3 +261,14 @@ def test_frame_counts_and_positions_have_one_rule():
     # and the checks see such a line
     assert rounding.search("counts = torch.round(lengths.double() * n)")
     assert midpoint.search("pos = (2.0 * idx - 1.0) / (2.0 * n)")
+
+
+def test_the_feature_cache_is_built_one_way():
+    """Training and inspection build their FeatureCache through FeatureCache.for_hparams only
+    (three hand-built variants differed in where the audio went before the features)."""
+    found = []
+    for path in sorted(PKG.rglob("*.py")):
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if "FeatureCache(" in line and ">>>" not in line and "class FeatureCache" not in line:
+                found.append(f"{path.relative_to(REPO)}:{i}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -304,10 +304,8 @@ def split_data(run, split="test", limit=None, with_manifest=False):
             cache_folder=inspection_cache_folder(run))
     if split not in manifests:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(manifests)}")
-    cache = None
-    if run.hparams.get("feature_cache", False):
-        compute = run.brain.modules["compute_features"]
-        cache = FeatureCache(lambda wave: compute(wave.to(run.device)))
+    cache = FeatureCache.for_hparams(run.hparams, run.brain.modules["compute_features"],
+                                     run.device)
     dataset = corpus.datasets({split: manifests[split]}, run.hparams, cache)[split]
     if limit is not None and limit >= 0:
         dataset = dataset.filtered_sorted(select_n=int(limit))

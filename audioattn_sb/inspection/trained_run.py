@@ -355,9 +355,10 @@ class TrainedRun:
 
         ids = list(ids) if ids is not None else [str(i) for i in range(len(waves))]
         waves = [torch.as_tensor(w, dtype=torch.float32).reshape(-1) for w in waves]
-        if self.hparams.get("feature_cache", False):
-            cache = FeatureCache(self.brain.modules["compute_features"])
-            items = [{"id": i, "feats": cache(i, lambda w=w: w.unsqueeze(0).to(self.device))}
+        cache = FeatureCache.for_hparams(self.hparams, self.brain.modules["compute_features"],
+                                         self.device)
+        if cache is not None:
+            items = [{"id": i, "feats": cache(i, lambda w=w: w.unsqueeze(0))}
                      for i, w in zip(ids, waves)]
         else:
             items = [{"id": i, "sig": w} for i, w in zip(ids, waves)]
