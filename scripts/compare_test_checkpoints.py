@@ -31,14 +31,15 @@ def evaluate(run_folder):
     from audioattn_sb.brains.base import TEST_CHECKPOINT_RULES, checkpoint_rule_key
     from audioattn_sb.checkpoints import AtomicCheckpointer
     from audioattn_sb.inspection.trained_run import load_checkpoint_weights, load_trained_run
+    from audioattn_sb.results import RunResults
 
     run = load_trained_run(run_folder, device="cpu")
-    res = json.loads(open(os.path.join(run_folder, "results.json")).read())
+    res = RunResults.load(os.path.join(run_folder, "results.json"))
     recoverables = dict(run.hparams["checkpointer"].recoverables)
     ckpter = AtomicCheckpointer(os.path.join(run_folder, "save"))
     manifests = {"test": os.path.join(run_folder, "test.json"),
                  "noisy": os.path.join(run_folder, "noisy_test", "test.json")}
-    row = {"run": run_folder, "reported_test": res["test_accuracy"],
+    row = {"run": run_folder, "reported_test": res.test_accuracy,
            "reported_rule": run.hparams.get("test_checkpoint", "best_valid")}
     for rule in TEST_CHECKPOINT_RULES:
         ckpt = ckpter.find_checkpoint(**checkpoint_rule_key(rule, {"min_key": "error"}))

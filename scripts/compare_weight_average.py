@@ -15,21 +15,21 @@ counted and skipped; none with one is an error.
 """
 
 import argparse
-import json
 import os
 import sys
 
 
 def row_of(path):
     """The CSV row of one results.json, or None when the run had no weight average."""
-    res = json.loads(open(path, encoding="utf-8").read())
-    own = res.get("without_weight_average")
+    from audioattn_sb.results import RunResults
+
+    res = RunResults.load(path)
+    own = res.without_weight_average
     if not own:
         return None
-    metric = "accuracy" if "test_accuracy" in res else "mAP"
     return {"run": os.path.dirname(path), "variant": path.split(os.sep)[-4],
-            "average_epochs": res.get("average_epochs"), "tested_epoch": res.get("tested_epoch"),
-            "averaged_test": res[f"test_{metric}"], "own_test": own[f"test_{metric}"],
+            "average_epochs": res.average_epochs, "tested_epoch": res.tested_epoch,
+            "averaged_test": res.test_score, "own_test": own[f"test_{res.metric}"],
             "averaged_noisy": res.get("test_noisy_accuracy", ""),
             "own_noisy": own.get("test_noisy_accuracy", "")}
 
