@@ -37,6 +37,8 @@ import numpy as np
 import torch
 import yaml
 
+from audioattn_sb.lengths import frame_counts
+
 logger = logging.getLogger(__name__)
 
 #: keys of a trained run's hyperparams.yaml pointed at the run folder when it is loaded by folder
@@ -413,8 +415,6 @@ def _valid_lengths(x, lengths):
     n = x.shape[1]
     if lengths is None:
         return [int(n)] * x.shape[0]
-    from audioattn_sb.lengths import frame_counts
-
     return frame_counts(lengths.detach().cpu(), n).tolist()
 
 
@@ -427,8 +427,6 @@ def _valid_frames(x, lengths):
     if lengths is None:
         counts = [n] * x.shape[0]
     else:
-        from audioattn_sb.lengths import frame_counts
-
         counts = frame_counts(lengths.detach().cpu(), n).tolist()
     return [x[i, :c].numpy() for i, c in enumerate(counts)]
 
