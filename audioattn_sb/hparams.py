@@ -49,6 +49,35 @@ def resolved_values(hparams_file, overrides=""):
     return yaml.load(text, Loader=PeekLoader) or {}
 
 
+def last_override_wins(overrides):
+    """SpeechBrain's overrides string with each key kept once, at its last value: a key given
+    twice on the command line (``scripts/demo.sh --number_of_epochs=12`` after the script's own
+    ``--number_of_epochs=8``) means the later one, as in argparse, instead of HyperPyYAML's
+    duplicate-key error. An entry is a top-level ``key: value`` line with its indented
+    continuation lines.
+
+    Example:
+        >>> last_override_wins("number_of_epochs: 8\\nseed: 3\\nnumber_of_epochs: 12")
+        'seed: 3\\nnumber_of_epochs: 12'
+        >>> last_override_wins("")
+        ''
+    """
+    if not overrides:
+        return overrides
+    entries = []
+    for line in overrides.split("\n"):
+        if entries and (not line.strip() or line[:1].isspace()):
+            entries[-1].append(line)
+        else:
+            entries.append([line])
+    last = {}
+    for entry in entries:
+        key = entry[0].split(":", 1)[0].strip()
+        last.pop(key, None)
+        last[key] = "\n".join(entry)
+    return "\n".join(last.values())
+
+
 def check_override_keys(hparams_file, overrides):
     """Raise ``ValueError`` naming the first override that is not a key of ``hparams_file``,
     with the closest valid keys (difflib), instead of HyperPyYAML's traceback listing every key.

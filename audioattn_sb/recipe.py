@@ -44,7 +44,7 @@ from audioattn_sb.attention import attention_tag
 from audioattn_sb.brains.base import checkpoint_rule_key
 from audioattn_sb.data.corpora import get_corpus, packed_audio, prepare_manifests
 from audioattn_sb.features import FeatureCache
-from audioattn_sb.hparams import (PeekLoader, check_override_keys,
+from audioattn_sb.hparams import (PeekLoader, check_override_keys, last_override_wins,
                                   command_line_checkpoint_interval, default_output_folder,
                                   peek_hparams, resolved_values)
 from audioattn_sb.results import RESULTS_JSON, RunResults
@@ -66,6 +66,7 @@ def parse_command_line(argv):
     any work: unknown overrides, the corpus's checks (fold protocol; ``n_classes: auto`` read from
     the data), and ``output_folder: auto`` resolved (:func:`default_output_folder`)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(list(argv))
+    overrides = last_override_wins(overrides)
     check_override_keys(hparams_file, overrides)
     run_opts = command_line_checkpoint_interval(run_opts)
     values = peek_hparams(hparams_file, overrides)

@@ -9,6 +9,7 @@
 #      true event) and build the HTML attention browser;
 #   4. print the results table and the paths of the PNGs and the HTML page.
 #   bash scripts/demo.sh [EXTRA TRAIN.PY OVERRIDES, e.g. --number_of_epochs=12]
+#   DEMO_DATA=DIR DEMO_OUT=DIR bash scripts/demo.sh   # elsewhere than data/demo_events, results/demo
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
@@ -17,8 +18,8 @@ bash "$here/scripts/install.sh" 2> >(grep -v "is ignored: it is neither a file n
 cd "$here"
 PY="$VENV/bin/python"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-DATA=data/demo_events
-OUT=results/demo
+DATA=${DEMO_DATA:-data/demo_events}
+OUT=${DEMO_OUT:-results/demo}
 EXP=$OUT/urbansound8k_acrnn_compact
 "$PY" recipes/make_demo_data.py --layout events --out "$DATA"
 "$PY" recipes/run_folds.py hparams/urbansound8k_acrnn_compact.yaml --data_folder="$DATA" \
