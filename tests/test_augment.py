@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 import speechbrain as sb
 import torch
+import torch.nn.functional as F
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
@@ -156,13 +157,46 @@ def test_single_label_mixup_loss_is_the_lambda_weighted_nll():
     logp = torch.log_softmax(torch.randn(4, 5), dim=-1)
     labels = torch.tensor([0, 3, 3, 1])
     perm, lam = torch.tensor([2, 0, 3, 1]), torch.tensor([0.9, 0.5, 0.2, 0.7])
-    fake = SimpleNamespace(_count_items=lambda n: None)
+    fake = SimpleNamespace(_count_items=lambda n: None, hparams=SimpleNamespace())
     batch = SimpleNamespace(label=SimpleNamespace(data=labels[:, None]))
     forward = ForwardOutput(logp, Attention(), mix=(perm, lam))
     loss = ClassificationBrain.compute_objectives(fake, forward, batch, sb.Stage.TRAIN)
     expected = torch.stack([-(lam[i] * logp[i, labels[i]] + (1 - lam[i]) * logp[i, labels[perm[i]]])
                             for i in range(4)]).mean()
     assert torch.allclose(loss, expected)
+
+
+def test_label_smoothing_loss_matches_torch_and_stays_out_of_evaluation():
+    """``label_smoothing`` ε: the training loss equals torch's own
+    ``cross_entropy(label_smoothing=ε)`` on the same logits; with mixup it is the
+    cross-entropy against ``(1 − ε)·mixed + ε/C`` (hand computation); validation reports the
+    plain NLL."""
+    from audioattn_sb.attention.output import Attention
+    from audioattn_sb.brains.base import ForwardOutput
+    from audioattn_sb.brains.classification import ClassificationBrain
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 5)
+    logp = torch.log_softmax(logits, dim=-1)
+    labels = torch.tensor([0, 3, 3, 1, 4, 2])
+    batch = SimpleNamespace(label=SimpleNamespace(data=labels[:, None]))
+    kept = []
+    fake = SimpleNamespace(_count_items=lambda n: None, hparams=SimpleNamespace(label_smoothing=0.1),
+                           _keep=lambda loss, n, **kw: kept.append(loss))
+    loss = ClassificationBrain.compute_objectives(fake, ForwardOutput(logp, Attention()), batch,
+                                                  sb.Stage.TRAIN)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, labels, label_smoothing=0.1))
+    assert not torch.allclose(loss, F.nll_loss(logp, labels))
+    perm, lam = torch.tensor([2, 0, 3, 1, 5, 4]), torch.tensor([0.9, 0.5, 0.2, 0.7, 1.0, 0.6])
+    mixed = ClassificationBrain.compute_objectives(
+        fake, ForwardOutput(logp, Attention(), mix=(perm, lam)), batch, sb.Stage.TRAIN)
+    expected = torch.stack([-(0.9 * (lam[i] * logp[i, labels[i]]
+                                     + (1 - lam[i]) * logp[i, labels[perm[i]]])
+                              + 0.1 * logp[i].mean()) for i in range(6)]).mean()
+    torch.testing.assert_close(mixed, expected)
+    valid = ClassificationBrain.compute_objectives(fake, ForwardOutput(logp, Attention()), batch,
+                                                   sb.Stage.VALID)
+    torch.testing.assert_close(valid, F.nll_loss(logp, labels))
 
 
 # --------------------------------------------------------------------------- the Brain

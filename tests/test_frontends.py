@@ -18,7 +18,8 @@ from audioattn_sb.models.transformer import AudioTransformer, signal_to_position
 TINY = dict(n_layers=2, d_model=16, n_heads=4, ff_dim=24, frontend_dim=32, dropout=0.0)
 CONV = {"n_filters": 8, "kernel_size": 400, "hop": 160, "channels": 12, "strides": [2, 2]}
 FRONT_ENDS = {"dense": {}, "dense_overlap": {"frontend_hop": 200},
-              "conv": {"frontend": "conv", "frontend_options": CONV}}
+              "conv": {"frontend": "conv", "frontend_options": CONV},
+              "conv2d": {"frontend": "conv", "frontend_options": {**CONV, "conv_dims": 2}}}
 
 
 def test_gabor_filter_against_a_hand_computation():
@@ -52,9 +53,10 @@ def test_gabor_filters_peak_at_their_mel_centres():
     assert np.all(np.diff(peaks) > 0)
 
 
+@pytest.mark.parametrize("conv_dims", [1, 2])
 @pytest.mark.parametrize("n", [1, 159, 160, 161, 639, 640, 641, 16000, 64000])
-def test_conv_token_counts_match_the_output(n):
-    stem = ConvStem(8, n_filters=4, channels=4)
+def test_conv_token_counts_match_the_output(n, conv_dims):
+    stem = ConvStem(8, n_filters=4, channels=4, conv_dims=conv_dims)
     h, counts = stem(torch.randn(1, n), torch.tensor([n]))
     assert counts.item() == h.shape[1] == conv_token_counts(torch.tensor([n]), 160, (2, 2)).item()
     assert counts.item() == math.ceil(math.ceil(math.ceil(n / 160) / 2) / 2)
@@ -77,17 +79,32 @@ def test_padding_does_not_change_a_clip(name):
     assert info_padded.weights[0, n:].abs().sum() == 0
 
 
-@pytest.mark.parametrize("name", ["dense", "dense_overlap", "conv"])
+@pytest.mark.parametrize("name", ["dense", "dense_overlap", "conv", "conv2d"])
 def test_front_end_gradcheck_float64(name):
     torch.manual_seed(0)
-    if name == "conv":
-        fe = ConvStem(6, n_filters=3, kernel_size=20, hop=8, channels=4, compression=10.0)
+    if name.startswith("conv"):
+        fe = ConvStem(6, n_filters=3, kernel_size=20, hop=8, channels=4, compression=10.0,
+                      conv_dims=2 if name == "conv2d" else 1)
     else:
         fe = DensePatches(20, 8, 6, hop=10 if name == "dense_overlap" else None)
     fe = fe.double()
     x = torch.randn(2, 70, dtype=torch.float64, requires_grad=True)
     n = torch.tensor([70, 45])
     assert torch.autograd.gradcheck(lambda w: fe(w, n)[0], (x,), eps=1e-6, atol=1e-5)
+
+
+def test_conv2d_stem_kernels_slide_along_the_bands():
+    """The 2-D stem's first convolution is one kernel moved along the bands: band energies
+    shifted up by 2 bands (stride 2) give the first layer's map shifted up by one row (the
+    rows away from the edges), where the 1-D stem mixes all bands in one channel."""
+    torch.manual_seed(0)
+    stem = ConvStem(8, n_filters=16, channels=4, strides=[1], conv_dims=2).double()
+    conv = stem.convs[0]
+    x = torch.zeros(1, 1, 16, 10, dtype=torch.float64)
+    x[0, 0, 4:7, 3:6] = torch.randn(3, 3, dtype=torch.float64)
+    moved = torch.roll(x, 2, dims=2)
+    torch.testing.assert_close(conv(moved)[..., 3:7, :], conv(x)[..., 2:6, :])
+    assert stem.proj.in_features == 4 * 8
 
 
 def test_bad_configurations_are_refused():
@@ -101,6 +118,8 @@ def test_bad_configurations_are_refused():
         ConvStem(8, kernel_size=100, hop=160)
     with pytest.raises(ValueError, match="time_masks and band_masks are"):
         ConvStem(8, time_masks=(2, -1))
+    with pytest.raises(ValueError, match="conv_dims must be 1 or 2, got 3"):
+        ConvStem(8, conv_dims=3)
     with pytest.raises(ValueError, match="input_norm must be one of none, gain"):
         AudioTransformer(5, input_norm="rms")
     with pytest.raises(ValueError, match="patchify is the dense front end's"):

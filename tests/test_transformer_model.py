@@ -424,3 +424,27 @@ def test_recipe_two_epochs(demo_us8k, tmp_path):
     assert sum(map(sum, res["test_confusion_matrix"])) == res["n_clips"]["test"] == 30
     assert any((out / "save").glob("CKPT*/model.ckpt"))
     assert any((out / "save").glob("CKPT*/lr_annealing.ckpt"))
+
+
+def test_stochastic_depth_rates_expectation_and_eval_identity():
+    """``drop_path`` p: layer i of L gets p·i/(L − 1); in training a branch is dropped for a
+    whole clip with probability p and kept ones are scaled by 1/(1 − p) (mean factor 1); in
+    evaluation the model equals the same weights without stochastic depth; p = 1 is refused."""
+    torch.manual_seed(0)
+    model = AudioTransformer(5, n_layers=5, drop_path=0.2, **TINY)
+    assert [layer.drop_path for layer in model.layers] == pytest.approx([0, 0.05, 0.1, 0.15, 0.2])
+    layer = model.layers[-1].train()
+    factors = torch.cat([layer.branch_keep(torch.zeros(1000, 3, 4)).flatten() for _ in range(20)])
+    assert factors.unique().tolist() == pytest.approx([0.0, 1 / 0.8])
+    assert (factors == 0).float().mean().item() == pytest.approx(0.2, abs=0.02)
+    assert factors.mean().item() == pytest.approx(1.0, abs=0.03)
+    plain = AudioTransformer(5, n_layers=5, **TINY)
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(2, 8000)
+    torch.testing.assert_close(model.eval()(x)[0], plain.eval()(x)[0])
+    model.train()
+    torch.manual_seed(1)
+    outs = [model(x)[0] for _ in range(2)]
+    assert not torch.allclose(outs[0], outs[1])
+    with pytest.raises(ValueError, match=r"drop_path must be in \[0, 1\), got 1.0"):
+        AudioTransformer(5, n_layers=2, drop_path=1.0, **TINY)

@@ -38,13 +38,21 @@ class ClassificationBrain(ClipBrain):
 
     def compute_objectives(self, forward, batch, stage):
         """The loss of ``forward`` (:class:`~audioattn_sb.brains.base.ForwardOutput`): NLL of
-        its predictions (against the mixed targets with mixup), mixed with the distillation term
-        when it carries a teacher's log-probabilities."""
+        its predictions (against the mixed targets with mixup; in training, with
+        ``label_smoothing`` ε the targets are ``(1 − ε)·y + ε / C``), mixed with the
+        distillation term when it carries a teacher's log-probabilities."""
         predictions = forward.predictions
         targets = batch.label.data.reshape(-1).to(predictions.device)
         mix = forward.mix if stage == sb.Stage.TRAIN else None
-        if mix is not None:  # mixup: NLL against the mixed class distribution
-            soft = mix_targets(F.one_hot(targets, predictions.shape[-1]), *mix)
+        smoothing = float(getattr(self.hparams, "label_smoothing", 0.0) or 0.0)
+        if stage != sb.Stage.TRAIN:
+            smoothing = 0.0  # validation and test report the plain NLL
+        if mix is not None or smoothing:  # cross-entropy against a soft class distribution
+            n = predictions.shape[-1]
+            soft = F.one_hot(targets, n).float()
+            if mix is not None:  # mixup: the mixed class distribution
+                soft = mix_targets(soft, *mix)
+            soft = (1 - smoothing) * soft + smoothing / n  # label smoothing (ε spread evenly)
             loss = -(soft * predictions.float()).sum(dim=-1).mean()
         else:
             loss = F.nll_loss(predictions.float(), targets)

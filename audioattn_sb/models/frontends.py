@@ -18,6 +18,10 @@ clip's own count is zeroed, so whatever padding a batch carries changes no valid
   ``hop·∏strides`` samples: 10 ms × 4 = 40 ms by default), ``LayerNorm`` and ``Linear → D``.
   A shift of the waveform by a few samples changes the band energies little (a (cos, sin)
   pair's energy does not depend on the phase), where it gives an unrelated dense-patch vector.
+  ``conv_dims: 2`` makes the strided convolutions two-dimensional over (band, time), as a
+  log-mel CNN's: ``Conv2d(k=3, stride (2, s)) + GELU`` each, the bands halved by each, the
+  (channel, band) map of a token flattened before the ``LayerNorm``: a pattern that moves
+  along the bands meets the same kernel.
   ``time_masks`` / ``band_masks`` (count, widest): SpecAugment's masks on the log band energies,
   in training mode only (:func:`mask_bands`), as the compact ACRNN's feature masks.
 
@@ -115,9 +119,9 @@ def conv_token_counts(n_samples, hop, strides):
 
 
 def _keep_valid(x, counts):
-    """Zero the frames past each clip's count: x [B, C, T], counts [B]."""
+    """Zero the frames past each clip's count: x [B, C, T] or [B, C, F, T], counts [B]."""
     ok = torch.arange(x.shape[-1], device=x.device)[None, :] < counts[:, None]
-    return x * ok[:, None, :].to(x.dtype)
+    return x * ok.reshape(ok.shape[0], *([1] * (x.dim() - 2)), ok.shape[1]).to(x.dtype)
 
 
 def zero_past(wavs, n_samples):
@@ -228,18 +232,27 @@ class ConvStem(nn.Module):
     time_masks, band_masks : (int, int)
         (count, widest span) of the training-time masks on the band energies
         (:func:`mask_bands`; frames of ``hop`` samples, bands of K); (0, 0): none.
+    conv_dims : int
+        1: ``Conv1d`` over time with the K bands as channels; 2: ``Conv2d`` over (band, time),
+        stride 2 along the bands, token width ``channels · ⌈K / 2^len(strides)⌉``.
 
     Example:
         >>> stem = ConvStem(16, n_filters=8, channels=12)
         >>> h, n = stem(torch.randn(2, 16000), torch.tensor([16000, 8000]))
         >>> tuple(h.shape), n.tolist(), stem.hop_samples
         ((2, 25, 16), [25, 13], 640)
+        >>> stem2d = ConvStem(16, n_filters=8, channels=4, conv_dims=2)
+        >>> tuple(stem2d(torch.randn(2, 16000), torch.tensor([16000, 8000]))[0].shape)
+        (2, 25, 16)
     """
 
     def __init__(self, out_dim=64, n_filters=64, kernel_size=400, hop=160, channels=64,
                  strides=(2, 2), init="mel_gabor", compression=1000.0, sample_rate=16000,
-                 time_masks=(0, 0), band_masks=(0, 0)):
+                 time_masks=(0, 0), band_masks=(0, 0), conv_dims=1):
         super().__init__()
+        if conv_dims not in (1, 2):
+            raise ValueError(f"conv_dims must be 1 or 2, got {conv_dims!r}")
+        self.conv_dims = int(conv_dims)
         if init not in ("mel_gabor", "random"):
             raise ValueError(f"init must be 'mel_gabor' or 'random', got {init!r}")
         self.kernel_size, self.hop = int(kernel_size), int(hop)
@@ -262,11 +275,17 @@ class ConvStem(nn.Module):
             with torch.no_grad():
                 self.filterbank.weight.copy_(
                     gabor_filterbank(self.n_filters, self.kernel_size, sample_rate)[:, None, :])
-        convs, width = [], self.n_filters
+        convs, width, bands = [], self.n_filters if conv_dims == 1 else 1, self.n_filters
         for s in self.strides:
-            convs.append(nn.Conv1d(width, int(channels), 3, stride=s, padding=1))
+            if conv_dims == 1:
+                convs.append(nn.Conv1d(width, int(channels), 3, stride=s, padding=1))
+            else:
+                convs.append(nn.Conv2d(width, int(channels), 3, stride=(2, s), padding=1))
+                bands = -(-bands // 2)
             width = int(channels)
         self.convs = nn.ModuleList(convs)
+        if conv_dims == 2:
+            width *= bands
         self.norm = nn.LayerNorm(width)
         self.proj = nn.Linear(width, int(out_dim))
 
@@ -284,17 +303,21 @@ class ConvStem(nn.Module):
         x, counts = self.band_energies(wavs, n_samples)
         if self.training:
             x = mask_bands(x, counts, self.time_masks, self.band_masks)
+        if self.conv_dims == 2:
+            x = x[:, None]  # [B, 1, K, f₀]: one input channel, bands as a spatial axis
         for conv, s in zip(self.convs, self.strides):
             x = F.gelu(conv(x))  # output t reads frames 2t-1..2t+1 (s = 2): ⌈f / s⌉ of them
             counts = torch.div(counts + s - 1, s, rounding_mode="floor")
             x = _keep_valid(x, counts)
+        x = x.flatten(1, -2)  # [B, C(·K'), T]
         return self.proj(self.norm(x.transpose(1, 2))), counts
 
 
 def build_frontend(name, out_dim, patch_size=400, frontend_dim=2048, hop=None, options=None):
     """The front end ``name`` (:data:`FRONTENDS`) with token size ``out_dim``; ``options``: the
     extra keyword arguments of :class:`ConvStem` (``n_filters``, ``kernel_size``, ``hop``,
-    ``channels``, ``strides``, ``init``, ``compression``, ``time_masks``, ``band_masks``).
+    ``channels``, ``strides``, ``init``, ``compression``, ``time_masks``, ``band_masks``,
+    ``conv_dims``).
 
     Example:
         >>> build_frontend("conv", 16, options={"n_filters": 8, "channels": 8}).hop_samples

@@ -347,11 +347,15 @@ class TransformerLayer(nn.Module):
     Post-norm (``norm_first=False``): ``x = LN(x + Drop(Att(x)))``, ``x = LN(x + Drop(FF(x)))``;
     pre-norm: ``x = x + Drop(Att(LN(x)))``, ``x = x + Drop(FF(LN(x)))``.
     ``FF(x) = W₂ ReLU(W₁ x + b₁) + b₂`` (no dropout inside: see the module docstring).
+    ``drop_path`` p: each residual branch is dropped per clip in training (:meth:`branch_keep`).
     """
 
     def __init__(self, d_model, n_heads, ff_dim, dropout=0.1, attn_dropout=0.0,
-                 norm_first=False, max_activation="softmax", alpha=None):
+                 norm_first=False, max_activation="softmax", alpha=None, drop_path=0.0):
         super().__init__()
+        if not 0.0 <= float(drop_path) < 1.0:
+            raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
+        self.drop_path = float(drop_path)
         self.attention = MultiHeadSelfAttention(d_model, n_heads, max_activation, alpha,
                                                 attn_dropout)
         self.ff = nn.Sequential(nn.Linear(d_model, ff_dim), nn.ReLU(),
@@ -362,15 +366,24 @@ class TransformerLayer(nn.Module):
         self.drop2 = nn.Dropout(dropout)
         self.norm_first = bool(norm_first)
 
+    def branch_keep(self, x):
+        """Stochastic depth (Huang et al. 2016; DeiT's ``drop_path``): in training, a [B, 1, 1]
+        factor that drops a residual branch for a whole clip with probability p and scales
+        the kept ones by 1 / (1 − p), so the expected branch is unchanged; 1 otherwise."""
+        if not self.training or self.drop_path == 0.0:
+            return 1.0
+        keep = 1.0 - self.drop_path
+        return x.new_empty(x.shape[0], 1, 1).bernoulli_(keep) / keep
+
     def forward(self, x, mask=None, need_weights=False):
         if self.norm_first:
             a, w = self.attention(self.norm1(x), mask, need_weights)
-            x = x + self.drop1(a)
-            x = x + self.drop2(self.ff(self.norm2(x)))
+            x = x + self.drop1(a) * self.branch_keep(x)
+            x = x + self.drop2(self.ff(self.norm2(x))) * self.branch_keep(x)
         else:
             a, w = self.attention(x, mask, need_weights)
-            x = self.norm1(x + self.drop1(a))
-            x = self.norm2(x + self.drop2(self.ff(x)))
+            x = self.norm1(x + self.drop1(a) * self.branch_keep(x))
+            x = self.norm2(x + self.drop2(self.ff(x)) * self.branch_keep(x))
         return x, w
 
 
@@ -397,6 +410,9 @@ class AudioTransformer(nn.Module):
         Multi-scale averaging after every layer (:func:`multiscale_average`).
     multi_scale_windows : tuple of int
         Its windows (1, 2, 4, 8); D/2 must be divisible by their number.
+    drop_path : float
+        Stochastic depth: layer i of L drops its residual branches with probability
+        ``drop_path · i / (L − 1)`` in training (0 for the first layer; DeiT's linear rule).
     max_activation : str
         Probability mapping of every self-attention layer.
     alpha : float or None
@@ -439,6 +455,7 @@ class AudioTransformer(nn.Module):
         frontend_options=None,
         input_norm="none",
         input_gain=10.0,
+        drop_path=0.0,
     ):
         super().__init__()
         if input_norm not in INPUT_NORMS:
@@ -477,8 +494,9 @@ class AudioTransformer(nn.Module):
         self.input_dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
             TransformerLayer(d_model, n_heads, ff_dim, dropout, attn_dropout, norm_first,
-                             self.max_activation, self.alpha)
-            for _ in range(int(n_layers))
+                             self.max_activation, self.alpha,
+                             float(drop_path) * i / max(1, int(n_layers) - 1))
+            for i in range(int(n_layers))
         )
         self.final_norm = nn.LayerNorm(d_model) if norm_first else None
         self.pooling = pooling if pooling is not None else MeanPooling(d_model)
