@@ -127,6 +127,34 @@ def test_boundaries_map_to_the_textgrid_word_times():
     assert WORD_LINE["linestyle"] == "-" and PHONE_LINE["linestyle"] == ":"
 
 
+def test_grid_cells_draw_the_chosen_layer_and_head():
+    """Plot by content: cell (r, c) of a grid drawn for layers [2, 0] and heads [1, 3] shows
+    exactly matrix att[layer, 0, head] (distinct random values per cell), spans the frames in
+    seconds (origin at the top left), and is labelled with that layer and head; with
+    ``softmax=True`` each row of the drawn matrix is the softmax of the scores."""
+    rng = np.random.default_rng(0)
+    att = rng.random((3, 1, 4, 5, 7))
+    fig = new_figure(620, 340)
+    axes = draw_self_attention_grid(fig, att, 400, 16000, layers=[2, 0], heads=[1, 3])
+    assert axes.shape == (2, 2)
+    for r, layer in enumerate([2, 0]):
+        for c, head in enumerate([1, 3]):
+            ax = axes[r, c]
+            np.testing.assert_array_equal(ax.images[0].get_array(), att[layer, 0, head])
+            assert ax.images[0].get_extent() == pytest.approx([0.0, 7 * 0.025, 5 * 0.025, 0.0])
+            if r == 0:
+                assert ax.get_title() == f"head {head}"
+            if c == 0:
+                assert ax.get_ylabel().startswith(f"layer {layer}")
+    fig = new_figure(620, 340)
+    axes = draw_self_attention_grid(fig, att, 400, 16000, layers=[1], heads=[2], softmax=True)
+    drawn = np.asarray(axes[0, 0].images[0].get_array())
+    scores = att[1, 0, 2]
+    np.testing.assert_allclose(drawn, np.exp(scores) / np.exp(scores).sum(-1, keepdims=True))
+    with pytest.raises(ValueError, match=r"heads \[4\] outside 0..3"):
+        draw_self_attention_grid(new_figure(620, 340), att, 400, 16000, heads=[4])
+
+
 def test_argument_errors_before_loading_anything(tmp_path, capsys):
     from audioattn_sb.inspection.cli import run_cli, save_self_attention_main
 
