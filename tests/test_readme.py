@@ -1,7 +1,8 @@
 """README.md's commands, as a user copies them: every script, hparams file and option a README
-command names exists and is accepted (fast), and the quick start (`bash scripts/demo.sh`: make
+command names exists and is accepted (fast); the quick start (`bash scripts/demo.sh`: make
 the data, train two attention variants, save, plot and browse their attentions by run folder)
-runs end to end from the README's own line (slow)."""
+runs end to end from the README's own line, then README's "Inspecting a run" block as written
+on its runs (slow); the citing section names CITATION.cff's papers."""
 import os
 import re
 import shlex
@@ -135,3 +136,43 @@ def test_quick_start_demo_runs_end_to_end(tmp_path):
     assert len(list((out / "plots").glob("compare_*.png"))) == 3
     assert (out / "report.html").stat().st_size > 0
     assert str(out / "report.html") in p.stdout
+
+    # README's "Inspecting a run" block as written, on the demo's two runs: RUN and OTHER_RUN
+    # are the demo's folders, clip.wav one of its clips, `python` this interpreter; it runs
+    # in a folder of its own (recipes/ linked) so that report.html and clip.png land there
+    block = re.search(r"## Inspecting a run\n+```bash\n(.*?)```", README.read_text(), re.S)[1]
+    cont, disc = (exp / tag / "test1_valid2" / "seed0"
+                  for tag in ("continuous-biweight", "discrete-sparsemax"))
+    wav = sorted((data / "audio" / "fold1").glob("*.wav"))[0]
+    script = re.sub(r"^RUN=.*$", f"RUN={shlex.quote(str(cont))}", block, flags=re.M)
+    assert script != block, "README's inspection block no longer sets RUN="
+    script = script.replace("OTHER_RUN", shlex.quote(str(disc))).replace(
+        "clip.wav", shlex.quote(str(wav)))
+    work = tmp_path / "inspect"
+    work.mkdir()
+    (work / "recipes").symlink_to(REPO_ROOT / "recipes")
+    prelude = f'set -euo pipefail\npython() {{ {shlex.quote(sys.executable)} "$@"; }}\n'
+    q = subprocess.run(["bash", "-c", prelude + script], cwd=work, env=env, capture_output=True,
+                       text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert q.returncode == 0, q.stdout[-3000:] + q.stderr[-3000:]
+    assert len(list((cont / "specs").glob("*.npz"))) == 10
+    rows = (cont / "saved_attentions" / "continuous-biweight.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(list((data / "audio" / "fold1").glob("*.wav")))
+    assert list((cont / "saved_attentions" / "plots").rglob("*.png"))
+    assert (work / "report.html").stat().st_size > 0 and (work / "clip.png").stat().st_size > 0
+    assert wav.stem in q.stdout  # classify.py names the file it classified
+
+
+def test_readme_cites_every_reference_of_citation_cff():
+    """README's Citing section names each paper CITATION.cff lists (its first author and year),
+    and the licence file it links exists with the licence pyproject.toml declares."""
+    import yaml
+
+    cff = yaml.safe_load((REPO_ROOT / "CITATION.cff").read_text())
+    citing = README.read_text().split("## Citing", 1)[1].split("\n## ", 1)[0]
+    for ref in cff["references"]:
+        first = ref["authors"][0].get("family-names") or ref["authors"][0]["name"]
+        assert first in citing and str(ref["year"]) in citing, (ref["title"], first, ref["year"])
+    assert "Apache License" in (REPO_ROOT / "LICENSE").read_text()
+    assert 'license = {text = "Apache-2.0"}' in (REPO_ROOT / "pyproject.toml").read_text()
+    assert cff["license"] == "Apache-2.0"
