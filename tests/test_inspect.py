@@ -316,41 +316,35 @@ def test_scripts_report_user_errors_without_traceback(demo_trained_runs, tmp_pat
     assert "(ACRNN) has no self-attention to export" in err and "Traceback" not in err
 
 
-def test_a_run_saved_with_the_old_encoder_name_loads_as_the_predecessors(tmp_path):
-    """``encoder: moments`` (runs saved before the rename) is ``moments_softmax``: the same model,
-    so the seed yaml (moments_softmax) matches it; moments_alpha is another model and refused."""
+def test_retyped_command_is_compared_key_by_key_with_the_run(tmp_path):
+    """The retyped form compares only what was typed with the run's saved hyperparams.yaml:
+    a yaml that gained keys since the run was trained (today's compact yaml against a run saved
+    without ``drop_path`` and ``conv_dims``) still describes it; a typed value the run was not
+    trained with, a key the run does not have, or another hparams file than results.json
+    records is refused, naming it; the data and run keys may differ; ``auto`` matches."""
+    import json
+
     from audioattn_sb.inspection.trained_run import RunLoadError, check_same_training
 
-    seed = REPO / "hparams" / "urbansound8k_acrnn.yaml"
-    text = seed.read_text()
-    assert "    encoder: moments_softmax" in text
-    (tmp_path / "hyperparams.yaml").write_text(
-        text.replace("    encoder: moments_softmax", "    encoder: moments")
-            .replace("attn_domain: discrete", "attn_domain: continuous"))
-    check_same_training(tmp_path, str(seed), "attn_domain: continuous")  # no error
-    with pytest.raises(RunLoadError, match="attn_continuous"):
-        check_same_training(tmp_path, str(seed),
-                            "attn_domain: continuous\n"
-                            "attn_continuous: {num_centres: 64, basis_sigmas: [0.1, 0.5], "
-                            "ridge_penalty: 0.1, encoder: moments_alpha, fuse_discrete: True}")
-
-
-def test_attn_continuous_does_not_matter_for_a_discrete_run(tmp_path):
-    """A discrete run saved before the yamls' continuous default changed still loads with
-    today's yaml (attn_continuous builds nothing in it); a continuous one does not."""
-    from audioattn_sb.inspection.trained_run import RunLoadError, check_same_training
-
-    compact = REPO / "hparams" / "urbansound8k_acrnn_compact.yaml"
+    compact = REPO / "hparams" / "urbansound8k_transformer_compact.yaml"
     text = compact.read_text()
-    assert "    encoder: moments_alpha" in text
-    (tmp_path / "hyperparams.yaml").write_text(
-        text.replace("    encoder: moments_alpha", "    encoder: moments"))
-    check_same_training(tmp_path, str(compact))  # discrete (the yaml's default): no error
-    (tmp_path / "hyperparams.yaml").write_text(
-        text.replace("    encoder: moments_alpha", "    encoder: moments")
-            .replace("attn_domain: discrete", "attn_domain: continuous"))
-    with pytest.raises(RunLoadError, match="attn_continuous"):
+    old = text.replace("    conv_dims: 1", "").replace("drop_path: 0.0", "")
+    assert "drop_path" in text and "conv_dims" in text and "drop_path:" not in old.split(
+        "model:")[0]
+    (tmp_path / "hyperparams.yaml").write_text(old)
+    check_same_training(tmp_path, str(compact))
+    check_same_training(tmp_path, str(compact), "attn_domain: discrete\nseed: 0\n"
+                        "data_folder: /elsewhere\ncache_folder: /c\noutput_folder: auto")
+    with pytest.raises(RunLoadError, match="attn_domain: trained with 'discrete', given "
+                                           "'continuous'"):
         check_same_training(tmp_path, str(compact), "attn_domain: continuous")
+    with pytest.raises(RunLoadError, match="drop_path: not a setting of this run"):
+        check_same_training(tmp_path, str(compact), {"drop_path": 0.1})
+    (tmp_path / "results.json").write_text(json.dumps(
+        {"hparams_file": "hparams/urbansound8k_acrnn_compact.yaml"}))
+    with pytest.raises(RunLoadError, match="trained with urbansound8k_acrnn_compact.yaml, not "
+                                           "urbansound8k_transformer_compact.yaml"):
+        check_same_training(tmp_path, str(compact))
 
 
 def test_files_written_before_the_max_activation_rename_read_the_same(tmp_path):

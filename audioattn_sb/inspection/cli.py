@@ -32,8 +32,7 @@ def _run_form(run_folder, rest):
     import speechbrain as sb
     import yaml
 
-    from audioattn_sb.data.preparation import default_cache_folder
-    from audioattn_sb.hparams import peek_hparams
+    from audioattn_sb.inspection.trained_run import other_data_overrides
 
     saved = Path(run_folder) / "hyperparams.yaml"
     if not saved.is_file():
@@ -49,11 +48,7 @@ def _run_form(run_folder, rest):
                          f"{', '.join('--' + k for k in RUN_FORM_KEYS)} (the data to read); to "
                          "inspect another configuration, train it")
     if "data_folder" in extra:
-        data = os.path.abspath(str(extra["data_folder"]))
-        trained = peek_hparams(saved).get("data_folder")
-        if trained is None or os.path.realpath(data) != os.path.realpath(str(trained)):
-            rate = int(peek_hparams(saved).get("sample_rate", 16000))
-            extra = {"data_folder": data, "cache_folder": default_cache_folder(data, rate)}
+        extra = other_data_overrides(run_folder, extra["data_folder"])
     return None, run_opts, {**extra, "__run_folder__": str(run_folder)}
 
 
@@ -188,19 +183,14 @@ def localise_runs(paths, noisy_folder, events_csv=None, progress=True):
     from audioattn_sb.data.noisy import EVENTS_CSV, read_events_csv
     from audioattn_sb.folds import collect_results
     from audioattn_sb.inspection.export import save_attentions
-    from audioattn_sb.inspection.trained_run import load_trained_run
+    from audioattn_sb.inspection.trained_run import load_trained_run, other_data_overrides
 
     events = read_events_csv(events_csv or os.path.join(noisy_folder, EVENTS_CSV))
     out = []
     for r in tqdm(collect_results(paths), desc="runs", unit="run", disable=not progress):
         folder = os.path.dirname(r.path)
-        if r.overrides_dict is None or r.hparams_file is None:
-            raise ValueError(f"{r.path}: no overrides_dict/hparams_file (written by an older "
-                             "train.py?); run save_attentions.py on it by hand")
-        ov = {k: v for k, v in (r.overrides_dict or {}).items()
-              if k not in ("cache_folder", "noisy_test_folder")}
-        ov.update(data_folder=str(noisy_folder), output_folder=folder)
-        run = load_trained_run(hparams_file=r.hparams_file, overrides=ov, device="cpu")
+        run = load_trained_run(run_folder=folder, device="cpu",
+                               overrides=other_data_overrides(folder, noisy_folder))
         tag = run.attention_config()["tag"]
         res = save_attentions(run, Path(folder) / "saved_attentions" / f"{tag}_events.csv",
                               progress=False, events=events,

@@ -104,78 +104,79 @@ def find_best_checkpoint(save_folder, min_key=None, max_key=None):
     return Path(ckpt.path), dict(ckpt.meta)
 
 
-#: hparams that may differ between training and a later export (paths, the training loop)
-_FREE_KEYS = frozenset({
-    "data_folder", "cache_folder", "output_folder", "save_folder", "train_log", "results_root",
-    "number_of_epochs", "batch_size", "dataloader_options", "test_dataloader_options",
-    "skip_bad_files", "ckpt_interval_minutes", "ckpt_interval_steps", "precision", "device",
-    "noprogressbar", "test_checkpoint",
-})
+#: keys of a retyped training command that say which data to read and which run it is, not
+#: how the model was built: they may differ from the run's recorded values
+DATA_KEYS = ("data_folder", "cache_folder", "output_folder")
 
 
-def _canonical(values):
-    """Values as they describe the model: old names replaced by the current ones (a run saved
-    with ``attn_continuous: {encoder: moments}`` is the same model as ``moments_softmax``), and
-    no ``attn_continuous`` for a run whose attention is not continuous (those settings build
-    nothing there, so a yaml whose continuous default changed still describes it)."""
-    from audioattn_sb.attention.continuous import ENCODER_ALIASES
+def other_data_overrides(run_folder, data_folder):
+    """Overrides that make a run read ``data_folder`` (e.g. a ``make_noisy_folds.py`` copy):
+    the folder, and for a copy other than the training data its own default cache folder, so
+    that its clips never replace the training data's cached ones.
 
-    if values.get("attn_domain") != "continuous":
-        return {k: v for k, v in values.items() if k != "attn_continuous"}
-    cont = values.get("attn_continuous")
-    if isinstance(cont, dict) and cont.get("encoder") in ENCODER_ALIASES:
-        values = {**values, "attn_continuous": {**cont,
-                                                "encoder": ENCODER_ALIASES[cont["encoder"]]}}
-    return values
+    Example:
+        >>> import tempfile; run = Path(tempfile.mkdtemp())
+        >>> _ = (run / "hyperparams.yaml").write_text("data_folder: /d\\nsample_rate: 16000\\n")
+        >>> other_data_overrides(run, "/d")
+        {'data_folder': '/d'}
+        >>> other_data_overrides(run, "/noisy")
+        {'data_folder': '/noisy', 'cache_folder': '/noisy/audioattn_cache_16k'}
+    """
+    from audioattn_sb.data.preparation import default_cache_folder
+    from audioattn_sb.hparams import peek_hparams
+
+    saved = peek_hparams(Path(run_folder) / "hyperparams.yaml")
+    data = os.path.abspath(str(data_folder))
+    trained = saved.get("data_folder")
+    if trained is not None and os.path.realpath(data) == os.path.realpath(str(trained)):
+        return {"data_folder": data}
+    return {"data_folder": data,
+            "cache_folder": default_cache_folder(data, int(saved.get("sample_rate", 16000)))}
 
 
 def check_same_training(run_folder, hparams_file, overrides=""):
-    """Raise :class:`RunLoadError` when the hparams + overrides describe another experiment than
-    the run's saved ``hyperparams.yaml`` (other attention, model sizes, folds, seed …).
+    """Raise :class:`RunLoadError` when a retyped training command does not describe the run:
+    another hparams file than the one its ``results.json`` records, or a typed override whose
+    value differs from the run's saved ``hyperparams.yaml`` (``--attn_domain=continuous`` for
+    a discrete run, another seed, other folds …).
 
-    Only plain values are compared; paths and training-loop settings (:data:`_FREE_KEYS`) may
-    differ. This matters because a checkpoint can load without error into a different model
-    (e.g. discrete and ``moments`` continuous pooling have the same parameters).
+    Only what was typed is compared, value by value: the model is rebuilt from the run's own
+    ``hyperparams.yaml``, so a yaml that gained a key since the run was trained still loads it.
+    :data:`DATA_KEYS` (which data to read, which run) may differ; ``auto`` (resolved at
+    training) matches the resolved value.
     """
-    from audioattn_sb.hparams import peek_hparams, resolved_values
+    import yaml
 
-    saved_file = Path(run_folder) / "hyperparams.yaml"
+    from audioattn_sb.hparams import peek_hparams
+    from audioattn_sb.results import RESULTS_JSON, RunResults
+
+    run_folder = Path(run_folder)
+    saved_file = run_folder / "hyperparams.yaml"
     if not saved_file.is_file():
         return
-    saved = _canonical(peek_hparams(saved_file))  # saved with the references resolved
-    given = _canonical(resolved_values(hparams_file, overrides))
-    diffs = [(k, saved[k], given[k]) for k in sorted(set(saved) & set(given))
-             if k not in _FREE_KEYS and not k.startswith("__") and saved[k] is not None
-             and given[k] is not None and saved[k] != given[k]]
-    # null-valued keys (e.g. attn_alpha) compare too, when one side sets them
-    diffs += [(k, saved[k], given[k]) for k in sorted(set(saved) & set(given))
-              if k.startswith("attn_") and (saved[k] is None) != (given[k] is None)]
-    if diffs:
-        lines = "\n".join(f"  {k}: trained with {a!r}, given {b!r}" for k, a, b in diffs)
+    results = run_folder / RESULTS_JSON
+    recorded = RunResults.load(results).hparams_file if results.is_file() else None
+    if recorded and Path(str(recorded)).name != Path(str(hparams_file)).name:
+        raise RunLoadError(f"{run_folder} was trained with {Path(str(recorded)).name}, not "
+                           f"{Path(str(hparams_file)).name}: pass its training command's hparams "
+                           "file, or just the run folder")
+    typed = yaml.safe_load(overrides) if isinstance(overrides, str) else dict(overrides or {})
+    saved = peek_hparams(saved_file)  # saved with the references resolved
+    lines = []
+    for key, value in (typed or {}).items():
+        if key in DATA_KEYS or key.startswith("__") or str(value) == "auto":
+            continue
+        if key not in saved:
+            lines.append(f"  {key}: not a setting of this run (given {value!r}; trained before "
+                         "the key existed?)")
+        elif saved[key] != value:
+            lines.append(f"  {key}: trained with {saved[key]!r}, given {value!r}")
+    if lines:
         raise RunLoadError(
-            f"{run_folder} was trained with other settings than these hparams and overrides:\n"
-            f"{lines}\nPass the same hparams file and overrides as the training (the run's "
-            "results.json lists them under 'overrides'), plus --output_folder")
-
-
-def _n_classes_override(run_folder, hparams_file, overrides):
-    """``n_classes: auto`` (multi-label yamls) becomes the run's own class count, read from its
-    saved ``hyperparams.yaml`` (else from the data's vocabulary, as ``recipes/train.py`` does), so
-    that a run loads with the training command's arguments and without its data folder."""
-    from audioattn_sb.hparams import peek_hparams
-
-    values = peek_hparams(hparams_file, overrides)
-    if str(values.get("n_classes", "")) != "auto":
-        return overrides
-    saved_file = Path(run_folder) / "hyperparams.yaml"
-    n = peek_hparams(saved_file).get("n_classes") if saved_file.is_file() else None
-    if not isinstance(n, int):
-        from audioattn_sb.data.corpora import get_corpus
-
-        n = len(get_corpus(values).class_names(values["data_folder"]))
-    if isinstance(overrides, dict):
-        return {**overrides, "n_classes": n}
-    return (overrides + "\n" if overrides else "") + f"n_classes: {n}"
+            f"{run_folder} was trained with other settings than these overrides:\n"
+            + "\n".join(lines) + "\nPass the same hparams file and overrides as the training "
+            "(the run's results.json lists them under 'overrides'), plus --output_folder; or "
+            "just the run folder")
 
 
 def run_folder_of(hparams_file, overrides=""):
@@ -510,8 +511,11 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
         (``overrides``, a dict, may then change what does not rebuild the model, e.g.
         ``data_folder``).
     hparams_file, overrides :
-        The training command's hparams file and overrides (a yaml string or dict, including
-        ``output_folder``); the run folder is its output folder.
+        The training command's hparams file and overrides, retyped (a yaml string or dict,
+        including ``output_folder``): the run folder is its output folder, what was typed is
+        checked against the run (:func:`check_same_training`), and then the run is loaded as
+        above from its own ``hyperparams.yaml``, reading the typed ``data_folder`` /
+        ``cache_folder``.
     run_opts : dict or None
         SpeechBrain run options (``--device`` …) for the Brain.
     device : str or None
@@ -526,8 +530,6 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
     """
     from hyperpyyaml import load_hyperpyyaml
 
-    from audioattn_sb.hparams import peek_hparams
-
     if hparams_file is None:
         run_folder = check_run_folder(run_folder)
         hparams_file = run_folder / "hyperparams.yaml"
@@ -537,21 +539,20 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
                 "(recipes/train.py writes hyperparams.yaml at start-up)")
         overrides = {**run_folder_overrides(run_folder), **dict(overrides or {})}
         save_folder = run_folder / "save"
-    else:
+    else:  # a retyped training command: checked against the run, which then rebuilds itself
         overrides = overrides or ""
         if run_folder is None:
             run_folder = run_folder_of(hparams_file, overrides)
-            if str(peek_hparams(hparams_file, overrides).get("output_folder", "auto")) == "auto":
-                extra = f"output_folder: {run_folder}"
-                if isinstance(overrides, dict):
-                    overrides = {**overrides, "output_folder": str(run_folder)}
-                else:
-                    overrides = (overrides + "\n" if overrides else "") + extra
         run_folder = check_run_folder(run_folder)
-        overrides = _n_classes_override(run_folder, hparams_file, overrides)
         check_same_training(run_folder, hparams_file, overrides)
-        save = peek_hparams(hparams_file, overrides).get("save_folder")
-        save_folder = Path(save) if isinstance(save, str) else run_folder / "save"
+        typed = (yaml.safe_load(overrides) if isinstance(overrides, str) else
+                 dict(overrides)) or {}
+        data = other_data_overrides(run_folder, typed["data_folder"]) \
+            if "data_folder" in typed else {}
+        if "cache_folder" in typed:
+            data["cache_folder"] = typed["cache_folder"]
+        return load_trained_run(run_folder=run_folder, overrides=data, run_opts=run_opts,
+                                device=device, class_names=class_names)
     if not Path(save_folder).is_dir():  # before building anything (nothing gets created)
         raise FileNotFoundError(f"{save_folder}: no checkpoint folder; {_CKPT_HINT}")
 
@@ -590,6 +591,6 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
                       loaded=loaded)
 
 
-__all__ = ["BatchOutput", "RunLoadError", "TrainedRun", "check_run_folder",
-           "check_same_training", "find_best_checkpoint", "load_checkpoint_weights", "load_trained_run",
-           "run_folder_of", "run_folder_overrides"]
+__all__ = ["BatchOutput", "DATA_KEYS", "RunLoadError", "TrainedRun", "check_run_folder",
+           "check_same_training", "find_best_checkpoint", "load_checkpoint_weights",
+           "load_trained_run", "other_data_overrides", "run_folder_of", "run_folder_overrides"]
