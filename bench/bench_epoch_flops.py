@@ -4,7 +4,8 @@ FLOP bound (issue 30).
 
 Usage:
     python bench/bench_epoch_flops.py [--threads 2] [--steps 5] [--warmup 2]
-        [--runs ACRNN_RUN TRANSFORMER_RUN] [--json out.json]
+        [--runs ACRNN_RUN TRANSFORMER_RUN] [--json out.json] [--precision fp32|bf16]
+        [--transformer_overrides "d_model: 128\nn_heads: 4"]
 
 For each of hparams/urbansound8k_acrnn_compact.yaml and hparams/urbansound8k_transformer_compact.yaml
 (their default models, discrete softmax pooling, 10 classes), all measured in this one process:
@@ -14,6 +15,8 @@ For each of hparams/urbansound8k_acrnn_compact.yaml and hparams/urbansound8k_tra
   * the step time (forward + backward + AdamW step, train mode), median of ``--steps`` after
     ``--warmup``, and the epoch of ESC-10's 3 training folds (240 clips = 15 steps) it implies;
   * this CPU's achieved float32 matmul rate (a 1024³ matmul, GFLOP/s, timed before every step);
+    with ``--precision bf16`` the step runs under ``torch.autocast("cpu", torch.bfloat16)`` (as
+    the recipe's ``--precision=bf16``) and the probe is a bf16 matmul (AMX / avx512_bf16 CPUs);
   * the FLOP bound of the epoch = 15 · FLOPs per step / matmul rate, and the ratio
     ``step time / bound`` (issue 30's target for the Transformer: within 3×).
 With ``--runs`` (a finished run of each yaml on ESC-10 folds 3-5), the measured end-of-run
@@ -44,31 +47,35 @@ YAMLS = {"compact ACRNN": "hparams/urbansound8k_acrnn_compact.yaml",
 BATCH, SECONDS, N_TRAIN = 16, 5.0, 240
 
 
-def build(yaml_path, out):
-    """The yaml's modules (compute_features, mean_var_norm, model) with its defaults."""
+def build(yaml_path, out, overrides=""):
+    """The yaml's modules (compute_features, mean_var_norm, model) with its defaults (and
+    ``overrides``, a yaml string)."""
+    import yaml
     from hyperpyyaml import load_hyperpyyaml
 
+    extra = yaml.safe_load(overrides) if overrides else {}
     with open(os.path.join(REPO, yaml_path), encoding="utf-8") as f:
-        hp = load_hyperpyyaml(f, {"output_folder": out, "data_folder": out})
+        hp = load_hyperpyyaml(f, {"output_folder": out, "data_folder": out, **(extra or {})})
     return hp["compute_features"], hp["mean_var_norm"], hp["model"]
 
 
-def step(feat, norm, model, wavs, lens, labels):
-    feats = feat(wavs)
-    if isinstance(norm, torch.nn.Module) and type(norm).__name__ != "PassThroughNorm":
-        feats = norm(feats, lens)
-    out, _ = model(feats, lens)
-    loss = torch.nn.functional.nll_loss(out, labels)
+def step(feat, norm, model, wavs, lens, labels, bf16=False):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        feats = feat(wavs)
+        if isinstance(norm, torch.nn.Module) and type(norm).__name__ != "PassThroughNorm":
+            feats = norm(feats, lens)
+        out, _ = model(feats, lens)
+    loss = torch.nn.functional.nll_loss(out.float(), labels)
     loss.backward()
     return loss
 
 
-def measure(name, yaml_path, steps, warmup, probe):
+def measure(name, yaml_path, steps, warmup, probe, bf16=False, overrides=""):
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as out:
-        feat, norm, model = build(yaml_path, out)
+        feat, norm, model = build(yaml_path, out, overrides)
     model.train()
     if isinstance(norm, torch.nn.Module):
         norm.train()
@@ -78,14 +85,14 @@ def measure(name, yaml_path, steps, warmup, probe):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     counter = FlopCounterMode(display=False)
     with counter:
-        step(feat, norm, model, wavs, lens, labels)
+        step(feat, norm, model, wavs, lens, labels, bf16)
     flops = counter.get_total_flops()
     opt.zero_grad(set_to_none=True)
     times, rates = [], []
     for i in range(warmup + steps):
         rate = probe.rate()
         t = time.perf_counter()
-        step(feat, norm, model, wavs, lens, labels)
+        step(feat, norm, model, wavs, lens, labels, bf16)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i >= warmup:
@@ -115,11 +122,19 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--runs", nargs=2, default=None, metavar=("ACRNN_RUN", "TRANSFORMER_RUN"))
     p.add_argument("--json", default=None)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: autocast steps against a bf16 matmul bound")
+    p.add_argument("--transformer_overrides", default="",
+                   help="yaml overrides of the Transformer's yaml (e.g. a variant's sizes)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.2f}")
-    probe = MatmulProbe(1024, 1024, 1024)
-    rows = [measure(n, y, args.steps, args.warmup, probe) for n, y in YAMLS.items()]
+    bf16 = args.precision == "bf16"
+    print(f"threads {torch.get_num_threads()}; {args.precision}; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    probe = MatmulProbe(1024, 1024, 1024, torch.bfloat16 if bf16 else torch.float32)
+    rows = [measure(n, y, args.steps, args.warmup, probe, bf16,
+                    args.transformer_overrides if "Transformer" in n else "")
+            for n, y in YAMLS.items()]
     if args.runs:
         for row, run in zip(rows, args.runs):
             row["run"], row["run_epoch_s"] = run, run_epoch_seconds(run)

@@ -71,10 +71,11 @@ def training_flops(n_samples, n_layers=6, pool_between_layers=False, d=64, ff=15
 
 
 class MatmulProbe:
-    """Times an [m, k] @ [k, n] float32 matmul; ``rate()`` is one measurement in GFLOP/s."""
+    """Times an [m, k] @ [k, n] matmul (float32, or ``dtype``); ``rate()`` is one measurement
+    in GFLOP/s."""
 
-    def __init__(self, m, k, n):
-        self.a, self.b = torch.randn(m, k), torch.randn(k, n)
+    def __init__(self, m, k, n, dtype=torch.float32):
+        self.a, self.b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         self.flops = 2 * m * k * n
         for _ in range(2):
             self.a @ self.b
