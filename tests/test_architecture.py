@@ -148,6 +148,33 @@ def _speechbrain_private_names():
             if n.startswith("_") and not n.startswith("__")}
 
 
+def private_imports():
+    """``(module, imported module, name)`` for every ``from audioattn_sb.X import _name`` (a
+    private name, not a dunder) of another module, inside functions too."""
+    found = []
+    for path in sorted(PKG.rglob("*.py")):
+        name = _module_name(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "audioattn_sb") and node.module != name:
+                found += [(name, node.module, a.name) for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another(tmp_path, monkeypatch):
+    """Issue 31: a module (inspection included) uses other modules through their public names
+    only, so a private helper can change without breaking a caller; the check itself finds
+    such an import."""
+    assert private_imports() == []
+    fake = tmp_path / "audioattn_sb"
+    fake.mkdir()
+    (fake / "a.py").write_text("def f():\n    from audioattn_sb.b import _helper, ok\n")
+    (fake / "b.py").write_text("def _helper(): pass\nok = 1\n")
+    monkeypatch.setattr(sys.modules[__name__], "PKG", fake)
+    assert private_imports() == [("audioattn_sb.a", "audioattn_sb.b", "_helper")]
+
+
 def test_speechbrain_private_api_is_used_in_one_module():
     """Only audioattn_sb/sb_api.py names a private attribute of SpeechBrain's Brain,
     Checkpointer or InputNormalization (a SpeechBrain upgrade then breaks one module)."""

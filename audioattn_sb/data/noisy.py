@@ -171,7 +171,7 @@ def make_noisy_folds(src, out, snr_low=0.0, snr_high=12.0, noises=("pink", "whit
     stationary sounds such as rain are otherwise active over the whole clip)."""
     from tqdm import tqdm
 
-    from audioattn_sb.data.urbansound8k import CSV_RELPATH, _read_rows
+    from audioattn_sb.data.urbansound8k import CSV_RELPATH, read_metadata_rows
 
     if snr_low > snr_high:
         raise ValueError(f"snr_low ({snr_low}) must be ≤ snr_high ({snr_high})")
@@ -181,7 +181,7 @@ def make_noisy_folds(src, out, snr_low=0.0, snr_high=12.0, noises=("pink", "whit
         raise ValueError(f"unknown noise(s) {bad}; valid: {', '.join(NOISES)}")
     if os.path.abspath(src) == os.path.abspath(out):
         raise ValueError("--out must differ from the source folder (it would overwrite it)")
-    rows = _read_rows(src)
+    rows = read_metadata_rows(src)
     fieldnames = [k for k in rows[0] if k != "_line"] if rows else []
     if folds is not None:
         folds = {int(f) for f in folds}

@@ -146,7 +146,7 @@ def _csv_path(data_folder):
     return path
 
 
-def _read_rows(data_folder):
+def read_metadata_rows(data_folder):
     """All csv rows as dicts with their csv line number under ``"_line"``."""
     path = _csv_path(data_folder)
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -264,7 +264,7 @@ def load_class_names(data_folder):
         >>> load_class_names(d)[:3]
         ['siren', 'hum', 'click_train']
     """
-    good, _ = _validate_rows(_read_rows(data_folder))
+    good, _ = _validate_rows(read_metadata_rows(data_folder))
     name_of, _, _, _ = _class_maps(good)
     if not name_of:
         raise PrepareError(f"{_csv_path(data_folder)}: no valid rows, so no class names")
@@ -354,7 +354,7 @@ def _chosen_rows(data_folder, folds, skip_bad_files):
     """``(all csv rows, the valid rows of the chosen folds, the problems found)``: a bad row
     stops the preparation unless ``skip_bad_files``; a split without rows always does."""
     csv_path = _csv_path(data_folder)
-    rows = _read_rows(data_folder)
+    rows = read_metadata_rows(data_folder)
     good, problems = _validate_rows(rows)
     if problems and not skip_bad_files:
         shown = [_problem_text(csv_path, p) for p in problems[:10]]
