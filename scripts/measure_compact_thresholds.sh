@@ -29,7 +29,7 @@ printf '%s\n' "${jobs[@]}" | OMP_NUM_THREADS=1 xargs -P 2 -L 1 bash -c '
 '
 [ -f "$OUT/events/metadata/events.csv" ] || \
   "$PY" recipes/make_noisy_folds.py "$DATA" --out "$OUT/events" --max_event_s 1.5 > /dev/null
-OMP_NUM_THREADS=1 "$PY" recipes/localise_folds.py "$OUT"/compact_seed* --noisy_folder "$OUT/events" \
+OMP_NUM_THREADS=1 "$PY" recipes/localise_folds.py "$OUT"/compact_seed*/ --noisy_folder "$OUT/events" \
   > "$OUT/localise.log" 2>&1
 "$PY" - "$OUT" "$N" <<'PY'
 import glob, json, statistics, sys
