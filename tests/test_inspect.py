@@ -321,7 +321,8 @@ def test_retyped_command_is_compared_key_by_key_with_the_run(tmp_path):
     a yaml that gained keys since the run was trained (today's compact yaml against a run saved
     without ``drop_path`` and ``conv_dims``) still describes it; a typed value the run was not
     trained with, a key the run does not have, or another hparams file than results.json
-    records is refused, naming it; the data and run keys may differ; ``auto`` matches."""
+    records is refused, naming it; the data, run and checkpoint-rule keys may differ; ``auto``
+    matches."""
     import json
 
     from audioattn_sb.inspection.trained_run import RunLoadError, check_same_training
@@ -334,7 +335,8 @@ def test_retyped_command_is_compared_key_by_key_with_the_run(tmp_path):
     (tmp_path / "hyperparams.yaml").write_text(old)
     check_same_training(tmp_path, str(compact))
     check_same_training(tmp_path, str(compact), "attn_domain: discrete\nseed: 0\n"
-                        "data_folder: /elsewhere\ncache_folder: /c\noutput_folder: auto")
+                        "data_folder: /elsewhere\ncache_folder: /c\noutput_folder: auto\n"
+                        "test_checkpoint: best_valid")  # which checkpoint: a choice, not a model
     with pytest.raises(RunLoadError, match="attn_domain: trained with 'discrete', given "
                                            "'continuous'"):
         check_same_training(tmp_path, str(compact), "attn_domain: continuous")

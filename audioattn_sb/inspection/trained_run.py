@@ -104,9 +104,10 @@ def find_best_checkpoint(save_folder, min_key=None, max_key=None):
     return Path(ckpt.path), dict(ckpt.meta)
 
 
-#: keys of a retyped training command that say which data to read and which run it is, not
-#: how the model was built: they may differ from the run's recorded values
-DATA_KEYS = ("data_folder", "cache_folder", "output_folder")
+#: keys of a retyped training command that choose what an inspection reads (which data, which
+#: run, which of its checkpoints), not how the model was built: they may differ from the run's
+#: recorded values
+INSPECTION_KEYS = ("data_folder", "cache_folder", "output_folder", "test_checkpoint")
 
 
 def other_data_overrides(run_folder, data_folder):
@@ -142,7 +143,7 @@ def check_same_training(run_folder, hparams_file, overrides=""):
 
     Only what was typed is compared, value by value: the model is rebuilt from the run's own
     ``hyperparams.yaml``, so a yaml that gained a key since the run was trained still loads it.
-    :data:`DATA_KEYS` (which data to read, which run) may differ; ``auto`` (resolved at
+    :data:`INSPECTION_KEYS` (which data, run and checkpoint to read) may differ; ``auto`` (resolved at
     training) matches the resolved value.
     """
     import yaml
@@ -164,7 +165,7 @@ def check_same_training(run_folder, hparams_file, overrides=""):
     saved = peek_hparams(saved_file)  # saved with the references resolved
     lines = []
     for key, value in (typed or {}).items():
-        if key in DATA_KEYS or key.startswith("__") or str(value) == "auto":
+        if key in INSPECTION_KEYS or key.startswith("__") or str(value) == "auto":
             continue
         if key not in saved:
             lines.append(f"  {key}: not a setting of this run (given {value!r}; trained before "
@@ -515,7 +516,7 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
         including ``output_folder``): the run folder is its output folder, what was typed is
         checked against the run (:func:`check_same_training`), and then the run is loaded as
         above from its own ``hyperparams.yaml``, reading the typed ``data_folder`` /
-        ``cache_folder``.
+        ``cache_folder`` and under the typed ``test_checkpoint`` rule.
     run_opts : dict or None
         SpeechBrain run options (``--device`` …) for the Brain.
     device : str or None
@@ -549,13 +550,18 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
                  dict(overrides)) or {}
         data = other_data_overrides(run_folder, typed["data_folder"]) \
             if "data_folder" in typed else {}
-        if "cache_folder" in typed:
-            data["cache_folder"] = typed["cache_folder"]
+        for key in ("cache_folder", "test_checkpoint"):
+            if key in typed:
+                data[key] = typed[key]
         return load_trained_run(run_folder=run_folder, overrides=data, run_opts=run_opts,
                                 device=device, class_names=class_names)
     if not Path(save_folder).is_dir():  # before building anything (nothing gets created)
         raise FileNotFoundError(f"{save_folder}: no checkpoint folder; {_CKPT_HINT}")
 
+    rule = run_test_checkpoint(run_folder, overrides)
+    # the rule chooses a checkpoint; it builds nothing (and a run trained before the option
+    # existed has no such key for HyperPyYAML to override)
+    overrides = {k: v for k, v in overrides.items() if k != "test_checkpoint"}
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     brain_cls = hparams.get("brain_class")
@@ -565,7 +571,7 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
     from audioattn_sb.brains.base import checkpoint_rule_key
 
     ckpt_dir, meta = find_best_checkpoint(save_folder, **checkpoint_rule_key(
-        run_test_checkpoint(run_folder, overrides),
+        rule,
         getattr(brain_cls, "checkpoint_key", {"min_key": "error"})))
     checkpointer = hparams.get("checkpointer")
     if checkpointer is not None and getattr(checkpointer, "recoverables", None):
@@ -591,6 +597,6 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
                       loaded=loaded)
 
 
-__all__ = ["BatchOutput", "DATA_KEYS", "RunLoadError", "TrainedRun", "check_run_folder",
+__all__ = ["BatchOutput", "INSPECTION_KEYS", "RunLoadError", "TrainedRun", "check_run_folder",
            "check_same_training", "find_best_checkpoint", "load_checkpoint_weights",
            "load_trained_run", "other_data_overrides", "run_folder_of", "run_folder_overrides"]
