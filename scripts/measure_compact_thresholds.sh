@@ -14,19 +14,13 @@ N=${2:-6}
 DATA=${DATA:-../shared/data/esc10_us8k}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
-jobs=()
+split='--train_fold_nums=[2,3,4] --valid_fold_nums=[5] --test_fold_nums=[1]'
 for s in $(seq 0 $((N - 1))); do
-  jobs+=("compact $s urbansound8k_acrnn_compact.yaml --number_of_epochs=25")
-  jobs+=("seed $s urbansound8k_acrnn.yaml --number_of_epochs=20")
-done
-printf '%s\n' "${jobs[@]}" | OMP_NUM_THREADS=1 xargs -P 2 -L 1 bash -c '
-  cfg=$0; seed=$1; yaml=$2; shift 2
-  out='"$OUT"'/${cfg}_seed${seed}
-  [ -f "$out/results.json" ] || '"$PY"' recipes/train.py hparams/$yaml --data_folder='"$DATA"' \
-    --cache_folder='"$OUT"'/cache --output_folder=$out "--train_fold_nums=[2, 3, 4]" \
-    "--valid_fold_nums=[5]" "--test_fold_nums=[1]" --seed=$seed \
-    --attn_domain=continuous --attn_max_activation=sparsemax --noprogressbar "$@" > $out.log 2>&1
-'
+  common="--data_folder=$DATA --cache_folder=$OUT/cache $split --seed=$s"
+  common="$common --attn_domain=continuous --attn_max_activation=sparsemax"
+  echo "$OUT/compact_seed$s hparams/urbansound8k_acrnn_compact.yaml $common --number_of_epochs=25"
+  echo "$OUT/seed_seed$s hparams/urbansound8k_acrnn.yaml $common --number_of_epochs=20"
+done | PY=$PY bash scripts/train_two_at_once.sh
 [ -f "$OUT/events/metadata/events.csv" ] || \
   "$PY" recipes/make_noisy_folds.py "$DATA" --out "$OUT/events" --max_event_s 1.5 > /dev/null
 OMP_NUM_THREADS=1 "$PY" recipes/localise_folds.py "$OUT"/compact_seed*/ --noisy_folder "$OUT/events" \

@@ -3,7 +3,7 @@
 # default demo (make_demo_data.py; train folds 3-10, valid 2, test 1), every attention family,
 # seeds 0..N-1, two runs at once, one thread each; prints one line per family with its test
 # accuracies and mean − 3 std, and the lowest of them (the test's THRESHOLD).
-#   bash scripts/measure_learning_thresholds.sh OUT [N_SEEDS=3]
+#   bash scripts/measure_learning_thresholds.sh OUT [N_SEEDS=3]   (N_SEEDS ≥ 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: measure_learning_thresholds.sh OUT [N_SEEDS]}
@@ -11,19 +11,15 @@ N=${2:-3}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
 [ -f "$OUT/demo/metadata/UrbanSound8K.csv" ] || "$PY" recipes/make_demo_data.py --out "$OUT/demo" > /dev/null
-jobs=()
+split='--train_fold_nums=[3,4,5,6,7,8,9,10] --valid_fold_nums=[2] --test_fold_nums=[1]'
 for fam in discrete:softmax discrete:entmax1333 discrete:entmax15 discrete:sparsemax \
            continuous:gaussian continuous:triweight continuous:biweight continuous:sparsemax; do
-  for s in $(seq 0 $((N - 1))); do jobs+=("${fam%%:*} ${fam##*:} $s"); done
-done
-printf '%s\n' "${jobs[@]}" | OMP_NUM_THREADS=1 xargs -P 2 -L 1 bash -c '
-  out='"$OUT"'/$0-$1-seed$2
-  [ -f "$out/results.json" ] || '"$PY"' recipes/train.py hparams/urbansound8k_acrnn.yaml \
-    --data_folder='"$OUT"'/demo --cache_folder='"$OUT"'/cache --output_folder=$out \
-    "--train_fold_nums=[3, 4, 5, 6, 7, 8, 9, 10]" "--valid_fold_nums=[2]" "--test_fold_nums=[1]" \
-    --number_of_epochs=3 --seed=$2 --attn_domain $0 --attn_max_activation $1 --noprogressbar \
-    > $out.log 2>&1
-'
+  for s in $(seq 0 $((N - 1))); do
+    echo "$OUT/${fam%%:*}-${fam##*:}-seed$s hparams/urbansound8k_acrnn.yaml" \
+      "--data_folder=$OUT/demo --cache_folder=$OUT/cache $split --number_of_epochs=3 --seed=$s" \
+      "--attn_domain=${fam%%:*} --attn_max_activation=${fam##*:}"
+  done
+done | PY=$PY bash scripts/train_two_at_once.sh
 "$PY" - "$OUT" "$N" <<'PY'
 import glob, json, statistics, sys
 out, n = sys.argv[1], int(sys.argv[2])

@@ -12,17 +12,15 @@ EPOCHS=${3:-12}
 DATA=${DATA:-../shared/data/esc10_us8k}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
-jobs=()
+split='--train_fold_nums=[2,3,4] --valid_fold_nums=[5] --test_fold_nums=[1]'
 for s in $(seq 0 $((N - 1))); do
-  jobs+=("compact $s urbansound8k_transformer_compact.yaml --warmup_epochs=2")
-  jobs+=("paper $s urbansound8k_transformer.yaml")
+  common="--data_folder=$DATA --cache_folder=$OUT/cache $split --seed=$s --number_of_epochs=$EPOCHS"
+  common="$common --attn_domain=discrete --attn_max_activation=softmax"
+  echo "$OUT/compact_seed$s hparams/urbansound8k_transformer_compact.yaml $common --warmup_epochs=2"
+  echo "$OUT/paper_seed$s hparams/urbansound8k_transformer.yaml $common"
+done | PY=$PY bash scripts/train_two_at_once.sh
+for s in $(seq 0 $((N - 1))); do
+  for cfg in compact paper; do
+    echo "$cfg seed $s: $("$PY" -c "import json; print(json.load(open('$OUT/${cfg}_seed$s/results.json'))['test_accuracy'])")"
+  done
 done
-printf '%s\n' "${jobs[@]}" | OMP_NUM_THREADS=1 xargs -P 2 -L 1 bash -c '
-  cfg=$0; seed=$1; yaml=$2; shift 2
-  out='"$OUT"'/${cfg}_seed${seed}
-  [ -f "$out/results.json" ] || '"$PY"' recipes/train.py hparams/$yaml --data_folder='"$DATA"' \
-    --cache_folder='"$OUT"'/cache --output_folder=$out "--train_fold_nums=[2, 3, 4]" \
-    "--valid_fold_nums=[5]" "--test_fold_nums=[1]" --seed=$seed --number_of_epochs='"$EPOCHS"' \
-    --attn_domain=discrete --attn_max_activation=softmax --noprogressbar "$@" > $out.log 2>&1
-  echo "$cfg seed $seed: $(python3 -c "import json; print(json.load(open(\"$out/results.json\"))[\"test_accuracy\"])")"
-'
