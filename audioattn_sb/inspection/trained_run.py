@@ -135,6 +135,13 @@ def other_data_overrides(run_folder, data_folder):
             "cache_folder": default_cache_folder(data, int(saved.get("sample_rate", 16000)))}
 
 
+def _typed_overrides(overrides):
+    """A retyped command's overrides (a yaml string or a dict) as a dict."""
+    if isinstance(overrides, str):
+        return yaml.safe_load(overrides) or {}
+    return dict(overrides or {})
+
+
 def check_same_training(run_folder, hparams_file, overrides=""):
     """Raise :class:`RunLoadError` when a retyped training command does not describe the run:
     another hparams file than the one its ``results.json`` records, or a typed override whose
@@ -146,8 +153,6 @@ def check_same_training(run_folder, hparams_file, overrides=""):
     :data:`INSPECTION_KEYS` (which data, run and checkpoint to read) may differ; ``auto`` (resolved at
     training) matches the resolved value.
     """
-    import yaml
-
     from audioattn_sb.hparams import peek_hparams
     from audioattn_sb.results import RESULTS_JSON, RunResults
 
@@ -161,10 +166,10 @@ def check_same_training(run_folder, hparams_file, overrides=""):
         raise RunLoadError(f"{run_folder} was trained with {Path(str(recorded)).name}, not "
                            f"{Path(str(hparams_file)).name}: pass its training command's hparams "
                            "file, or just the run folder")
-    typed = yaml.safe_load(overrides) if isinstance(overrides, str) else dict(overrides or {})
+    typed = _typed_overrides(overrides)
     saved = peek_hparams(saved_file)  # saved with the references resolved
     lines = []
-    for key, value in (typed or {}).items():
+    for key, value in typed.items():
         if key in INSPECTION_KEYS or key.startswith("__") or str(value) == "auto":
             continue
         if key not in saved:
@@ -546,8 +551,7 @@ def load_trained_run(run_folder=None, hparams_file=None, overrides=None, run_opt
             run_folder = run_folder_of(hparams_file, overrides)
         run_folder = check_run_folder(run_folder)
         check_same_training(run_folder, hparams_file, overrides)
-        typed = (yaml.safe_load(overrides) if isinstance(overrides, str) else
-                 dict(overrides)) or {}
+        typed = _typed_overrides(overrides)
         data = other_data_overrides(run_folder, typed["data_folder"]) \
             if "data_folder" in typed else {}
         for key in ("cache_folder", "test_checkpoint"):
