@@ -10,29 +10,40 @@ with ``p^T = softmax(log p / T)`` (the temperature-softened distributions; ``T²
 gradient scale of the soft term independent of T), ``w = distill_weight`` and ``T =
 distill_temperature``; with mixup the NLL uses the mixed labels, as without a teacher.
 
+For a multi-label run (FSD50K layout: ``hparams/fsd50k_transformer_compact.yaml``, taught by a
+multi-label run such as ``fsd50k_acrnn_compact.yaml``'s) each class is a yes/no distribution:
+
+    loss = (1 − w) · BCE(student, labels) + w · T² · mean_c KL(σ(t_c / T) ‖ σ(s_c / T))
+
+(:func:`audioattn_sb.training.multilabel_distillation_loss`, on the logits ``t`` and ``s`` of
+each training chunk).
+
 * **The same input**: the teacher scores the student's training input after the waveform
   augmentation, the time shift and mixup (for a waveform student the mixed audio itself), with
   its own features and normalisation, in eval mode and without gradients.
-* The loss is :func:`audioattn_sb.training.distillation_loss` (the Brain's); this module checks
+* The loss is the Brain's (:func:`audioattn_sb.training.distillation_loss`,
+  :func:`~audioattn_sb.training.multilabel_distillation_loss`); this module checks
   and loads the teacher, which ``recipe.make_brain`` hands to the Brain (``brain.teacher``).
 * **No leak of the test fold**: a teacher whose training or validation folds include one of this
   run's test folds is refused before any work (:func:`check_teacher`), as is a teacher of another
-  label set; only a finished teacher run (its ``results.json``) is accepted.
+  label set; only a finished teacher run (its ``results.json``) is accepted. A run with a fixed
+  split (FSD50K: dev train / dev val / eval) takes only a teacher of the same fixed split trained
+  on the same data folder (its dev split, so never this run's eval clips).
 * ``recipes/run_folds.py --teacher_experiment DIR`` gives each fold run the teacher run of DIR
   with the same test and validation folds (:func:`find_teacher_run`).
 
-Single-label (UrbanSound8K-layout) runs only; inspection and export of a distilled run work as on
-any other (the teacher is used in training only).
+Inspection and export of a distilled run work as on any other (the teacher is used in training
+only).
 """
 
 import glob
 import os
 
 import torch
-import torch.nn.functional as F
 
 from audioattn_sb.results import RunResults
-from audioattn_sb.training import distillation_loss  # noqa: F401  (the loss, re-exported)
+from audioattn_sb.training import (distillation_loss,  # noqa: F401  (the losses, re-exported)
+                                   multilabel_distillation_loss)
 
 
 def _results(teacher):
@@ -43,12 +54,18 @@ def _results(teacher):
     return RunResults.load(path)
 
 
-def check_teacher(teacher, folds, class_names=None):
+def _same_folder(a, b):
+    return os.fspath(a) == os.fspath(b) or os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_teacher(teacher, folds, class_names=None, data_folder=None):
     """Refuse a teacher run that saw one of this run's test folds (training or validation), or
     has other classes; returns the teacher's ``results.json``
     (:class:`~audioattn_sb.results.RunResults`).
 
-    ``folds``: this run's ``{"train": [...], "valid": [...], "test": [...]}``.
+    ``folds``: this run's ``{"train": [...], "valid": [...], "test": [...]}``; None (or no folds
+    at all) for a run with a fixed split (FSD50K's dev / eval), which takes only a teacher of the
+    same fixed split trained on the same ``data_folder``.
 
     Example:
         >>> import tempfile, json, os
@@ -62,10 +79,14 @@ def check_teacher(teacher, folds, class_names=None):
     """
     res = _results(teacher)
     t_folds = res.folds or {}
-    if not t_folds.get("train"):
+    fixed_split = not any((folds or {}).values())
+    if fixed_split:
+        _check_fixed_split_teacher(teacher, res, data_folder)
+    elif not t_folds.get("train"):
         raise ValueError(f"teacher {teacher}: its results.json names no training folds (a "
-                         "multi-label run?); distillation takes a single-label teacher run")
-    test = set(folds.get("test") or [])
+                         "multi-label run of a fixed split?); this run has folds "
+                         f"{dict(folds)}: use a teacher trained on the same folds")
+    test = set((folds or {}).get("test") or [])
     for split in ("train", "valid"):
         seen = sorted(test & set(t_folds.get(split) or []))
         if seen:
@@ -79,6 +100,26 @@ def check_teacher(teacher, folds, class_names=None):
         raise ValueError(f"teacher {teacher}: its classes {res.class_names} are not this "
                          f"run's {list(class_names)}")
     return res
+
+
+def _check_fixed_split_teacher(teacher, res, data_folder):
+    """A fixed-split student (FSD50K): the teacher is a run of the same fixed split (its
+    ``splits``, not folds) on the same data folder, so its training clips are this run's."""
+    from audioattn_sb.brains.multilabel import FIXED_SPLITS
+
+    if (res.folds or {}).get("train"):
+        raise ValueError(f"teacher {teacher}: a cross-validation run (folds {res.folds}); this "
+                         "run has a fixed split (dev / eval): use a teacher trained on the same "
+                         "split (e.g. hparams/fsd50k_acrnn_compact.yaml)")
+    if res.get("splits") != FIXED_SPLITS:
+        raise ValueError(f"teacher {teacher}: its results.json names no split "
+                         f"{FIXED_SPLITS} (splits: {res.get('splits')}): use a teacher "
+                         "trained on the same fixed split")
+    if data_folder is not None and res.data_folder is not None and \
+            not _same_folder(res.data_folder, data_folder):
+        raise ValueError(f"teacher {teacher}: trained on data folder {res.data_folder}, this run's "
+                         f"is {data_folder}: its training clips may include this run's eval "
+                         "clips; use a teacher trained on this data folder")
 
 
 def find_teacher_run(experiment, test, valid):
@@ -121,7 +162,8 @@ class _Batch:
 
 class Teacher:
     """A trained run scoring waveforms: its own features, normalisation and model, eval mode,
-    no gradients. ``teacher(wavs [B, N], relative lengths [B]) → log-probabilities [B, C]``."""
+    no gradients. ``teacher(wavs [B, N], relative lengths [B]) → predictions [B, C]`` as its Brain
+    makes them: log-probabilities for a single-label run, logits for a multi-label one."""
 
     def __init__(self, run_folder, device="cpu"):
         from audioattn_sb.inspection.trained_run import load_trained_run
@@ -138,7 +180,8 @@ class Teacher:
 
         self.brain.modules.eval()
         out = self.brain.compute_forward(_Batch(wavs.detach(), lens.detach()), sb.Stage.TEST)
-        return F.log_softmax(out.predictions.float(), dim=-1)
+        return out.predictions.float()
 
 
-__all__ = ["Teacher", "check_teacher", "distillation_loss", "find_teacher_run"]
+__all__ = ["Teacher", "check_teacher", "distillation_loss", "find_teacher_run",
+           "multilabel_distillation_loss"]

@@ -77,7 +77,8 @@ def parse_command_line(argv):
         from audioattn_sb.distill import check_teacher
 
         check_teacher(values["teacher"], {split: values.get(f"{split}_fold_nums")
-                                          for split in ("train", "valid", "test")})
+                                          for split in ("train", "valid", "test")},
+                      data_folder=values.get("data_folder"))
     if str(values.get("output_folder", "auto")) == "auto":
         extra["output_folder"] = default_output_folder({**values, **extra})
     overrides = _add_overrides(overrides, extra)
@@ -216,7 +217,7 @@ def make_brain(hparams, run_opts, corpus):
 
 def attach_teacher(brain, hparams):
     """Load the ``teacher`` hparam's run (:mod:`audioattn_sb.distill`) onto ``brain`` after
-    checking it: a Brain that distils (single-label), a waveform student (the teacher scores the
+    checking it: a Brain that distils (single- or multi-label), a waveform student (the teacher scores the
     same augmented, mixed audio), a teacher that saw none of the test folds and has the same
     classes. Returns the teacher or None."""
     path = hparams.get("teacher")
@@ -226,14 +227,15 @@ def attach_teacher(brain, hparams):
     from audioattn_sb.models.transformer import WaveformFeatures
 
     if not getattr(brain, "supports_distillation", False):
-        raise ValueError(f"--teacher: {type(brain).__name__} does not distil (single-label runs "
-                         "only)")
+        raise ValueError(f"--teacher: {type(brain).__name__} does not distil (its loss takes no "
+                         "teacher)")
     if not isinstance(hparams["modules"]["compute_features"], WaveformFeatures):
         raise ValueError("--teacher needs a waveform student (its features the waveform itself, "
                          "e.g. hparams/urbansound8k_transformer_compact.yaml): the teacher scores "
                          "the same augmented, mixed audio")
     check_teacher(path, {split: hparams.get(f"{split}_fold_nums")
-                         for split in ("train", "valid", "test")}, hparams.get("class_names"))
+                         for split in ("train", "valid", "test")}, hparams.get("class_names"),
+                  data_folder=hparams.get("data_folder"))
     brain.teacher = Teacher(path, device=brain.device)
     logger.info("distillation from %s (weight %s, temperature %s)", path,
                 hparams.get("distill_weight", 0.5), hparams.get("distill_temperature", 1.0))

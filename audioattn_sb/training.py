@@ -189,7 +189,7 @@ class EpochCounter(EpochCounterWithStopper):
         super().update_metric(current_metric)
 
 
-def distillation_loss(student_logp, teacher_logp, temperature=1.0):
+def distillation_loss(student_logp, teacher_predictions, temperature=1.0):
     """``T² · KL(p_teacher^T ‖ p_student^T)``, mean over the batch (module docstring); both
     arguments are log-probabilities (or logits) ``[B, C]``.
 
@@ -203,6 +203,29 @@ def distillation_loss(student_logp, teacher_logp, temperature=1.0):
         raise ValueError(f"distill_temperature must be > 0, got {temperature}")
     t = float(temperature)
     log_s = F.log_softmax(student_logp.float() / t, dim=-1)
-    log_t = F.log_softmax(teacher_logp.float() / t, dim=-1)
+    log_t = F.log_softmax(teacher_predictions.float() / t, dim=-1)
     kl = (log_t.exp() * (log_t - log_s)).sum(-1)
+    return t * t * kl.mean()
+
+
+def multilabel_distillation_loss(student_logits, teacher_logits, temperature=1.0):
+    """The multi-label distillation term: ``T² ·`` the mean over chunks and classes of the
+    Bernoulli ``KL(σ(t / T) ‖ σ(s / T))`` (each class a yes/no distribution, as the multi-label
+    Brain scores it with a sigmoid); both arguments are logits ``[B, C]``.
+
+    Example:
+        >>> s, t = torch.tensor([[0.0]]), torch.tensor([[2.0]])   # p_s = 0.5, p_t = σ(2)
+        >>> p = torch.sigmoid(t).item()
+        >>> want = p * math.log(p / 0.5) + (1 - p) * math.log((1 - p) / 0.5)
+        >>> round(float(multilabel_distillation_loss(s, t)), 6) == round(want, 6)
+        True
+    """
+    if not temperature > 0:
+        raise ValueError(f"distill_temperature must be > 0, got {temperature}")
+    t = float(temperature)
+    s, q = student_logits.float() / t, teacher_logits.float() / t
+    p = torch.sigmoid(q)
+    # BCE(s, p) − BCE(q, p) = cross-entropy − entropy = KL, computed from logits (stable)
+    kl = (F.binary_cross_entropy_with_logits(s, p, reduction="none")
+          - F.binary_cross_entropy_with_logits(q, p, reduction="none"))
     return t * t * kl.mean()

@@ -251,7 +251,7 @@ def test_no_forward_hooks_and_no_attention_state_on_the_brain():
     """Issue 31: attention leaves the model as a return value (audioattn_sb.attention.output),
     so no module of the package registers a forward hook, and the Brain's forward pass keeps no
     state (its results travel in ForwardOutput): no ``last_attention``, ``self.mix``,
-    ``self.teacher_logp`` anywhere, no ``self.<attribute> =`` in the methods of the forward
+    ``self.teacher_predictions`` anywhere, no ``self.<attribute> =`` in the methods of the forward
     pass."""
     hooks, state, assigned = [], [], []
     for path in sorted(PKG.rglob("*.py")):
@@ -259,7 +259,7 @@ def test_no_forward_hooks_and_no_attention_state_on_the_brain():
         rel = str(path.relative_to(REPO))
         for m in re.finditer(r"register_forward(_pre)?_hook|register_module_forward\w*hook", text):
             hooks.append(f"{rel}: {m.group(0)}")
-        for m in re.finditer(r"last_attention|self\.mix\b|self\.teacher_logp\b", text):
+        for m in re.finditer(r"last_attention|self\.mix\b|self\.teacher_predictions\b", text):
             state.append(f"{rel}: {m.group(0)}")
         if path.parent.name == "brains":
             assigned += [f"{rel}: {a}" for a in self_assignments(text)]

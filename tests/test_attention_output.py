@@ -137,7 +137,7 @@ def test_compute_forward_returns_the_forward_output_and_keeps_nothing():
     out = brain.compute_forward(_batch(), sb.Stage.TRAIN)
     assert isinstance(out, ForwardOutput) and out.predictions.shape == (2, 3)
     assert isinstance(out.attention, Attention) and out.attention.weights.shape == (2, 20)
-    assert out.mix is not None and out.teacher_logp is None
+    assert out.mix is not None and out.teacher_predictions is None
     assert out.raw_features.shape == out.model_input.shape == (2, 20, 10)
     assert out.raw_lengths.dtype == torch.float64 and out.raw_lengths.tolist() == [1.0, 0.5]
     assert set(vars(brain)) == before                                  # no state on the Brain

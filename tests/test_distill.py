@@ -168,9 +168,160 @@ def test_brain_loss_mixes_nll_and_the_teacher_term(tmp_path):
     ps = np.exp(s / 2) / np.exp(s / 2).sum(1, keepdims=True)
     kl = 4 * np.mean(np.sum(pt * np.log(pt / ps), axis=1))
     brain.on_stage_start(sb.Stage.TRAIN)
-    forward = ForwardOutput(torch.tensor(s), Attention(), teacher_logp=torch.tensor(t))
+    forward = ForwardOutput(torch.tensor(s), Attention(), teacher_predictions=torch.tensor(t))
     loss = brain.compute_objectives(forward, Batch(), sb.Stage.TRAIN)
     assert float(loss) == pytest.approx(0.7 * nll + 0.3 * kl, rel=1e-6)
     forward = ForwardOutput(torch.tensor(s), Attention())
     assert float(brain.compute_objectives(forward, Batch(), sb.Stage.TRAIN)) == \
         pytest.approx(nll, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- multi-label
+def test_multilabel_loss_against_a_hand_computation():
+    """T = 2, two chunks, three classes: T² · mean over chunks and classes of the Bernoulli
+    KL(σ(t/T) ‖ σ(s/T)) in numpy; zero when student = teacher; its gradient in the student's
+    logits is T (σ(s/T) − σ(t/T)) / (B·C)."""
+    from audioattn_sb.training import multilabel_distillation_loss
+
+    s = np.array([[0.5, -2.0, 3.0], [1.0, 0.0, -0.5]])
+    t = np.array([[2.0, -1.0, 0.0], [-3.0, 0.5, 0.5]])
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    ps, pt = sig(s / 2), sig(t / 2)
+    want = 4.0 * np.mean(pt * np.log(pt / ps) + (1 - pt) * np.log((1 - pt) / (1 - ps)))
+    st = torch.tensor(s, requires_grad=True)
+    got = multilabel_distillation_loss(st, torch.tensor(t), temperature=2.0)
+    assert float(got.detach()) == pytest.approx(want, rel=1e-6)
+    got.backward()
+    np.testing.assert_allclose(st.grad.numpy(), 2.0 * (ps - pt) / s.size, rtol=1e-5)
+    assert float(multilabel_distillation_loss(torch.tensor(t), torch.tensor(t), 3.0)) == \
+        pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="distill_temperature must be > 0"):
+        multilabel_distillation_loss(torch.tensor(s), torch.tensor(t), temperature=-1.0)
+
+
+def _fake_fixed_split_run(folder, data_folder="data/FSD50K", classes=("a", "b")):
+    from audioattn_sb.brains.multilabel import FIXED_SPLITS
+
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump({"splits": FIXED_SPLITS, "data_folder": data_folder,
+                   "class_names": list(classes)}, f)
+    return folder
+
+
+def test_fixed_split_runs_take_a_teacher_of_the_same_split_and_data(tmp_path):
+    """An FSD50K student (no folds) takes a multi-label teacher trained on the same data folder;
+    a cross-validation teacher, a teacher of another data folder (its training clips could be
+    this run's eval clips) and a fold student with a fixed-split teacher are refused."""
+    no_folds = {"train": None, "valid": None, "test": None}
+    ok = _fake_fixed_split_run(tmp_path / "ok")
+    assert check_teacher(ok, no_folds, ["a", "b"], data_folder="data/FSD50K").get("splits")
+    assert check_teacher(ok, None, data_folder="data/FSD50K")
+    with pytest.raises(ValueError, match="trained on data folder other/FSD50K"):
+        check_teacher(_fake_fixed_split_run(tmp_path / "other", "other/FSD50K"), no_folds,
+                      data_folder="data/FSD50K")
+    with pytest.raises(ValueError, match="a cross-validation run"):
+        check_teacher(_fake_run(tmp_path / "cv", [3, 4], [2], [1]), no_folds)
+    with pytest.raises(ValueError, match="names no split"):
+        with open(tmp_path / "ok" / "results.json", "w") as f:
+            json.dump({"data_folder": "data/FSD50K"}, f)
+        check_teacher(ok, no_folds)
+    with pytest.raises(ValueError, match="names no training folds"):
+        check_teacher(_fake_fixed_split_run(tmp_path / "ml"),
+                      {"train": [3, 4], "valid": [2], "test": [1]})
+    with pytest.raises(ValueError, match="its classes"):
+        check_teacher(_fake_fixed_split_run(tmp_path / "c3"), None, ["a", "c"])
+
+
+def test_multilabel_brain_loss_mixes_bce_and_the_teacher_term(tmp_path):
+    """MultiLabelBrain's training loss with a teacher's logits: (1 − w) · BCE + w · T² · mean
+    Bernoulli KL, w = 0.25, T = 1.5, against numpy; without one, the BCE alone; validation
+    ignores the teacher."""
+    import speechbrain as sb
+
+    from audioattn_sb.attention.output import Attention
+    from audioattn_sb.brains.base import ForwardOutput
+    from audioattn_sb.brains.multilabel import MultiLabelBrain
+
+    hparams = {"epoch_counter": sb.utils.epoch_loop.EpochCounter(limit=1),
+               "output_folder": str(tmp_path), "distill_weight": 0.25,
+               "distill_temperature": 1.5}
+    brain = MultiLabelBrain(modules={"model": torch.nn.Linear(1, 1)}, hparams=hparams,
+                            run_opts={"device": "cpu"})
+    y = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+
+    class Batch:
+        targets = type("T", (), {"data": torch.tensor(y)})()
+        clip = ["c1", "c2"]
+
+    s = np.array([[0.5, -2.0, 3.0], [1.0, 0.0, -0.5]])
+    t = np.array([[2.0, -1.0, 0.0], [-3.0, 0.5, 0.5]])
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    bce = -np.mean(y * np.log(sig(s)) + (1 - y) * np.log(1 - sig(s)))
+    ps, pt = sig(s / 1.5), sig(t / 1.5)
+    kl = 2.25 * np.mean(pt * np.log(pt / ps) + (1 - pt) * np.log((1 - pt) / (1 - ps)))
+    brain.on_stage_start(sb.Stage.TRAIN)
+    forward = ForwardOutput(torch.tensor(s), Attention(), teacher_predictions=torch.tensor(t))
+    assert float(brain.compute_objectives(forward, Batch(), sb.Stage.TRAIN)) == \
+        pytest.approx(0.75 * bce + 0.25 * kl, rel=1e-6)
+    forward = ForwardOutput(torch.tensor(s), Attention())
+    assert float(brain.compute_objectives(forward, Batch(), sb.Stage.TRAIN)) == \
+        pytest.approx(bce, rel=1e-6)
+    brain.on_stage_start(sb.Stage.VALID)
+    forward = ForwardOutput(torch.tensor(s), Attention(), teacher_predictions=torch.tensor(t))
+    assert float(brain.compute_objectives(forward, Batch(), sb.Stage.VALID)) == \
+        pytest.approx(bce, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_multilabel_student_distils_from_a_multilabel_teacher(demo_fsd50k, tmp_path, monkeypatch):
+    """FSD50K layout end to end: a compact ACRNN teacher (2 epochs) teaches a tiny compact
+    Transformer; the teacher scores each training batch's very input (augmented, mixed chunks)
+    and returns one logit per class; the distilled run finishes and records its teacher. A
+    teacher trained on another data folder is refused before any work (exit 2)."""
+    import shutil
+
+    from audioattn_sb.distill import Teacher
+    from audioattn_sb.hparams import peek_hparams
+    from audioattn_sb.models.transformer import AudioTransformer
+
+    teacher = tmp_path / "teacher"
+    train_in_process([str(REPO_ROOT / "hparams" / "fsd50k_acrnn_compact.yaml"),
+                      f"--data_folder={demo_fsd50k}", f"--cache_folder={tmp_path / 'c1'}",
+                      f"--output_folder={teacher}", "--number_of_epochs=2", "--warmup_epochs=1",
+                      "--noprogressbar"])
+    seen = {"student": [], "teacher": []}
+    forward, call = AudioTransformer.forward, Teacher.__call__
+
+    def student_forward(self, x, lengths=None, return_attention=False):
+        seen["student"].append((self.training, x.detach().clone()))
+        return forward(self, x, lengths, return_attention)
+
+    def teacher_call(self, wavs, lens):
+        out = call(self, wavs, lens)
+        seen["teacher"].append((wavs.detach().clone(), out))
+        return out
+
+    monkeypatch.setattr(AudioTransformer, "forward", student_forward)
+    monkeypatch.setattr(Teacher, "__call__", teacher_call)
+    hp = str(REPO_ROOT / "hparams" / "fsd50k_transformer_compact.yaml")
+    out = tmp_path / "student"
+    res = train_in_process([hp, f"--data_folder={demo_fsd50k}", f"--cache_folder={tmp_path / 'c2'}",
+                            f"--output_folder={out}", f"--teacher={teacher}", *STUDENT])
+    train_inputs = [x for training, x in seen["student"] if training]
+    assert len(seen["teacher"]) == len(train_inputs) > 0
+    for (wavs, logits), x in zip(seen["teacher"], train_inputs):
+        assert torch.equal(wavs, x)
+        assert logits.shape == (len(x), len(res["class_names"]))
+        assert not torch.allclose(logits.exp().sum(-1), torch.ones(len(x)))  # logits, not log-p
+    assert res["epochs_completed"] == 2 and 0.0 < res["test_mAP"] <= 1.0
+    assert peek_hparams(out / "hyperparams.yaml")["teacher"] == str(teacher)
+    # the same teacher for a copy of the data in another folder: refused, nothing written
+    other = tmp_path / "other_copy"
+    shutil.copytree(demo_fsd50k, other)
+    p = run_script("train.py", hp, f"--data_folder={other}", f"--cache_folder={tmp_path / 'c3'}",
+                   f"--output_folder={tmp_path / 'refused'}", f"--teacher={teacher}", *STUDENT,
+                   check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert f"trained on data folder {demo_fsd50k}" in p.stderr
+    assert not (tmp_path / "refused").exists()

@@ -101,9 +101,10 @@ class ForwardOutput:
         The normaliser's relative lengths (exact frame counts / T, float64).
     mix : tuple or None
         Training with mixup: the ``(perm, lam)`` draw of :func:`audioattn_sb.augment.mixup`.
-    teacher_logp : Tensor [B, C] or None
-        Training with a ``teacher`` (:mod:`audioattn_sb.distill`): its log-probabilities of the
-        same (augmented, mixed) model input.
+    teacher_predictions : Tensor [B, C] or None
+        Training with a ``teacher`` (:mod:`audioattn_sb.distill`): its predictions for the same
+        (augmented, mixed) model input, as its Brain makes them (log-probabilities for a
+        single-label run, logits for a multi-label one).
     """
 
     predictions: torch.Tensor
@@ -113,7 +114,7 @@ class ForwardOutput:
     raw_features: torch.Tensor = None
     raw_lengths: torch.Tensor = None
     mix: tuple = None
-    teacher_logp: torch.Tensor = None
+    teacher_predictions: torch.Tensor = None
 
 
 #: values of the ``test_checkpoint`` hparam: which checkpoint the test stage (and inspection) loads
@@ -160,7 +161,7 @@ class ClipBrain(CpuDistributedBrain):
     supports_distillation = False
     #: the :class:`~audioattn_sb.distill.Teacher` of the ``teacher`` hparam (set by
     #: :func:`audioattn_sb.recipe.make_brain`); it scores each training batch's input
-    #: (:attr:`ForwardOutput.teacher_logp`)
+    #: (:attr:`ForwardOutput.teacher_predictions`)
     teacher = None
 
     @property
@@ -214,11 +215,11 @@ class ClipBrain(CpuDistributedBrain):
         else:
             outputs, attention = self.modules.model(feats, lens)
         # the teacher scores the same augmented, mixed input (a waveform student's audio)
-        teacher_logp = (self.teacher(feats, lens)
-                        if stage == sb.Stage.TRAIN and self.teacher is not None else None)
+        teacher_predictions = (self.teacher(feats, lens)
+                               if stage == sb.Stage.TRAIN and self.teacher is not None else None)
         return ForwardOutput(predictions=outputs, attention=attention, model_input=feats,
                              lengths=lens, raw_features=raw, raw_lengths=norm_lens, mix=mix,
-                             teacher_logp=teacher_logp)
+                             teacher_predictions=teacher_predictions)
 
     def has_self_attention(self):
         """True when the model can return its self-attention (its ``forward`` takes

@@ -56,7 +56,7 @@ class ClassificationBrain(ClipBrain):
             loss = -(soft * predictions.float()).sum(dim=-1).mean()
         else:
             loss = F.nll_loss(predictions.float(), targets)
-        teacher = forward.teacher_logp if stage == sb.Stage.TRAIN else None
+        teacher = forward.teacher_predictions if stage == sb.Stage.TRAIN else None
         if teacher is not None:  # distillation (audioattn_sb.distill)
             w = float(getattr(self.hparams, "distill_weight", 0.5))
             loss = (1 - w) * loss + w * distillation_loss(

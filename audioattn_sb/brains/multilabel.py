@@ -6,6 +6,8 @@ features (``modules.compute_features``) → normalisation (``modules.mean_var_no
 must be ``logits``, not ``log_softmax``) → loss against the multi-hot ``targets [B, C]``:
 
 * ``loss: bce`` (default): binary cross-entropy with logits, mean over classes and chunks;
+* with a ``teacher`` run (:mod:`audioattn_sb.distill`): ``(1 − w) ·`` the loss above ``+ w ·``
+  the teacher's Bernoulli distillation term (``distill_weight``, ``distill_temperature``);
 * ``loss: huber``: Huber loss (``huber_delta``, default 1.0) between the sigmoid outputs and the
   0/1 targets. The error of a probability is at most 1, so with ``huber_delta ≥ 1`` this is half
   the squared error; a smaller delta makes large errors count linearly (less weight on label
@@ -40,11 +42,14 @@ import torch.nn.functional as F
 from audioattn_sb.augment import mix_targets
 from audioattn_sb.brains.base import ClipBrain
 from audioattn_sb.metrics import aggregate_clip_scores, chance_map, multilabel_stats
+from audioattn_sb.training import multilabel_distillation_loss
 from audioattn_sb.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 LOSSES = ("bce", "huber")
+#: the fixed split of every multi-label run (``results.json`` → ``splits``)
+FIXED_SPLITS = {"train": "dev.csv split=train", "valid": "dev.csv split=val", "test": "eval.csv"}
 PER_CLASS_CSV = "test_per_class_ap.csv"
 
 
@@ -90,6 +95,7 @@ class MultiLabelBrain(ClipBrain):
     """Multi-label tagging of chunked clips: BCE (or Huber) loss, clip-level mAP / d′."""
 
     checkpoint_key = {"max_key": "mAP"}
+    supports_distillation = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,6 +118,11 @@ class MultiLabelBrain(ClipBrain):
         loss = multilabel_loss(predictions, targets if mix is None else mix_targets(targets, *mix),
                                self.loss_name,
                                getattr(self.hparams, "huber_delta", 1.0))
+        teacher = forward.teacher_predictions if stage == sb.Stage.TRAIN else None
+        if teacher is not None:  # distillation (audioattn_sb.distill): the teacher's logits
+            w = float(getattr(self.hparams, "distill_weight", 0.5))
+            loss = (1 - w) * loss + w * multilabel_distillation_loss(
+                predictions, teacher, float(getattr(self.hparams, "distill_temperature", 1.0)))
         self._count_items(targets.shape[0])
         if stage != sb.Stage.TRAIN:
             self._keep(loss.detach(), targets.shape[0], clips=list(batch.clip),
@@ -159,8 +170,7 @@ class MultiLabelBrain(ClipBrain):
             chunks[split] = len(entries)
         hp = self.hparams
         return {
-            "splits": {"train": "dev.csv split=train", "valid": "dev.csv split=val",
-                       "test": "eval.csv"},
+            "splits": dict(FIXED_SPLITS),
             "chunking": {"chunk_seconds": getattr(hp, "chunk_seconds", 1.0),
                          "chunk_overlap": getattr(hp, "chunk_overlap", 0.5),
                          "short_clips": "tiled to one chunk",
@@ -187,4 +197,4 @@ class MultiLabelBrain(ClipBrain):
         return f"test mAP {self.test_stats['mAP']:.4f}  d' {self.test_stats['dprime']:.3f}"
 
 
-__all__ = ["MultiLabelBrain", "multilabel_loss", "per_class_csv_text", "LOSSES"]
+__all__ = ["MultiLabelBrain", "multilabel_loss", "per_class_csv_text", "FIXED_SPLITS", "LOSSES"]
