@@ -16,7 +16,9 @@ multi-label run such as ``fsd50k_acrnn_compact.yaml``'s) each class is a yes/no 
     loss = (1 − w) · BCE(student, labels) + w · T² · mean_c KL(σ(t_c / T) ‖ σ(s_c / T))
 
 (:func:`audioattn_sb.training.multilabel_distillation_loss`, on the logits ``t`` and ``s`` of
-each training chunk).
+each training chunk). ``distill_hard: True`` replaces the soft term by DeiT's hard distillation:
+the NLL of the teacher's decision ``argmax t`` (multi-label: the BCE against ``t_c > 0``),
+:func:`~audioattn_sb.training.hard_distillation_loss`.
 
 * **The same input**: the teacher scores the student's training input after the waveform
   augmentation, the time shift and mixup (for a waveform student the mixed audio itself), with

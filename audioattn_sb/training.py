@@ -208,6 +208,34 @@ def distillation_loss(student_logp, teacher_predictions, temperature=1.0):
     return t * t * kl.mean()
 
 
+def hard_distillation_loss(student_logp, teacher_predictions):
+    """DeiT's hard distillation (Touvron et al. 2021): the student's NLL of the teacher's
+    decision ``argmax_c t_c`` (no temperature), mean over the batch; ``student_logp`` are
+    log-probabilities (or logits) ``[B, C]``.
+
+    Example:
+        >>> s = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
+        >>> t = torch.log(torch.tensor([[0.1, 0.6, 0.3]]))
+        >>> round(float(hard_distillation_loss(s, t)), 4)  # −ln 0.3: the teacher picks class 1
+        1.204
+    """
+    return F.nll_loss(F.log_softmax(student_logp.float(), dim=-1),
+                      teacher_predictions.argmax(dim=-1))
+
+
+def multilabel_hard_distillation_loss(student_logits, teacher_logits):
+    """Hard distillation for multi-label runs: the BCE of the student's logits against the
+    teacher's decisions ``σ(t_c) > 0.5`` (i.e. ``t_c > 0``), mean over chunks and classes.
+
+    Example:
+        >>> s, t = torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, -1.0]])
+        >>> round(float(multilabel_hard_distillation_loss(s, t)), 4)  # ln 2 for either class
+        0.6931
+    """
+    target = (teacher_logits > 0).float()
+    return F.binary_cross_entropy_with_logits(student_logits.float(), target)
+
+
 def multilabel_distillation_loss(student_logits, teacher_logits, temperature=1.0):
     """The multi-label distillation term: ``T² ·`` the mean over chunks and classes of the
     Bernoulli ``KL(σ(t / T) ‖ σ(s / T))`` (each class a yes/no distribution, as the multi-label

@@ -325,3 +325,57 @@ def test_multilabel_student_distils_from_a_multilabel_teacher(demo_fsd50k, tmp_p
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert f"trained on data folder {demo_fsd50k}" in p.stderr
     assert not (tmp_path / "refused").exists()
+
+
+def test_hard_distillation_against_a_hand_computation(tmp_path):
+    """DeiT's hard distillation: single-label, the NLL of the teacher's argmax; multi-label,
+    the BCE against the teacher's decisions t_c > 0 (numpy); and the Brains use it with
+    ``distill_hard: True``: (1 − w) · loss + w · the hard term."""
+    import speechbrain as sb
+
+    from audioattn_sb.attention.output import Attention
+    from audioattn_sb.brains.base import ForwardOutput
+    from audioattn_sb.brains.classification import ClassificationBrain
+    from audioattn_sb.brains.multilabel import MultiLabelBrain
+    from audioattn_sb.training import hard_distillation_loss, multilabel_hard_distillation_loss
+
+    s = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]))
+    t = np.log(np.array([[0.2, 0.5, 0.3], [0.3, 0.3, 0.4]]))     # decisions: class 1, class 2
+    hard = -(s[0, 1] + s[1, 2]) / 2
+    assert float(hard_distillation_loss(torch.tensor(s), torch.tensor(t))) == \
+        pytest.approx(hard, rel=1e-6)
+    sl, tl = np.array([[0.5, -2.0], [1.0, 0.0]]), np.array([[2.0, -1.0], [-3.0, 0.5]])
+    d = (tl > 0).astype(float)
+    sig = 1 / (1 + np.exp(-sl))
+    bce_hard = -np.mean(d * np.log(sig) + (1 - d) * np.log(1 - sig))
+    assert float(multilabel_hard_distillation_loss(torch.tensor(sl), torch.tensor(tl))) == \
+        pytest.approx(bce_hard, rel=1e-6)
+
+    common = {"epoch_counter": sb.utils.epoch_loop.EpochCounter(limit=1),
+              "output_folder": str(tmp_path), "distill_weight": 0.4, "distill_hard": True,
+              "distill_temperature": 5.0}   # ignored by the hard term
+    brain = ClassificationBrain(modules={"model": torch.nn.Linear(1, 1)},
+                                hparams={**common, "n_classes": 3}, run_opts={"device": "cpu"})
+
+    class Batch:
+        label = type("L", (), {"data": torch.tensor([[0], [2]])})()
+
+    brain.on_stage_start(sb.Stage.TRAIN)
+    forward = ForwardOutput(torch.tensor(s), Attention(), teacher_predictions=torch.tensor(t))
+    nll = -(s[0, 0] + s[1, 2]) / 2
+    assert float(brain.compute_objectives(forward, Batch(), sb.Stage.TRAIN)) == \
+        pytest.approx(0.6 * nll + 0.4 * hard, rel=1e-6)
+
+    ml = MultiLabelBrain(modules={"model": torch.nn.Linear(1, 1)}, hparams=common,
+                         run_opts={"device": "cpu"})
+    y = np.array([[1.0, 0.0], [0.0, 1.0]])
+
+    class MLBatch:
+        targets = type("T", (), {"data": torch.tensor(y)})()
+        clip = ["c1", "c2"]
+
+    bce = -np.mean(y * np.log(sig) + (1 - y) * np.log(1 - sig))
+    ml.on_stage_start(sb.Stage.TRAIN)
+    forward = ForwardOutput(torch.tensor(sl), Attention(), teacher_predictions=torch.tensor(tl))
+    assert float(ml.compute_objectives(forward, MLBatch(), sb.Stage.TRAIN)) == \
+        pytest.approx(0.6 * bce + 0.4 * bce_hard, rel=1e-6)

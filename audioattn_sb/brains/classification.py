@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from audioattn_sb.augment import mix_targets
 from audioattn_sb.brains.base import ClipBrain
-from audioattn_sb.training import distillation_loss
+from audioattn_sb.training import distillation_loss, hard_distillation_loss
 from audioattn_sb.metrics import classification_stats
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,12 @@ class ClassificationBrain(ClipBrain):
         teacher = forward.teacher_predictions if stage == sb.Stage.TRAIN else None
         if teacher is not None:  # distillation (audioattn_sb.distill)
             w = float(getattr(self.hparams, "distill_weight", 0.5))
-            loss = (1 - w) * loss + w * distillation_loss(
-                predictions, teacher, float(getattr(self.hparams, "distill_temperature", 1.0)))
+            if getattr(self.hparams, "distill_hard", False):
+                term = hard_distillation_loss(predictions, teacher)
+            else:
+                term = distillation_loss(
+                    predictions, teacher, float(getattr(self.hparams, "distill_temperature", 1.0)))
+            loss = (1 - w) * loss + w * term
         self._count_items(targets.shape[0])
         if stage != sb.Stage.TRAIN:
             self._keep(loss.detach(), targets.shape[0], targets=targets.detach().cpu(),

@@ -7,7 +7,8 @@ must be ``logits``, not ``log_softmax``) → loss against the multi-hot ``target
 
 * ``loss: bce`` (default): binary cross-entropy with logits, mean over classes and chunks;
 * with a ``teacher`` run (:mod:`audioattn_sb.distill`): ``(1 − w) ·`` the loss above ``+ w ·``
-  the teacher's Bernoulli distillation term (``distill_weight``, ``distill_temperature``);
+  the teacher's Bernoulli distillation term (``distill_weight``, ``distill_temperature``;
+  ``distill_hard: True``: the BCE against the teacher's decisions ``t_c > 0`` instead);
 * ``loss: huber``: Huber loss (``huber_delta``, default 1.0) between the sigmoid outputs and the
   0/1 targets. The error of a probability is at most 1, so with ``huber_delta ≥ 1`` this is half
   the squared error; a smaller delta makes large errors count linearly (less weight on label
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 from audioattn_sb.augment import mix_targets
 from audioattn_sb.brains.base import ClipBrain
 from audioattn_sb.metrics import aggregate_clip_scores, chance_map, multilabel_stats
-from audioattn_sb.training import multilabel_distillation_loss
+from audioattn_sb.training import multilabel_distillation_loss, multilabel_hard_distillation_loss
 from audioattn_sb.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -121,8 +122,12 @@ class MultiLabelBrain(ClipBrain):
         teacher = forward.teacher_predictions if stage == sb.Stage.TRAIN else None
         if teacher is not None:  # distillation (audioattn_sb.distill): the teacher's logits
             w = float(getattr(self.hparams, "distill_weight", 0.5))
-            loss = (1 - w) * loss + w * multilabel_distillation_loss(
-                predictions, teacher, float(getattr(self.hparams, "distill_temperature", 1.0)))
+            if getattr(self.hparams, "distill_hard", False):
+                term = multilabel_hard_distillation_loss(predictions, teacher)
+            else:
+                term = multilabel_distillation_loss(
+                    predictions, teacher, float(getattr(self.hparams, "distill_temperature", 1.0)))
+            loss = (1 - w) * loss + w * term
         self._count_items(targets.shape[0])
         if stage != sb.Stage.TRAIN:
             self._keep(loss.detach(), targets.shape[0], clips=list(batch.clip),
