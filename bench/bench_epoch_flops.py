@@ -5,7 +5,7 @@ FLOP bound (issue 30).
 Usage:
     python bench/bench_epoch_flops.py [--threads 2] [--steps 5] [--warmup 2]
         [--runs ACRNN_RUN TRANSFORMER_RUN] [--json out.json] [--precision fp32|bf16]
-        [--transformer_overrides "d_model: 128\nn_heads: 4"]
+        [--transformer_overrides "d_model: 128\nn_heads: 4"] [--compile]
 
 For each of hparams/urbansound8k_acrnn_compact.yaml and hparams/urbansound8k_transformer_compact.yaml
 (their default models, discrete softmax pooling, 10 classes), all measured in this one process:
@@ -19,6 +19,9 @@ For each of hparams/urbansound8k_acrnn_compact.yaml and hparams/urbansound8k_tra
     the recipe's ``--precision=bf16``) and the probe is a bf16 matmul (AMX / avx512_bf16 CPUs);
   * the FLOP bound of the epoch = 15 · FLOPs per step / matmul rate, and the ratio
     ``step time / bound`` (issue 30's target for the Transformer: within 3×).
+With ``--compile`` each model is measured a second time as ``torch.compile(model)`` (inductor;
+the same FLOPs, counted on the eager model; the first ``--warmup`` steps, which compile, are not
+timed: their total is reported as ``compile_s``).
 With ``--runs`` (a finished run of each yaml on ESC-10 folds 3-5), the measured end-of-run
 epoch time of the recipe (``train_log.txt``'s median ``epoch_seconds``: data loading and
 augmentation included, on that run's machine and threads) is set against the same bound.
@@ -70,7 +73,7 @@ def step(feat, norm, model, wavs, lens, labels, bf16=False):
     return loss
 
 
-def measure(name, yaml_path, steps, warmup, probe, bf16=False, overrides=""):
+def measure(name, yaml_path, steps, warmup, probe, bf16=False, overrides="", compile=False):
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.manual_seed(0)
@@ -88,20 +91,24 @@ def measure(name, yaml_path, steps, warmup, probe, bf16=False, overrides=""):
         step(feat, norm, model, wavs, lens, labels, bf16)
     flops = counter.get_total_flops()
     opt.zero_grad(set_to_none=True)
-    times, rates = [], []
+    run_model = torch.compile(model) if compile else model
+    times, rates, warm_s = [], [], 0.0
     for i in range(warmup + steps):
         rate = probe.rate()
         t = time.perf_counter()
-        step(feat, norm, model, wavs, lens, labels, bf16)
+        step(feat, norm, run_model, wavs, lens, labels, bf16)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i >= warmup:
             times.append(time.perf_counter() - t)
             rates.append(rate)
+        else:
+            warm_s += time.perf_counter() - t
     step_s, rate = statistics.median(times), statistics.median(rates)
     steps_per_epoch = math.ceil(N_TRAIN / BATCH)
     bound_s = steps_per_epoch * flops / (rate * 1e9)
-    return {"model": name, "parameters": sum(p.numel() for p in model.parameters()),
+    return {"model": name + (" (torch.compile)" if compile else ""),
+            "compile_s": warm_s if compile else None, "parameters": sum(p.numel() for p in model.parameters()),
             "gflop_per_step": flops / 1e9, "gflop_per_epoch": steps_per_epoch * flops / 1e9,
             "step_s": step_s, "epoch_s_model_only": steps_per_epoch * step_s,
             "matmul_gflops": rate, "bound_epoch_s": bound_s,
@@ -126,6 +133,8 @@ def main(argv=None):
                    help="bf16: autocast steps against a bf16 matmul bound")
     p.add_argument("--transformer_overrides", default="",
                    help="yaml overrides of the Transformer's yaml (e.g. a variant's sizes)")
+    p.add_argument("--compile", action="store_true",
+                   help="also measure each model under torch.compile (inductor)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     bf16 = args.precision == "bf16"
@@ -133,10 +142,10 @@ def main(argv=None):
           f"{os.getloadavg()[0]:.2f}")
     probe = MatmulProbe(1024, 1024, 1024, torch.bfloat16 if bf16 else torch.float32)
     rows = [measure(n, y, args.steps, args.warmup, probe, bf16,
-                    args.transformer_overrides if "Transformer" in n else "")
-            for n, y in YAMLS.items()]
+                    args.transformer_overrides if "Transformer" in n else "", compiled)
+            for n, y in YAMLS.items() for compiled in ((False, True) if args.compile else (False,))]
     if args.runs:
-        for row, run in zip(rows, args.runs):
+        for row, run in zip([r for r in rows if r["compile_s"] is None], args.runs):
             row["run"], row["run_epoch_s"] = run, run_epoch_seconds(run)
             if row["run_epoch_s"]:
                 row["run_x_bound"] = row["run_epoch_s"] / row["bound_epoch_s"]
@@ -152,6 +161,10 @@ def main(argv=None):
             line += (f" {r.get('run_epoch_s') or float('nan'):.2f} | "
                      f"{r.get('run_x_bound', float('nan')):.2f} |")
         print(line)
+    for r in rows:
+        if r["compile_s"] is not None:
+            print(f"{r['model']}: the {args.warmup} compiling warm-up steps took "
+                  f"{r['compile_s']:.1f} s")
     print(f"load average after {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
