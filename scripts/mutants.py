@@ -120,10 +120,23 @@ MUTANTS = {
         "runs)"),
     "distillation-ignored": (
         "audioattn_sb/brains/classification.py",
-        "            loss = (1 - w) * loss + w * distillation_loss(",
-        "            loss = loss + 0 * distillation_loss(",
+        "            loss = (1 - w) * loss + w * term",
+        "            loss = loss + 0 * term",
         ["tests/test_distill.py::test_brain_loss_mixes_nll_and_the_teacher_term"],
         "--teacher trains without the teacher's term"),
+    "multilabel-distillation-ignored": (
+        "audioattn_sb/brains/multilabel.py",
+        "            loss = (1 - w) * loss + w * term",
+        "            loss = loss + 0 * term",
+        ["tests/test_distill.py::test_multilabel_brain_loss_mixes_bce_and_the_teacher_term"],
+        "--teacher on a multi-label run trains without the teacher's term"),
+    "teacher-of-other-data-allowed": (
+        "audioattn_sb/distill.py",
+        "            not _same_folder(res.data_folder, data_folder):",
+        "            False:",
+        ["tests/test_distill.py::test_fixed_split_runs_take_a_teacher_of_the_same_split_and_data"],
+        "an FSD50K run accepts a teacher trained on another data folder (which may hold its eval "
+        "clips)"),
     "teacher-leak-allowed": (
         "audioattn_sb/distill.py",
         "        seen = sorted(test & set(t_folds.get(split) or []))",
