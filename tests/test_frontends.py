@@ -19,7 +19,9 @@ TINY = dict(n_layers=2, d_model=16, n_heads=4, ff_dim=24, frontend_dim=32, dropo
 CONV = {"n_filters": 8, "kernel_size": 400, "hop": 160, "channels": 12, "strides": [2, 2]}
 FRONT_ENDS = {"dense": {}, "dense_overlap": {"frontend_hop": 200},
               "conv": {"frontend": "conv", "frontend_options": CONV},
-              "conv2d": {"frontend": "conv", "frontend_options": {**CONV, "conv_dims": 2}}}
+              "conv2d": {"frontend": "conv", "frontend_options": {**CONV, "conv_dims": 2}},
+              "conv_band_norm": {"frontend": "conv",
+                                 "frontend_options": {**CONV, "band_norm": "batch"}}}
 
 
 def test_gabor_filter_against_a_hand_computation():
@@ -79,18 +81,49 @@ def test_padding_does_not_change_a_clip(name):
     assert info_padded.weights[0, n:].abs().sum() == 0
 
 
-@pytest.mark.parametrize("name", ["dense", "dense_overlap", "conv", "conv2d"])
+@pytest.mark.parametrize("name", ["dense", "dense_overlap", "conv", "conv2d", "conv_band_norm"])
 def test_front_end_gradcheck_float64(name):
     torch.manual_seed(0)
     if name.startswith("conv"):
         fe = ConvStem(6, n_filters=3, kernel_size=20, hop=8, channels=4, compression=10.0,
-                      conv_dims=2 if name == "conv2d" else 1)
+                      conv_dims=2 if name == "conv2d" else 1,
+                      band_norm="batch" if name == "conv_band_norm" else "none")
     else:
         fe = DensePatches(20, 8, 6, hop=10 if name == "dense_overlap" else None)
     fe = fe.double()
     x = torch.randn(2, 70, dtype=torch.float64, requires_grad=True)
     n = torch.tensor([70, 45])
     assert torch.autograd.gradcheck(lambda w: fe(w, n)[0], (x,), eps=1e-6, atol=1e-5)
+
+
+def test_masked_band_norm_is_batch_norm_of_the_valid_frames():
+    """In training: the output on the valid frames and the running statistics equal
+    torch.nn.BatchNorm1d's on the valid frames of all clips laid end to end (no padding), the
+    padding stays 0; more padding with garbage in it changes nothing; in eval mode the running
+    statistics normalise."""
+    from audioattn_sb.models.frontends import MaskedBandNorm
+
+    torch.manual_seed(0)
+    norm, ref = MaskedBandNorm(3).double(), torch.nn.BatchNorm1d(3).double()
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([0.5, 1.0, 2.0]))
+        norm.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+        ref.weight.copy_(norm.weight)
+        ref.bias.copy_(norm.bias)
+    counts = torch.tensor([5, 2])
+    x = torch.randn(2, 3, 7, dtype=torch.float64)
+    y = norm.train()(x, counts)
+    valid = torch.cat([x[0, :, :5], x[1, :, :2]], dim=1)[None]
+    want = ref.train()(valid)[0]
+    torch.testing.assert_close(torch.cat([y[0, :, :5], y[1, :, :2]], dim=1), want)
+    assert y[0, :, 5:].abs().sum() == 0 and y[1, :, 2:].abs().sum() == 0
+    torch.testing.assert_close(norm.running_mean, ref.running_mean)
+    torch.testing.assert_close(norm.running_var, ref.running_var)
+    longer = torch.randn(2, 3, 11, dtype=torch.float64)
+    longer[:, :, :7] = x
+    torch.testing.assert_close(MaskedBandNorm(3).double().train()(longer, counts)[..., :7],
+                               MaskedBandNorm(3).double().train()(x, counts))
+    torch.testing.assert_close(norm.eval()(x, counts)[0, :, :5], ref.eval()(x[:1, :, :5])[0])
 
 
 def test_conv2d_stem_kernels_slide_along_the_bands():
@@ -120,6 +153,8 @@ def test_bad_configurations_are_refused():
         ConvStem(8, time_masks=(2, -1))
     with pytest.raises(ValueError, match="conv_dims must be 1 or 2, got 3"):
         ConvStem(8, conv_dims=3)
+    with pytest.raises(ValueError, match="band_norm must be 'none' or 'batch', got 'layer'"):
+        ConvStem(8, band_norm="layer")
     with pytest.raises(ValueError, match="input_norm must be one of none, gain"):
         AudioTransformer(5, input_norm="rms")
     with pytest.raises(ValueError, match="patchify is the dense front end's"):

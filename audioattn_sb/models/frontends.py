@@ -24,6 +24,9 @@ clip's own count is zeroed, so whatever padding a batch carries changes no valid
   along the bands meets the same kernel.
   ``time_masks`` / ``band_masks`` (count, widest): SpecAugment's masks on the log band energies,
   in training mode only (:func:`mask_bands`), as the compact ACRNN's feature masks.
+  ``band_norm: batch`` normalises each log band energy by running statistics of the training
+  batches' valid frames (:class:`MaskedBandNorm`: a BatchNorm that never counts padding), as the
+  compact ACRNN's global per-band normalisation of its log-mel features.
 
 Token counts: dense ⌈n / hop⌉; conv ``f₀ = ⌈n / hop⌉`` filterbank frames, then ``fᵢ₊₁ =
 ⌈fᵢ / sᵢ⌉`` per strided convolution (:func:`conv_token_counts`).
@@ -208,6 +211,46 @@ class DensePatches(nn.Sequential):
         return frames, counts
 
 
+class MaskedBandNorm(nn.Module):
+    """BatchNorm of band features ``x [B, K, T]`` over the valid frames only: in training the
+    per-band mean and (biased) variance of the frames ``t < counts[b]`` of every clip normalise
+    the batch, and running estimates (momentum ``m``, unbiased variance, as
+    ``torch.nn.BatchNorm1d``) are kept for evaluation; then a per-band affine map. Frames past a
+    clip's count stay 0, so padding changes neither the statistics nor any valid frame.
+
+    Example:
+        >>> norm = MaskedBandNorm(2)
+        >>> x = torch.tensor([[[1., 3., 9.], [0., 2., 9.]]])   # frame 3 is padding
+        >>> y = norm(x, torch.tensor([2]))
+        >>> [round(v, 3) for v in y[0, 0].tolist()]
+        [-1.0, 1.0, 0.0]
+    """
+
+    def __init__(self, n_bands, momentum=0.1, eps=1e-5):
+        super().__init__()
+        self.momentum, self.eps = float(momentum), float(eps)
+        self.weight = nn.Parameter(torch.ones(n_bands))
+        self.bias = nn.Parameter(torch.zeros(n_bands))
+        self.register_buffer("running_mean", torch.zeros(n_bands))
+        self.register_buffer("running_var", torch.ones(n_bands))
+
+    def forward(self, x, counts):
+        ok = (torch.arange(x.shape[-1], device=x.device)[None, :] < counts[:, None]).to(x.dtype)
+        ok = ok[:, None, :]
+        if self.training:
+            n = ok.sum().clamp(min=1)
+            mean = (x * ok).sum((0, 2)) / n
+            var = ((x - mean[None, :, None]).square() * ok).sum((0, 2)) / n
+            with torch.no_grad():
+                unbiased = var * n / (n - 1).clamp(min=1)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+        else:
+            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
+        y = (x - mean[None, :, None]) * torch.rsqrt(var[None, :, None] + self.eps)
+        return (y * self.weight[None, :, None] + self.bias[None, :, None]) * ok
+
+
 class ConvStem(nn.Module):
     """Learnable (mel-Gabor initialised) filterbank + strided convolutions (module docstring).
 
@@ -235,6 +278,9 @@ class ConvStem(nn.Module):
     conv_dims : int
         1: ``Conv1d`` over time with the K bands as channels; 2: ``Conv2d`` over (band, time),
         stride 2 along the bands, token width ``channels · ⌈K / 2^len(strides)⌉``.
+    band_norm : str
+        ``none`` or ``batch``: :class:`MaskedBandNorm` of the log band energies (after the
+        masks), before the strided convolutions.
 
     Example:
         >>> stem = ConvStem(16, n_filters=8, channels=12)
@@ -248,8 +294,10 @@ class ConvStem(nn.Module):
 
     def __init__(self, out_dim=64, n_filters=64, kernel_size=400, hop=160, channels=64,
                  strides=(2, 2), init="mel_gabor", compression=1000.0, sample_rate=16000,
-                 time_masks=(0, 0), band_masks=(0, 0), conv_dims=1):
+                 time_masks=(0, 0), band_masks=(0, 0), conv_dims=1, band_norm="none"):
         super().__init__()
+        if band_norm not in ("none", "batch"):
+            raise ValueError(f"band_norm must be 'none' or 'batch', got {band_norm!r}")
         if conv_dims not in (1, 2):
             raise ValueError(f"conv_dims must be 1 or 2, got {conv_dims!r}")
         self.conv_dims = int(conv_dims)
@@ -271,6 +319,7 @@ class ConvStem(nn.Module):
                              f"{time_masks}, {band_masks}")
         self.filterbank = nn.Conv1d(1, 2 * self.n_filters, self.kernel_size, stride=self.hop,
                                     bias=False)
+        self.band_norm = MaskedBandNorm(self.n_filters) if band_norm == "batch" else None
         if init == "mel_gabor":
             with torch.no_grad():
                 self.filterbank.weight.copy_(
@@ -303,6 +352,8 @@ class ConvStem(nn.Module):
         x, counts = self.band_energies(wavs, n_samples)
         if self.training:
             x = mask_bands(x, counts, self.time_masks, self.band_masks)
+        if self.band_norm is not None:
+            x = self.band_norm(x, counts)
         if self.conv_dims == 2:
             x = x[:, None]  # [B, 1, K, f₀]: one input channel, bands as a spatial axis
         for conv, s in zip(self.convs, self.strides):
@@ -317,7 +368,7 @@ def build_frontend(name, out_dim, patch_size=400, frontend_dim=2048, hop=None, o
     """The front end ``name`` (:data:`FRONTENDS`) with token size ``out_dim``; ``options``: the
     extra keyword arguments of :class:`ConvStem` (``n_filters``, ``kernel_size``, ``hop``,
     ``channels``, ``strides``, ``init``, ``compression``, ``time_masks``, ``band_masks``,
-    ``conv_dims``).
+    ``conv_dims``, ``band_norm``).
 
     Example:
         >>> build_frontend("conv", 16, options={"n_filters": 8, "channels": 8}).hop_samples
@@ -332,5 +383,5 @@ def build_frontend(name, out_dim, patch_size=400, frontend_dim=2048, hop=None, o
     raise ValueError(f"unknown front end {name!r}; valid: {', '.join(FRONTENDS)}")
 
 
-__all__ = ["ConvStem", "DensePatches", "FRONTENDS", "build_frontend", "conv_token_counts",
+__all__ = ["ConvStem", "DensePatches", "FRONTENDS", "MaskedBandNorm", "build_frontend", "conv_token_counts",
            "gabor_filterbank", "hz_to_mel", "mask_bands", "mel_centres", "mel_to_hz", "zero_past"]
