@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: measure_learning_thresholds.sh OUT [N_SEEDS]}
 N=${2:-3}
+if ! [ "$N" -ge 2 ] 2>/dev/null; then
+  echo "error: N_SEEDS must be a number ≥ 2 (a standard deviation needs two runs), got '$N'" >&2
+  exit 2
+fi
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
 [ -f "$OUT/demo/metadata/UrbanSound8K.csv" ] || "$PY" recipes/make_demo_data.py --out "$OUT/demo" > /dev/null
