@@ -176,6 +176,59 @@ def paired_summary(rows, variant_of, names):
     return lines
 
 
+def paired_to(runs, baseline):
+    """Each configuration against the ``baseline`` experiment on the same runs: lines of
+    :func:`paired_difference` (mean, wins / ties / losses, p-values) of its test and noisy test
+    accuracy minus the baseline's, over the runs that share attention tag, test and validation
+    folds and seed with a baseline run (the folds are paired: each one's difficulty cancels).
+    Configurations are grouped as :func:`aggregate` groups them; one with no shared run says so.
+
+    Example:
+        >>> def run(exp, k, a):
+        ...     return {"experiment_name": exp, "attention": {"tag": "discrete-softmax"},
+        ...             "number_of_epochs": 2, "folds": {"test": [k], "valid": [k % 5 + 1]},
+        ...             "seed": 0, "test_accuracy": a}
+        >>> runs = [run("base", 1, 0.75), run("base", 2, 0.8), run("new", 1, 0.8),
+        ...         run("new", 2, 0.8), run("new", 3, 0.9)]
+        >>> print("\\n".join(paired_to(runs, "base")))
+        new discrete-softmax (2 of 3 runs paired with base) test: new − base +0.0250 over 2 runs (wins 1, ties 1, losses 0; paired t-test p = 0.5000, Wilcoxon p = 1.0000)
+    """
+    runs = [as_run_results(r) for r in runs]
+
+    def pair_key(r):
+        folds = r.folds or {}
+        return (r.attention_tag, tuple(folds.get("test") or ()), tuple(folds.get("valid") or ()),
+                r.seed)
+
+    base = {}
+    for r in runs:
+        if r.experiment_name == baseline:
+            base.setdefault(pair_key(r), r)
+    if not base:
+        raise ValueError(f"no run of the baseline experiment {baseline!r} among the results")
+    groups = OrderedDict()
+    for r in runs:
+        if r.experiment_name != baseline:
+            groups.setdefault((r.experiment_name, r.attention_tag, r.number_of_epochs, r.tested),
+                              []).append(r)
+    lines = []
+    for (exp, tag, _, _), rs in groups.items():
+        pairs = [(r, base[pair_key(r)]) for r in rs if pair_key(r) in base]
+        head = f"{exp} {tag} ({len(pairs)} of {len(rs)} runs paired with {baseline})"
+        if not pairs:
+            lines.append(f"{head}: no run shares attention, folds and seed with the baseline")
+            continue
+        for key, what in (("test_accuracy", "test"), ("test_noisy_accuracy", "noisy")):
+            diffs = [r.get(key) - b.get(key) for r, b in pairs
+                     if r.get(key) is not None and b.get(key) is not None]
+            line = paired_difference(diffs, f"{what}: {exp} − {baseline}")
+            if line is None and len(diffs) == 1:
+                line = f"{what}: {exp} − {baseline} {diffs[0]:+.4f} over 1 run"
+            if line:
+                lines.append(f"{head} {line}")
+    return lines
+
+
 def collect_results(paths):
     """The runs (:class:`~audioattn_sb.results.RunResults`, ``path`` set, ``localisation``: the
     means of the run's saved attentions or None) of the results.json files under ``paths``:

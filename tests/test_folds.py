@@ -66,12 +66,14 @@ def test_parse_variant_accepts_predecessor_trailing_comma_and_rejects_garbage():
         parse_variant("discrete:entmax:abc")
 
 
-def _fake_run(root, tag, fold, acc, epochs=20, seed=0):
-    d = os.path.join(root, "exp", tag, f"test{fold}_valid{fold % 5 + 1}", f"seed{seed}")
+def _fake_run(root, tag, fold, acc, epochs=20, seed=0, exp="exp", noisy=None):
+    d = os.path.join(root, exp, tag, f"test{fold}_valid{fold % 5 + 1}", f"seed{seed}")
     os.makedirs(d, exist_ok=True)
-    r = {"experiment_name": "exp", "attention": {"tag": tag}, "number_of_epochs": epochs,
-         "folds": {"train": [], "valid": [fold % 5 + 1], "test": [fold]},
+    r = {"experiment_name": exp, "attention": {"tag": tag}, "number_of_epochs": epochs,
+         "folds": {"train": [], "valid": [fold % 5 + 1], "test": [fold]}, "seed": seed,
          "test_accuracy": acc, "test_error": 1 - acc, "train_epoch_seconds": [1.5, 2.5]}
+    if noisy is not None:
+        r["test_noisy_accuracy"] = noisy
     with open(os.path.join(d, "results.json"), "w") as f:
         json.dump(r, f)
     return d
@@ -270,6 +272,39 @@ def test_aggregate_cli(tmp_path):
     p = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "aggregate_folds.py"),
                         str(tmp_path / "nothing")], capture_output=True, text=True)
     assert p.returncode == 2 and "error:" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_paired_comparison_against_a_baseline_experiment(tmp_path):
+    """--paired_to: differences per shared run (same attention, folds, seed) against a hand
+    computation with scipy; a run without a baseline partner (fold 3, or another seed) is left
+    out and counted; an unknown baseline is exit 2."""
+    from scipy import stats
+
+    base = {1: (0.75, 0.5), 2: (0.80, 0.6), 4: (0.70, 0.55)}
+    new = {1: (0.80, 0.55), 2: (0.775, 0.6), 3: (0.9, 0.7), 4: (0.75, 0.5)}
+    for k, (a, n) in base.items():
+        _fake_run(str(tmp_path), "discrete-softmax", k, a, exp="base", noisy=n)
+    for k, (a, n) in new.items():
+        _fake_run(str(tmp_path), "discrete-softmax", k, a, exp="new", noisy=n)
+    _fake_run(str(tmp_path), "discrete-softmax", 1, 0.1, exp="other", seed=1)
+    d = np.array([new[k][0] - base[k][0] for k in (1, 2, 4)])
+    p = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "aggregate_folds.py"),
+                        str(tmp_path), "--out", str(tmp_path / "t"), "--paired_to", "base"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    text = (tmp_path / "t_paired.txt").read_text()
+    assert text in p.stdout + "\n"
+    test_line = next(line for line in text.splitlines() if "test: new − base" in line)
+    assert "(3 of 4 runs paired with base)" in test_line
+    assert f"{d.mean():+.4f} over 3 runs (wins 2, ties 0, losses 1" in test_line
+    assert f"t-test p = {stats.ttest_1samp(d, 0).pvalue:.4f}" in test_line
+    assert "noisy: new − base +0.0000 over 3 runs (wins 1, ties 1, losses 1" in text
+    assert "other discrete-softmax (0 of 1 runs paired with base): no run shares" in text
+    p = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "aggregate_folds.py"),
+                        str(tmp_path), "--out", str(tmp_path / "u"), "--paired_to", "nope"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "baseline experiment 'nope'" in p.stderr
+    assert not (tmp_path / "u.csv").exists()
 
 
 def test_fold_loop_commands_never_validate_on_test_and_have_distinct_outputs():
