@@ -119,15 +119,15 @@ MUTANTS = {
         "a file or class name is inserted as HTML in the browser's clip heading (its script "
         "runs)"),
     "distillation-ignored": (
-        "audioattn_sb/brains/classification.py",
-        "            loss = (1 - w) * loss + w * term",
-        "            loss = loss + 0 * term",
+        "audioattn_sb/brains/base.py",
+        "        return (1 - w) * loss + w * term",
+        "        return loss + 0 * term",
         ["tests/test_distill.py::test_brain_loss_mixes_nll_and_the_teacher_term"],
         "--teacher trains without the teacher's term"),
     "multilabel-distillation-ignored": (
         "audioattn_sb/brains/multilabel.py",
-        "            loss = (1 - w) * loss + w * term",
-        "            loss = loss + 0 * term",
+        "        loss = self.mix_distillation(loss, forward, stage)  # the teacher's logits",
+        "        pass",
         ["tests/test_distill.py::test_multilabel_brain_loss_mixes_bce_and_the_teacher_term"],
         "--teacher on a multi-label run trains without the teacher's term"),
     "teacher-of-other-data-allowed": (

@@ -71,6 +71,28 @@ def test_run_folds_picks_each_folds_teacher(tmp_path):
         find_teacher_run(exp, [3], [4])
 
 
+def _record_student_and_teacher(monkeypatch):
+    """Record every student forward (training mode, input) and teacher call (input, output)."""
+    from audioattn_sb.distill import Teacher
+    from audioattn_sb.models.transformer import AudioTransformer
+
+    seen = {"student": [], "teacher": []}
+    forward, call = AudioTransformer.forward, Teacher.__call__
+
+    def student_forward(self, x, lengths=None, return_attention=False):
+        seen["student"].append((self.training, x.detach().clone()))
+        return forward(self, x, lengths, return_attention)
+
+    def teacher_call(self, wavs, lens):
+        out = call(self, wavs, lens)
+        seen["teacher"].append((wavs.detach().clone(), out))
+        return out
+
+    monkeypatch.setattr(AudioTransformer, "forward", student_forward)
+    monkeypatch.setattr(Teacher, "__call__", teacher_call)
+    return seen
+
+
 @pytest.fixture(scope="module")
 def teacher(demo_us8k, tmp_path_factory):
     """A compact ACRNN teacher on the demo: train fold 3, valid 2, test 1, 2 epochs."""
@@ -90,24 +112,9 @@ STUDENT = ["--d_model=16", "--n_heads=4", "--ff_dim=24", "--n_layers=2", "--numb
 @pytest.mark.slow
 def test_teacher_scores_the_students_augmented_mixed_input(teacher, demo_us8k, tmp_path,
                                                            monkeypatch):
-    from audioattn_sb.distill import Teacher
     from audioattn_sb.inspection.cli import save_attentions_main
-    from audioattn_sb.models.transformer import AudioTransformer
 
-    seen = {"student": [], "teacher": []}
-    forward, call = AudioTransformer.forward, Teacher.__call__
-
-    def student_forward(self, x, lengths=None, return_attention=False):
-        seen["student"].append((self.training, x.detach().clone()))
-        return forward(self, x, lengths, return_attention)
-
-    def teacher_call(self, wavs, lens):
-        out = call(self, wavs, lens)
-        seen["teacher"].append((wavs.detach().clone(), out))
-        return out
-
-    monkeypatch.setattr(AudioTransformer, "forward", student_forward)
-    monkeypatch.setattr(Teacher, "__call__", teacher_call)
+    seen = _record_student_and_teacher(monkeypatch)
     out = tmp_path / "student"
     args = [f"--data_folder={demo_us8k}", f"--cache_folder={teacher['cache']}",
             f"--output_folder={out}", "--train_fold_nums=[3]", "--valid_fold_nums=[2]",
@@ -281,29 +288,14 @@ def test_multilabel_student_distils_from_a_multilabel_teacher(demo_fsd50k, tmp_p
     teacher trained on another data folder is refused before any work (exit 2)."""
     import shutil
 
-    from audioattn_sb.distill import Teacher
     from audioattn_sb.hparams import peek_hparams
-    from audioattn_sb.models.transformer import AudioTransformer
 
     teacher = tmp_path / "teacher"
     train_in_process([str(REPO_ROOT / "hparams" / "fsd50k_acrnn_compact.yaml"),
                       f"--data_folder={demo_fsd50k}", f"--cache_folder={tmp_path / 'c1'}",
                       f"--output_folder={teacher}", "--number_of_epochs=2", "--warmup_epochs=1",
                       "--noprogressbar"])
-    seen = {"student": [], "teacher": []}
-    forward, call = AudioTransformer.forward, Teacher.__call__
-
-    def student_forward(self, x, lengths=None, return_attention=False):
-        seen["student"].append((self.training, x.detach().clone()))
-        return forward(self, x, lengths, return_attention)
-
-    def teacher_call(self, wavs, lens):
-        out = call(self, wavs, lens)
-        seen["teacher"].append((wavs.detach().clone(), out))
-        return out
-
-    monkeypatch.setattr(AudioTransformer, "forward", student_forward)
-    monkeypatch.setattr(Teacher, "__call__", teacher_call)
+    seen = _record_student_and_teacher(monkeypatch)
     hp = str(REPO_ROOT / "hparams" / "fsd50k_transformer_compact.yaml")
     out = tmp_path / "student"
     res = train_in_process([hp, f"--data_folder={demo_fsd50k}", f"--cache_folder={tmp_path / 'c2'}",

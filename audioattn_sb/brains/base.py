@@ -157,12 +157,36 @@ class ClipBrain(CpuDistributedBrain):
     #: checkpoint (``{"min_key": "error"}`` or ``{"max_key": "mAP"}``)
     checkpoint_key = {"min_key": "error"}
 
-    #: whether the Brain's loss takes a ``teacher`` run's probabilities (:mod:`audioattn_sb.distill`)
-    supports_distillation = False
+    #: the (soft, hard) distillation terms of this Brain's loss, ``soft(student, teacher, T)``
+    #: and ``hard(student, teacher)`` (:mod:`audioattn_sb.training`); None: the Brain's loss
+    #: takes no ``teacher`` run (:mod:`audioattn_sb.distill`)
+    distillation_terms = None
     #: the :class:`~audioattn_sb.distill.Teacher` of the ``teacher`` hparam (set by
     #: :func:`audioattn_sb.recipe.make_brain`); it scores each training batch's input
     #: (:attr:`ForwardOutput.teacher_predictions`)
     teacher = None
+
+    @property
+    def supports_distillation(self):
+        """Whether the Brain's loss takes a ``teacher`` run (:attr:`distillation_terms`)."""
+        return self.distillation_terms is not None
+
+    def mix_distillation(self, loss, forward, stage):
+        """``(1 − w) · loss + w · term`` in training when ``forward`` carries the teacher's
+        predictions (:mod:`audioattn_sb.distill`), ``loss`` otherwise: ``term`` is the soft
+        distillation term at temperature ``distill_temperature`` or, with ``distill_hard:
+        True``, the hard one (:attr:`distillation_terms`); ``w = distill_weight``."""
+        teacher = forward.teacher_predictions if stage == sb.Stage.TRAIN else None
+        if teacher is None or not self.supports_distillation:
+            return loss
+        soft, hard = self.distillation_terms
+        w = float(getattr(self.hparams, "distill_weight", 0.5))
+        if getattr(self.hparams, "distill_hard", False):
+            term = hard(forward.predictions, teacher)
+        else:
+            term = soft(forward.predictions, teacher,
+                        float(getattr(self.hparams, "distill_temperature", 1.0)))
+        return (1 - w) * loss + w * term
 
     @property
     def test_checkpoint_key(self):

@@ -34,7 +34,7 @@ class ClassificationBrain(ClipBrain):
     Features, normalisation, model, LR schedule and epoch timing: :class:`ClipBrain`.
     """
 
-    supports_distillation = True
+    distillation_terms = (distillation_loss, hard_distillation_loss)
 
     def compute_objectives(self, forward, batch, stage):
         """The loss of ``forward`` (:class:`~audioattn_sb.brains.base.ForwardOutput`): NLL of
@@ -56,15 +56,7 @@ class ClassificationBrain(ClipBrain):
             loss = -(soft * predictions.float()).sum(dim=-1).mean()
         else:
             loss = F.nll_loss(predictions.float(), targets)
-        teacher = forward.teacher_predictions if stage == sb.Stage.TRAIN else None
-        if teacher is not None:  # distillation (audioattn_sb.distill)
-            w = float(getattr(self.hparams, "distill_weight", 0.5))
-            if getattr(self.hparams, "distill_hard", False):
-                term = hard_distillation_loss(predictions, teacher)
-            else:
-                term = distillation_loss(
-                    predictions, teacher, float(getattr(self.hparams, "distill_temperature", 1.0)))
-            loss = (1 - w) * loss + w * term
+        loss = self.mix_distillation(loss, forward, stage)
         self._count_items(targets.shape[0])
         if stage != sb.Stage.TRAIN:
             self._keep(loss.detach(), targets.shape[0], targets=targets.detach().cpu(),

@@ -96,7 +96,7 @@ class MultiLabelBrain(ClipBrain):
     """Multi-label tagging of chunked clips: BCE (or Huber) loss, clip-level mAP / d′."""
 
     checkpoint_key = {"max_key": "mAP"}
-    supports_distillation = True
+    distillation_terms = (multilabel_distillation_loss, multilabel_hard_distillation_loss)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -119,15 +119,7 @@ class MultiLabelBrain(ClipBrain):
         loss = multilabel_loss(predictions, targets if mix is None else mix_targets(targets, *mix),
                                self.loss_name,
                                getattr(self.hparams, "huber_delta", 1.0))
-        teacher = forward.teacher_predictions if stage == sb.Stage.TRAIN else None
-        if teacher is not None:  # distillation (audioattn_sb.distill): the teacher's logits
-            w = float(getattr(self.hparams, "distill_weight", 0.5))
-            if getattr(self.hparams, "distill_hard", False):
-                term = multilabel_hard_distillation_loss(predictions, teacher)
-            else:
-                term = multilabel_distillation_loss(
-                    predictions, teacher, float(getattr(self.hparams, "distill_temperature", 1.0)))
-            loss = (1 - w) * loss + w * term
+        loss = self.mix_distillation(loss, forward, stage)  # the teacher's logits
         self._count_items(targets.shape[0])
         if stage != sb.Stage.TRAIN:
             self._keep(loss.detach(), targets.shape[0], clips=list(batch.clip),
