@@ -157,7 +157,8 @@ def test_single_label_mixup_loss_is_the_lambda_weighted_nll():
     logp = torch.log_softmax(torch.randn(4, 5), dim=-1)
     labels = torch.tensor([0, 3, 3, 1])
     perm, lam = torch.tensor([2, 0, 3, 1]), torch.tensor([0.9, 0.5, 0.2, 0.7])
-    fake = SimpleNamespace(_count_items=lambda n: None, hparams=SimpleNamespace())
+    fake = SimpleNamespace(_count_items=lambda n: None, hparams=SimpleNamespace(),
+                           mix_distillation=lambda loss, forward, stage: loss)  # no teacher
     batch = SimpleNamespace(label=SimpleNamespace(data=labels[:, None]))
     forward = ForwardOutput(logp, Attention(), mix=(perm, lam))
     loss = ClassificationBrain.compute_objectives(fake, forward, batch, sb.Stage.TRAIN)
@@ -182,7 +183,8 @@ def test_label_smoothing_loss_matches_torch_and_stays_out_of_evaluation():
     batch = SimpleNamespace(label=SimpleNamespace(data=labels[:, None]))
     kept = []
     fake = SimpleNamespace(_count_items=lambda n: None, hparams=SimpleNamespace(label_smoothing=0.1),
-                           _keep=lambda loss, n, **kw: kept.append(loss))
+                           _keep=lambda loss, n, **kw: kept.append(loss),
+                           mix_distillation=lambda loss, forward, stage: loss)  # no teacher
     loss = ClassificationBrain.compute_objectives(fake, ForwardOutput(logp, Attention()), batch,
                                                   sb.Stage.TRAIN)
     torch.testing.assert_close(loss, F.cross_entropy(logits, labels, label_smoothing=0.1))
