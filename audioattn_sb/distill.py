@@ -104,6 +104,16 @@ def check_teacher(teacher, folds, class_names=None, data_folder=None):
     return res
 
 
+def check_run_teacher(hparams, class_names=None):
+    """:func:`check_teacher` of the ``teacher`` named by a run's hparams (a dict of values):
+    its folds (``train_fold_nums``, ``valid_fold_nums``, ``test_fold_nums``; none for a fixed
+    split) and its ``data_folder``."""
+    return check_teacher(hparams["teacher"],
+                         {split: hparams.get(f"{split}_fold_nums")
+                          for split in ("train", "valid", "test")},
+                         class_names, data_folder=hparams.get("data_folder"))
+
+
 def _check_fixed_split_teacher(teacher, res, data_folder):
     """A fixed-split student (FSD50K): the teacher is a run of the same fixed split (its
     ``splits``, not folds) on the same data folder, so its training clips are this run's."""
@@ -185,5 +195,5 @@ class Teacher:
         return out.predictions.float()
 
 
-__all__ = ["Teacher", "check_teacher", "distillation_loss", "find_teacher_run",
-           "multilabel_distillation_loss"]
+__all__ = ["Teacher", "check_run_teacher", "check_teacher", "distillation_loss",
+           "find_teacher_run", "multilabel_distillation_loss"]

@@ -74,11 +74,9 @@ def parse_command_line(argv):
     checkpoint_rule_key(values.get("test_checkpoint", "best_valid"), {})
     extra = corpus.check(values)
     if values.get("teacher"):  # before any work: a teacher that saw a test fold is refused
-        from audioattn_sb.distill import check_teacher
+        from audioattn_sb.distill import check_run_teacher
 
-        check_teacher(values["teacher"], {split: values.get(f"{split}_fold_nums")
-                                          for split in ("train", "valid", "test")},
-                      data_folder=values.get("data_folder"))
+        check_run_teacher(values)
     if str(values.get("output_folder", "auto")) == "auto":
         extra["output_folder"] = default_output_folder({**values, **extra})
     overrides = _add_overrides(overrides, extra)
@@ -217,28 +215,29 @@ def make_brain(hparams, run_opts, corpus):
 
 def attach_teacher(brain, hparams):
     """Load the ``teacher`` hparam's run (:mod:`audioattn_sb.distill`) onto ``brain`` after
-    checking it: a Brain that distils (single- or multi-label), a waveform student (the teacher scores the
-    same augmented, mixed audio), a teacher that saw none of the test folds and has the same
+    checking it: a Brain that distils (single- or multi-label), a waveform student (the teacher
+    scores the same augmented, mixed audio), a teacher that saw none of the test folds and has the same
     classes. Returns the teacher or None."""
     path = hparams.get("teacher")
     if not path:
         return None
-    from audioattn_sb.distill import Teacher, check_teacher
+    from audioattn_sb.distill import Teacher, check_run_teacher
     from audioattn_sb.models.transformer import WaveformFeatures
 
     if not getattr(brain, "supports_distillation", False):
         raise ValueError(f"--teacher: {type(brain).__name__} does not distil (its loss takes no "
-                         "teacher)")
+                         "teacher); drop --teacher, or train with a yaml whose Brain distils "
+                         "(ClassificationBrain or MultiLabelBrain, e.g. "
+                         "hparams/urbansound8k_transformer_compact.yaml)")
     if not isinstance(hparams["modules"]["compute_features"], WaveformFeatures):
         raise ValueError("--teacher needs a waveform student (its features the waveform itself, "
                          "e.g. hparams/urbansound8k_transformer_compact.yaml): the teacher scores "
                          "the same augmented, mixed audio")
-    check_teacher(path, {split: hparams.get(f"{split}_fold_nums")
-                         for split in ("train", "valid", "test")}, hparams.get("class_names"),
-                  data_folder=hparams.get("data_folder"))
+    check_run_teacher(hparams, hparams.get("class_names"))
     brain.teacher = Teacher(path, device=brain.device)
-    logger.info("distillation from %s (weight %s, temperature %s)", path,
-                hparams.get("distill_weight", 0.5), hparams.get("distill_temperature", 1.0))
+    logger.info("distillation from %s (weight %s, %s)", path, hparams.get("distill_weight", 0.5),
+                "hard labels" if hparams.get("distill_hard") else
+                f"temperature {hparams.get('distill_temperature', 1.0)}")
     return brain.teacher
 
 

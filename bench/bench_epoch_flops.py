@@ -108,7 +108,8 @@ def measure(name, yaml_path, steps, warmup, probe, bf16=False, overrides="", com
     steps_per_epoch = math.ceil(N_TRAIN / BATCH)
     bound_s = steps_per_epoch * flops / (rate * 1e9)
     return {"model": name + (" (torch.compile)" if compile else ""),
-            "compile_s": warm_s if compile else None, "parameters": sum(p.numel() for p in model.parameters()),
+            "compile_s": warm_s if compile else None,
+            "parameters": sum(p.numel() for p in model.parameters()),
             "gflop_per_step": flops / 1e9, "gflop_per_epoch": steps_per_epoch * flops / 1e9,
             "step_s": step_s, "epoch_s_model_only": steps_per_epoch * step_s,
             "matmul_gflops": rate, "bound_epoch_s": bound_s,

@@ -121,10 +121,16 @@ def conv_token_counts(n_samples, hop, strides):
     return f
 
 
+def _valid_frames(x, counts):
+    """1.0 on the frames before each clip's count, 0.0 past it, shaped to multiply ``x``
+    ([B, C, T] or [B, C, F, T]; counts [B])."""
+    ok = torch.arange(x.shape[-1], device=x.device)[None, :] < counts[:, None]
+    return ok.reshape(ok.shape[0], *([1] * (x.dim() - 2)), ok.shape[1]).to(x.dtype)
+
+
 def _keep_valid(x, counts):
     """Zero the frames past each clip's count: x [B, C, T] or [B, C, F, T], counts [B]."""
-    ok = torch.arange(x.shape[-1], device=x.device)[None, :] < counts[:, None]
-    return x * ok.reshape(ok.shape[0], *([1] * (x.dim() - 2)), ok.shape[1]).to(x.dtype)
+    return x * _valid_frames(x, counts)
 
 
 def zero_past(wavs, n_samples):
@@ -235,8 +241,7 @@ class MaskedBandNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(n_bands))
 
     def forward(self, x, counts):
-        ok = (torch.arange(x.shape[-1], device=x.device)[None, :] < counts[:, None]).to(x.dtype)
-        ok = ok[:, None, :]
+        ok = _valid_frames(x, counts)  # [B, 1, T]
         if self.training:
             n = ok.sum().clamp(min=1)
             mean = (x * ok).sum((0, 2)) / n
@@ -383,5 +388,6 @@ def build_frontend(name, out_dim, patch_size=400, frontend_dim=2048, hop=None, o
     raise ValueError(f"unknown front end {name!r}; valid: {', '.join(FRONTENDS)}")
 
 
-__all__ = ["ConvStem", "DensePatches", "FRONTENDS", "MaskedBandNorm", "build_frontend", "conv_token_counts",
-           "gabor_filterbank", "hz_to_mel", "mask_bands", "mel_centres", "mel_to_hz", "zero_past"]
+__all__ = ["ConvStem", "DensePatches", "FRONTENDS", "MaskedBandNorm", "build_frontend",
+           "conv_token_counts", "gabor_filterbank", "hz_to_mel", "mask_bands", "mel_centres",
+           "mel_to_hz", "zero_past"]
