@@ -33,12 +33,16 @@ the NLL of the teacher's decision ``argmax t`` (multi-label: the BCE against ``t
   on the same data folder (its dev split, so never this run's eval clips).
 * ``recipes/run_folds.py --teacher_experiment DIR`` gives each fold run the teacher run of DIR
   with the same test and validation folds (:func:`find_teacher_run`).
+* **An ensemble of teachers**: ``--teacher=[RUN_A, RUN_B]`` (``--teacher_experiment DIR_A
+  DIR_B``) distils from the mean of their probabilities (:class:`TeacherEnsemble`); each run is
+  checked as a single teacher is.
 
 Inspection and export of a distilled run work as on any other (the teacher is used in training
 only).
 """
 
 import glob
+import math
 import os
 
 import torch
@@ -104,14 +108,33 @@ def check_teacher(teacher, folds, class_names=None, data_folder=None):
     return res
 
 
+def teacher_runs(teacher):
+    """The run folders named by a ``teacher`` hparam: one path, or a list of them (an ensemble);
+    ValueError for an empty list or a run named twice.
+
+    Example:
+        >>> teacher_runs("results/a/seed0"), teacher_runs(["a", "b"])
+        (['results/a/seed0'], ['a', 'b'])
+    """
+    runs = [os.fspath(t) for t in (teacher if isinstance(teacher, (list, tuple)) else [teacher])]
+    if not runs or not all(runs):
+        raise ValueError(f"teacher {teacher!r}: name a finished run folder, or a list of them")
+    twice = sorted({r for r in runs if sum(os.path.realpath(q) == os.path.realpath(r)
+                                            for q in runs) > 1})
+    if twice:
+        raise ValueError(f"teacher {teacher!r}: {twice} named twice; an ensemble takes each run "
+                         "once")
+    return runs
+
+
 def check_run_teacher(hparams, class_names=None):
-    """:func:`check_teacher` of the ``teacher`` named by a run's hparams (a dict of values):
-    its folds (``train_fold_nums``, ``valid_fold_nums``, ``test_fold_nums``; none for a fixed
-    split) and its ``data_folder``."""
-    return check_teacher(hparams["teacher"],
-                         {split: hparams.get(f"{split}_fold_nums")
-                          for split in ("train", "valid", "test")},
-                         class_names, data_folder=hparams.get("data_folder"))
+    """:func:`check_teacher` of each ``teacher`` run named by a run's hparams (a dict of values;
+    one path or a list: :func:`teacher_runs`): its folds (``train_fold_nums``,
+    ``valid_fold_nums``, ``test_fold_nums``; none for a fixed split) and its ``data_folder``.
+    Returns the list of the teachers' ``results.json``."""
+    folds = {split: hparams.get(f"{split}_fold_nums") for split in ("train", "valid", "test")}
+    return [check_teacher(run, folds, class_names, data_folder=hparams.get("data_folder"))
+            for run in teacher_runs(hparams["teacher"])]
 
 
 def _check_fixed_split_teacher(teacher, res, data_folder):
@@ -194,6 +217,62 @@ class Teacher:
         out = self.brain.compute_forward(_Batch(wavs.detach(), lens.detach()), sb.Stage.TEST)
         return out.predictions.float()
 
+    @property
+    def multilabel(self):
+        """Whether its predictions are per-class logits (a multi-label run), not
+        log-probabilities."""
+        from audioattn_sb.brains.multilabel import MultiLabelBrain
 
-__all__ = ["Teacher", "check_run_teacher", "check_teacher", "distillation_loss",
-           "find_teacher_run", "multilabel_distillation_loss"]
+        return isinstance(self.brain, MultiLabelBrain)
+
+
+def mean_of_probabilities(predictions, multilabel=False):
+    r"""The ensemble of several teachers' predictions ``[K, B, C]``: the mean of their
+    probabilities, returned in the same form as one teacher's.
+
+    * single-label (log-probabilities): :math:`\log \frac1K \sum_k p_k
+      = \operatorname{logsumexp}_k \log p_k - \log K`;
+    * multi-label (logits, one yes/no distribution per class):
+      :math:`\operatorname{logit}\big(\frac1K \sum_k \sigma(t_k)\big)`.
+
+    Example:
+        >>> lp = torch.log(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]))
+        >>> mean_of_probabilities(lp).exp()
+        tensor([[0.7000, 0.3000]])
+        >>> torch.sigmoid(mean_of_probabilities(torch.tensor([[[0.0]], [[2.0]]]), True))
+        tensor([[0.6904]])
+    """
+    k = predictions.shape[0]
+    if multilabel:
+        p = torch.sigmoid(predictions.double()).mean(0)
+        return torch.logit(p, eps=1e-12).to(predictions.dtype)
+    return torch.logsumexp(predictions, dim=0) - math.log(k)
+
+
+class TeacherEnsemble:
+    """Several :class:`Teacher` runs scoring the same waveforms; their predictions are combined
+    by :func:`mean_of_probabilities` (all single-label or all multi-label)."""
+
+    def __init__(self, run_folders, device="cpu"):
+        self.teachers = [Teacher(run, device=device) for run in run_folders]
+        kinds = {t.multilabel for t in self.teachers}
+        if len(kinds) > 1:
+            raise ValueError(f"teachers {list(run_folders)}: single-label and multi-label runs "
+                             "mixed; an ensemble takes runs of one kind")
+        self.multilabel = kinds.pop()
+
+    def __call__(self, wavs, lens):
+        return mean_of_probabilities(torch.stack([t(wavs, lens) for t in self.teachers]),
+                                     self.multilabel)
+
+
+def load_teacher(teacher, device="cpu"):
+    """The :class:`Teacher` of one run folder, or the :class:`TeacherEnsemble` of a list
+    (:func:`teacher_runs`)."""
+    runs = teacher_runs(teacher)
+    return Teacher(runs[0], device=device) if len(runs) == 1 else TeacherEnsemble(runs, device)
+
+
+__all__ = ["Teacher", "TeacherEnsemble", "check_run_teacher", "check_teacher",
+           "distillation_loss", "find_teacher_run", "load_teacher", "mean_of_probabilities",
+           "multilabel_distillation_loss", "teacher_runs"]

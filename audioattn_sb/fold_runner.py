@@ -18,8 +18,9 @@ TRAIN = os.path.join(REPO, "recipes", "train.py")
 def build_commands(hparams, data_folder, num_folds, folds, variants, extra, python=sys.executable,
                    teacher_experiment=None):
     """Commands and output folders for each (fold, variant), in run order. With
-    ``teacher_experiment`` (a run_folds experiment folder), each command gets ``--teacher=`` the
-    run of that experiment with the same test and validation folds
+    ``teacher_experiment`` (a run_folds experiment folder, or a list of them: an ensemble of
+    teachers), each command gets ``--teacher=`` the run of that experiment (``--teacher=[A,
+    B]``: of each) with the same test and validation folds
     (:func:`audioattn_sb.distill.find_teacher_run`; ValueError when a fold has none).
 
     Example:
@@ -50,15 +51,24 @@ def build_commands(hparams, data_folder, num_folds, folds, variants, extra, pyth
             if alpha is not None:
                 args.append(f"--attn_alpha={alpha}")
             if teacher_experiment:
-                from audioattn_sb.distill import find_teacher_run
-
-                args.append(f"--teacher={find_teacher_run(teacher_experiment, test, valid)}")
+                args.append(f"--teacher={_fold_teachers(teacher_experiment, test, valid)}")
             args += list(extra)
             _, _, overrides = RunOptions.from_command_line_args(args[2:])
             values = peek_hparams(hparams, overrides)
             out.append({"fold": k, "variant": spec, "args": args,
                         "output_folder": default_output_folder(values)})
     return out
+
+
+def _fold_teachers(experiments, test, valid):
+    """The ``--teacher`` value of one fold: the matching run of one teacher experiment, or the
+    list of the matching runs of several (an ensemble)."""
+    from audioattn_sb.distill import find_teacher_run
+
+    if isinstance(experiments, (str, os.PathLike)):
+        return find_teacher_run(experiments, test, valid)
+    runs = [find_teacher_run(e, test, valid) for e in experiments]
+    return runs[0] if len(runs) == 1 else "[" + ", ".join(runs) + "]"
 
 
 def child_env(jobs, environ=None, cpus=None):
@@ -99,8 +109,9 @@ def main(argv=None):
     p.add_argument("--results_root", default="results")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each its own process)")
     p.add_argument("--dry_run", action="store_true", help="print the commands only")
-    p.add_argument("--teacher_experiment", default=None,
-                   help="distil from this experiment's run of the same split (--teacher)")
+    p.add_argument("--teacher_experiment", default=None, nargs="+",
+                   help="distil from this experiment's run of the same split (--teacher); "
+                        "several: from the ensemble of their runs (the mean of probabilities)")
     args = p.parse_args(argv)
     extra = extra + [f"--results_root={args.results_root}"]
     folds = args.folds or list(range(1, args.num_folds + 1))

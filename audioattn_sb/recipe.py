@@ -221,7 +221,7 @@ def attach_teacher(brain, hparams):
     path = hparams.get("teacher")
     if not path:
         return None
-    from audioattn_sb.distill import Teacher, check_run_teacher
+    from audioattn_sb.distill import check_run_teacher, load_teacher
     from audioattn_sb.models.transformer import WaveformFeatures
 
     if not getattr(brain, "supports_distillation", False):
@@ -234,7 +234,7 @@ def attach_teacher(brain, hparams):
                          "e.g. hparams/urbansound8k_transformer_compact.yaml): the teacher scores "
                          "the same augmented, mixed audio")
     check_run_teacher(hparams, hparams.get("class_names"))
-    brain.teacher = Teacher(path, device=brain.device)
+    brain.teacher = load_teacher(path, device=brain.device)
     logger.info("distillation from %s (weight %s, %s)", path, hparams.get("distill_weight", 0.5),
                 "hard labels" if hparams.get("distill_hard") else
                 f"temperature {hparams.get('distill_temperature', 1.0)}")

@@ -4,7 +4,7 @@
 Usage:
     python recipes/run_folds.py HPARAMS.yaml --data_folder=DIR [--num_folds 10] [--folds 1 2 ...]
         [--variants discrete:softmax discrete:entmax1333 continuous:biweight discrete:entmax:1.7]
-        [--results_root results] [--jobs 1] [--dry_run] [--teacher_experiment DIR]
+        [--results_root results] [--jobs 1] [--dry_run] [--teacher_experiment DIR [DIR ...]]
         [-- EXTRA TRAIN.PY OVERRIDES ...]
 
 For test fold k of n the validation fold is k mod n + 1 (fold 10 validates on fold 1; with
@@ -18,7 +18,9 @@ the loop goes on. At the end, recipes/aggregate_folds.py's table is written to
 
 --teacher_experiment DIR (distillation, audioattn_sb/distill.py): each run gets --teacher= the run
 of experiment folder DIR with the same test and validation folds (e.g. a compact ACRNN experiment
-made with the same --num_folds); a fold without one stops before any run starts.
+made with the same --num_folds); a fold without one stops before any run starts. Several DIRs
+(e.g. the same teacher recipe trained with two seeds, as two experiments): each run distils from
+the ensemble of their runs of its split (--teacher=[A, B], the mean of their probabilities).
 
 Example (5-fold ESC-10, four discrete variants, 20 epochs):
     python recipes/run_folds.py hparams/urbansound8k_acrnn.yaml --data_folder=../shared/data/esc10_us8k \

@@ -371,3 +371,89 @@ def test_hard_distillation_against_a_hand_computation(tmp_path):
     forward = ForwardOutput(torch.tensor(sl), Attention(), teacher_predictions=torch.tensor(tl))
     assert float(ml.compute_objectives(forward, MLBatch(), sb.Stage.TRAIN)) == \
         pytest.approx(0.6 * bce + 0.4 * bce_hard, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- ensembles of teachers
+def test_an_ensemble_of_teachers_is_the_mean_of_their_probabilities():
+    """Single-label: log of the mean of exp(log p_k); multi-label: logit of the mean of
+    σ(t_k); numpy; one teacher: its own predictions."""
+    from audioattn_sb.distill import mean_of_probabilities
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(3, 4, 5)) * 2
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    got = mean_of_probabilities(torch.tensor(logp))
+    assert np.allclose(got.numpy(), np.log(np.exp(logp).mean(0)), atol=1e-12)
+    assert torch.allclose(got.exp().sum(-1), torch.ones(4, dtype=torch.float64))
+    sig = 1 / (1 + np.exp(-z))
+    want = np.log(sig.mean(0) / (1 - sig.mean(0)))
+    assert np.allclose(mean_of_probabilities(torch.tensor(z), multilabel=True).numpy(), want,
+                       atol=1e-9)
+    assert torch.allclose(mean_of_probabilities(torch.tensor(logp[:1])), torch.tensor(logp[0]))
+
+
+def test_each_teacher_of_an_ensemble_is_checked(tmp_path):
+    from audioattn_sb.distill import check_run_teacher, teacher_runs
+
+    a = _fake_run(tmp_path / "a", [3, 4, 5], [2], [1])
+    b = _fake_run(tmp_path / "b", [1, 4, 5], [3], [2])        # trained on this run's test fold 1
+    hp = {"train_fold_nums": [3, 4, 5], "valid_fold_nums": [2], "test_fold_nums": [1]}
+    assert [r.folds["test"] for r in check_run_teacher({**hp, "teacher": [str(a)]})] == [[1]]
+    with pytest.raises(ValueError, match=rf"teacher {b}: it was trained on fold\(s\) \[1\]"):
+        check_run_teacher({**hp, "teacher": [str(a), str(b)]})
+    with pytest.raises(ValueError, match="named twice"):
+        teacher_runs([str(a), str(tmp_path / "." / "a")])
+    with pytest.raises(ValueError, match="name a finished run folder"):
+        teacher_runs([])
+
+
+def test_run_folds_gives_each_fold_the_ensemble_of_its_teachers(tmp_path):
+    from speechbrain.utils.run_opts import RunOptions
+
+    from audioattn_sb.fold_runner import build_commands
+    from audioattn_sb.hparams import peek_hparams
+
+    exps = [tmp_path / "seed0", tmp_path / "seed1"]
+    for e in exps:
+        _fake_run(e / "discrete-softmax" / "test1_valid2" / "seed0", [3, 4, 5], [2], [1])
+    hp = str(REPO_ROOT / "hparams" / "urbansound8k_transformer_compact.yaml")
+    cmd = build_commands(hp, "d", 5, [1], ["discrete:softmax"], [],
+                         teacher_experiment=[str(e) for e in exps])[0]
+    _, _, overrides = RunOptions.from_command_line_args(cmd["args"][2:])
+    runs = [str(e / "discrete-softmax" / "test1_valid2" / "seed0") for e in exps]
+    assert peek_hparams(hp, overrides)["teacher"] == runs
+    one = build_commands(hp, "d", 5, [1], ["discrete:softmax"], [], teacher_experiment=[str(exps[0])])
+    assert f"--teacher={runs[0]}" in one[0]["args"]
+
+
+@pytest.mark.slow
+def test_a_student_distils_from_an_ensemble_of_teachers(teacher, demo_us8k, tmp_path):
+    """Two teacher runs (the fixture's and a copy whose weights are then halved): the ensemble
+    scores a batch as the mean of the two teachers' probabilities, and a student trains with
+    ``--teacher=[A, B]``, recording both."""
+    import shutil
+
+    from audioattn_sb.distill import TeacherEnsemble, load_teacher
+    from audioattn_sb.hparams import peek_hparams
+
+    copy = tmp_path / "teacher_copy"
+    shutil.copytree(teacher["run"], copy)
+    ens = load_teacher([str(teacher["run"]), str(copy)])
+    assert isinstance(ens, TeacherEnsemble) and not ens.multilabel
+    with torch.no_grad():
+        for p in ens.teachers[1].brain.modules.parameters():
+            p.mul_(0.5)
+    wavs, lens = torch.randn(3, 16000) * 0.1, torch.tensor([1.0, 0.8, 0.5])
+    each = [t(wavs, lens) for t in ens.teachers]
+    assert not torch.allclose(each[0], each[1], atol=1e-3)
+    want = torch.log((each[0].exp() + each[1].exp()) / 2)
+    assert torch.allclose(ens(wavs, lens), want, atol=1e-5)
+
+    out = tmp_path / "student"
+    hp = str(REPO_ROOT / "hparams" / "urbansound8k_transformer_compact.yaml")
+    res = train_in_process([hp, f"--data_folder={demo_us8k}", f"--cache_folder={teacher['cache']}",
+                            f"--output_folder={out}", "--train_fold_nums=[3]",
+                            "--valid_fold_nums=[2]", "--test_fold_nums=[1]",
+                            f"--teacher=[{teacher['run']}, {copy}]", *STUDENT])
+    assert res["epochs_completed"] == 2 and math.isfinite(res["test_loss"])
+    assert peek_hparams(out / "hyperparams.yaml")["teacher"] == [str(teacher["run"]), str(copy)]
