@@ -143,6 +143,19 @@ MUTANTS = {
         "        seen = []",
         ["tests/test_distill.py::test_teachers_that_saw_a_test_fold_are_refused"],
         "a teacher trained on this run's test fold is accepted"),
+    "ensemble-checks-one-teacher": (
+        "audioattn_sb/distill.py",
+        '            for run in teacher_runs(hparams["teacher"])]',
+        '            for run in teacher_runs(hparams["teacher"])[:1]]',
+        ["tests/test_distill.py::test_each_teacher_of_an_ensemble_is_checked"],
+        "--teacher=[A, B] checks only A: a B trained on this run's test fold is accepted"),
+    "ensemble-of-log-probabilities": (
+        "audioattn_sb/distill.py",
+        "    return torch.logsumexp(predictions, dim=0) - math.log(k)",
+        "    return predictions.mean(0)",
+        ["tests/test_distill.py::test_an_ensemble_of_teachers_is_the_mean_of_their_probabilities"],
+        "an ensemble of teachers averages log-probabilities (a geometric mean, not normalised) "
+        "instead of probabilities"),
     "hf-folder-unchecked": (
         "audioattn_sb/inspection/pretrained.py",
         "    if os.path.isdir(name) and not os.path.isfile(os.path.join(name, fname)):",
