@@ -119,8 +119,8 @@ def teacher_runs(teacher):
     runs = [os.fspath(t) for t in (teacher if isinstance(teacher, (list, tuple)) else [teacher])]
     if not runs or not all(runs):
         raise ValueError(f"teacher {teacher!r}: name a finished run folder, or a list of them")
-    twice = sorted({r for r in runs if sum(os.path.realpath(q) == os.path.realpath(r)
-                                            for q in runs) > 1})
+    real = [os.path.realpath(r) for r in runs]
+    twice = sorted({r for r, p in zip(runs, real) if real.count(p) > 1})
     if twice:
         raise ValueError(f"teacher {teacher!r}: {twice} named twice; an ensemble takes each run "
                          "once")

@@ -4,6 +4,7 @@ Each run is a separate ``recipes/train.py`` process (fresh seed state and memory
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def _fold_teachers(experiments, test, valid):
     if isinstance(experiments, (str, os.PathLike)):
         return find_teacher_run(experiments, test, valid)
     runs = [find_teacher_run(e, test, valid) for e in experiments]
-    return runs[0] if len(runs) == 1 else "[" + ", ".join(runs) + "]"
+    return runs[0] if len(runs) == 1 else json.dumps(runs)  # a YAML flow list, paths quoted
 
 
 def child_env(jobs, environ=None, cpus=None):
