@@ -448,3 +448,99 @@ def test_stochastic_depth_rates_expectation_and_eval_identity():
     assert not torch.allclose(outs[0], outs[1])
     with pytest.raises(ValueError, match=r"drop_path must be in \[0, 1\), got 1.0"):
         AudioTransformer(5, n_layers=2, drop_path=1.0, **TINY)
+
+
+# ------------------------------------------------------------------------------ convolution module
+def _conv_module_by_hand(module, x, mask):
+    """Conformer's convolution module, written out with loops over frames and channels
+    (independent of the implementation's GLU, Conv1d and LayerNorm calls)."""
+    w_in, b_in = module.pointwise_in.weight, module.pointwise_in.bias
+    kernel, k_bias = module.depthwise.weight[:, 0, :], module.depthwise.bias
+    gamma, beta = module.norm.weight, module.norm.bias
+    w_out, b_out = module.pointwise_out.weight, module.pointwise_out.bias
+    batch, frames, d = x.shape
+    half = module.kernel_size // 2
+    out = torch.zeros_like(x)
+    for b in range(batch):
+        z = x[b] @ w_in.T + b_in                                   # [L, 2D]
+        g = z[:, :d] * torch.sigmoid(z[:, d:])                     # GLU: first half gated
+        g = g * mask[b, :, None]
+        for t in range(frames):
+            h = k_bias.clone()
+            for j in range(module.kernel_size):
+                s = t + j - half
+                if 0 <= s < frames:
+                    h = h + kernel[:, j] * g[s]
+            mu, var = h.mean(), h.var(unbiased=False)
+            h = (h - mu) / torch.sqrt(var + module.norm.eps) * gamma + beta
+            out[b, t] = (h * torch.sigmoid(h)) @ w_out.T + b_out
+    return out
+
+
+def test_convolution_module_against_a_hand_computation_and_its_locality():
+    torch.manual_seed(3)
+    module = tr.ConvolutionModule(6, 5).double()
+    x = torch.randn(2, 11, 6, dtype=torch.float64)
+    mask = torch.arange(11)[None, :] < torch.tensor([11, 7])[:, None]
+    torch.testing.assert_close(module(x, mask), _conv_module_by_hand(module, x, mask))
+    # frame 8 reaches frames 6..10 only; the padded frames 7.. of clip 2 reach no valid frame
+    y = x.clone()
+    y[0, 0:6] += 10.0
+    y[1, 7:] += 10.0
+    out, out_y = module(x, mask), module(y, mask)
+    torch.testing.assert_close(out[0, 8:], out_y[0, 8:])
+    assert not torch.allclose(out[0, 5], out_y[0, 5])
+    torch.testing.assert_close(out[1, :7], out_y[1, :7])
+
+
+def test_convolution_module_gradcheck_float64():
+    torch.manual_seed(4)
+    module = tr.ConvolutionModule(4, 3).double()
+    x = torch.randn(2, 6, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.arange(6)[None, :] < torch.tensor([6, 4])[:, None]
+    assert torch.autograd.gradcheck(lambda v: module(v, mask), (x,))
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_convolution_layers_keep_padding_invariance_and_add_their_parameters(norm_first):
+    """With ``conv_kernel`` every layer has the module (parameters by formula) and a clip's
+    output does not depend on the longer clip beside it (conv stem, pooling between layers)."""
+    torch.manual_seed(5)
+    d, k, n_layers = 16, 5, 4
+    kw = dict(n_layers=n_layers, pool_between_layers=True, norm_first=norm_first,
+              frontend="conv", frontend_options={"n_filters": 8, "channels": 8})
+    plain, model = tiny(**kw), tiny(**kw, conv_kernel=k)
+    per_layer = (d * 2 * d + 2 * d) + (d * k + d) + 2 * d + (d * d + d) + 2 * d
+    assert n_params(model) - n_params(plain) == n_layers * per_layer
+    model = model.double().eval()
+    short, long = torch.randn(7300, dtype=torch.float64), torch.randn(16000, dtype=torch.float64)
+    batch = torch.randn(2, 16000, dtype=torch.float64) * 5
+    batch[0, :7300], batch[1] = short, long
+    with torch.no_grad():
+        out_b, _ = model(batch, torch.tensor([7300 / 16000, 1.0]))
+        out_s, _ = model(short[None])
+        out_l, _ = model(long[None])
+    torch.testing.assert_close(out_b[0], out_s[0], atol=1e-10, rtol=0)
+    torch.testing.assert_close(out_b[1], out_l[0], atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("kernel", [4, -1])
+def test_convolution_kernel_must_be_odd_and_positive(kernel):
+    with pytest.raises(ValueError, match="conv_kernel must be"):
+        tiny(conv_kernel=kernel)
+
+
+@pytest.mark.parametrize("name", ["urbansound8k_transformer_compact.yaml",
+                                  "fsd50k_transformer_compact.yaml"])
+def test_compact_yamls_pass_conv_kernel_to_every_layer(name, tmp_path):
+    """``--conv_kernel`` (0 in the yamls: none) reaches every layer of the model."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    with open(os.path.join(REPO, "hparams", name)) as f:
+        text = f.read()
+    base = {"output_folder": str(tmp_path), "n_classes": 10}
+    hp = load_hyperpyyaml(text, base)
+    assert all(layer.conv is None for layer in hp["model"].layers)
+    hp = load_hyperpyyaml(text, {**base, "conv_kernel": 7})
+    kernels = [layer.conv.depthwise.kernel_size for layer in hp["model"].layers]
+    assert kernels == [(7,)] * 6

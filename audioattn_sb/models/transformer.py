@@ -341,6 +341,47 @@ class MultiHeadSelfAttention(nn.Module):
         return f"heads={self.n_heads}, max_activation={self.max_activation}, alpha={self.alpha:.4g}"
 
 
+class ConvolutionModule(nn.Module):
+    r"""Conformer's convolution module (Gulati et al. 2020) with padding kept out.
+
+    ``Conv(x) = W_o SiLU(LN(DWConv_k(mask · GLU(W_i x))))``: a pointwise projection to 2D
+    channels and a gated linear unit, the padded frames zeroed, a depthwise convolution of
+    ``kernel_size`` frames (odd; zero padding at both ends), LayerNorm (Conformer has BatchNorm,
+    whose batch statistics would make a clip's output depend on the clips beside it), SiLU and a
+    pointwise projection back to D. A valid frame sees only valid frames and zeros, as the
+    same clip alone would: padding cannot change a clip's output.
+
+    Example:
+        >>> conv = ConvolutionModule(16, 7)
+        >>> x = torch.randn(2, 30, 16)
+        >>> conv(x, torch.arange(30)[None] < torch.tensor([[30], [12]])).shape
+        torch.Size([2, 30, 16])
+    """
+
+    def __init__(self, d_model, kernel_size):
+        super().__init__()
+        kernel_size = int(kernel_size)
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"conv_kernel must be an odd number of frames ≥ 1, got {kernel_size}")
+        self.kernel_size = kernel_size
+        self.pointwise_in = nn.Linear(d_model, 2 * d_model)
+        self.depthwise = nn.Conv1d(d_model, d_model, kernel_size, padding=kernel_size // 2,
+                                   groups=d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.pointwise_out = nn.Linear(d_model, d_model)
+
+    def forward(self, x, mask=None):
+        """x [B, L, D], mask [B, L] (True = valid) or None → [B, L, D]."""
+        h = F.glu(self.pointwise_in(x), dim=-1)
+        if mask is not None:
+            h = h.masked_fill(~mask[..., None], 0.0)
+        h = self.depthwise(h.transpose(1, 2)).transpose(1, 2)
+        return self.pointwise_out(F.silu(self.norm(h)))
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}"
+
+
 class TransformerLayer(nn.Module):
     """Transformer encoder layer: self-attention and ReLU feed-forward, residuals, LayerNorm.
 
@@ -348,14 +389,24 @@ class TransformerLayer(nn.Module):
     pre-norm: ``x = x + Drop(Att(LN(x)))``, ``x = x + Drop(FF(LN(x)))``.
     ``FF(x) = W₂ ReLU(W₁ x + b₁) + b₂`` (no dropout inside: see the module docstring).
     ``drop_path`` p: each residual branch is dropped per clip in training (:meth:`branch_keep`).
+    ``conv_kernel`` k > 0 adds a third residual branch between the two, Conformer's
+    :class:`ConvolutionModule` over k frames (pre-norm: ``x = x + Drop(Conv(LN(x)))``; post-norm:
+    ``x = LN(x + Drop(Conv(x)))``); 0 (the default): none.
     """
 
     def __init__(self, d_model, n_heads, ff_dim, dropout=0.1, attn_dropout=0.0,
-                 norm_first=False, max_activation="softmax", alpha=None, drop_path=0.0):
+                 norm_first=False, max_activation="softmax", alpha=None, drop_path=0.0,
+                 conv_kernel=0):
         super().__init__()
         if not 0.0 <= float(drop_path) < 1.0:
             raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
         self.drop_path = float(drop_path)
+        if int(conv_kernel) < 0:
+            raise ValueError(f"conv_kernel must be 0 (none) or an odd number of frames, got "
+                             f"{conv_kernel}")
+        self.conv = ConvolutionModule(d_model, conv_kernel) if int(conv_kernel) else None
+        self.norm_conv = nn.LayerNorm(d_model) if self.conv is not None else None
+        self.drop_conv = nn.Dropout(dropout)
         self.attention = MultiHeadSelfAttention(d_model, n_heads, max_activation, alpha,
                                                 attn_dropout)
         self.ff = nn.Sequential(nn.Linear(d_model, ff_dim), nn.ReLU(),
@@ -379,10 +430,14 @@ class TransformerLayer(nn.Module):
         if self.norm_first:
             a, w = self.attention(self.norm1(x), mask, need_weights)
             x = x + self.drop1(a) * self.branch_keep(x)
+            if self.conv is not None:
+                x = x + self.drop_conv(self.conv(self.norm_conv(x), mask)) * self.branch_keep(x)
             x = x + self.drop2(self.ff(self.norm2(x))) * self.branch_keep(x)
         else:
             a, w = self.attention(x, mask, need_weights)
             x = self.norm1(x + self.drop1(a) * self.branch_keep(x))
+            if self.conv is not None:
+                x = self.norm_conv(x + self.drop_conv(self.conv(x, mask)) * self.branch_keep(x))
             x = self.norm2(x + self.drop2(self.ff(x)) * self.branch_keep(x))
         return x, w
 
@@ -413,6 +468,9 @@ class AudioTransformer(nn.Module):
     drop_path : float
         Stochastic depth: layer i of L drops its residual branches with probability
         ``drop_path · i / (L − 1)`` in training (0 for the first layer; DeiT's linear rule).
+    conv_kernel : int
+        0 (the paper): none; an odd k: a Conformer convolution module over k frames in every
+        layer (:class:`ConvolutionModule`; a local prior for small data).
     max_activation : str
         Probability mapping of every self-attention layer.
     alpha : float or None
@@ -456,6 +514,7 @@ class AudioTransformer(nn.Module):
         input_norm="none",
         input_gain=10.0,
         drop_path=0.0,
+        conv_kernel=0,
     ):
         super().__init__()
         if input_norm not in INPUT_NORMS:
@@ -495,7 +554,7 @@ class AudioTransformer(nn.Module):
         self.layers = nn.ModuleList(
             TransformerLayer(d_model, n_heads, ff_dim, dropout, attn_dropout, norm_first,
                              self.max_activation, self.alpha,
-                             float(drop_path) * i / max(1, int(n_layers) - 1))
+                             float(drop_path) * i / max(1, int(n_layers) - 1), conv_kernel)
             for i in range(int(n_layers))
         )
         self.final_norm = nn.LayerNorm(d_model) if norm_first else None
