@@ -118,7 +118,8 @@ def teacher_runs(teacher):
     """
     runs = [os.fspath(t) for t in (teacher if isinstance(teacher, (list, tuple)) else [teacher])]
     if not runs or not all(runs):
-        raise ValueError(f"teacher {teacher!r}: name a finished run folder, or a list of them")
+        raise ValueError(f"teacher {teacher!r}: name a finished run folder, or a list of them "
+                         "(null: no teacher)")
     real = [os.path.realpath(r) for r in runs]
     twice = sorted({r for r, p in zip(runs, real) if real.count(p) > 1})
     if twice:

@@ -73,7 +73,8 @@ def parse_command_line(argv):
     corpus = get_corpus(values)
     checkpoint_rule_key(values.get("test_checkpoint", "best_valid"), {})
     extra = corpus.check(values)
-    if values.get("teacher"):  # before any work: a teacher that saw a test fold is refused
+    if values.get("teacher") is not None:  # before any work: a teacher that saw a test fold,
+        # an empty list or an empty path is refused (null is "no teacher")
         from audioattn_sb.distill import check_run_teacher
 
         check_run_teacher(values)
@@ -219,7 +220,7 @@ def attach_teacher(brain, hparams):
     scores the same augmented, mixed audio), a teacher that saw none of the test folds and has the same
     classes. Returns the teacher or None."""
     path = hparams.get("teacher")
-    if not path:
+    if path is None:
         return None
     from audioattn_sb.distill import check_run_teacher, load_teacher
     from audioattn_sb.models.transformer import WaveformFeatures

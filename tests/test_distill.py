@@ -457,3 +457,17 @@ def test_a_student_distils_from_an_ensemble_of_teachers(teacher, demo_us8k, tmp_
                             f"--teacher=[{teacher['run']}, {copy}]", *STUDENT])
     assert res["epochs_completed"] == 2 and math.isfinite(res["test_loss"])
     assert peek_hparams(out / "hyperparams.yaml")["teacher"] == [str(teacher["run"]), str(copy)]
+
+
+@pytest.mark.parametrize("teacher", ["[]", "''"])
+def test_command_line_refuses_an_empty_teacher_and_null_means_none(teacher, demo_us8k):
+    """``--teacher=[]`` or an empty path names no run: refused before any work, with the way to
+    say "no teacher" (null, the yamls' default), which parses."""
+    from audioattn_sb.recipe import parse_command_line
+
+    hp = str(REPO_ROOT / "hparams" / "urbansound8k_transformer_compact.yaml")
+    base = [hp, f"--data_folder={demo_us8k}", "--train_fold_nums=[3]", "--valid_fold_nums=[2]",
+            "--test_fold_nums=[1]"]
+    with pytest.raises(ValueError, match=r"name a finished run folder.*\(null: no teacher\)"):
+        parse_command_line([*base, f"--teacher={teacher}"])
+    assert parse_command_line([*base, "--teacher=null"])[0] == hp
