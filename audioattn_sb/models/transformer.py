@@ -406,7 +406,7 @@ class TransformerLayer(nn.Module):
                              f"{conv_kernel}")
         self.conv = ConvolutionModule(d_model, conv_kernel) if int(conv_kernel) else None
         self.norm_conv = nn.LayerNorm(d_model) if self.conv is not None else None
-        self.drop_conv = nn.Dropout(dropout)
+        self.drop_conv = nn.Dropout(dropout) if self.conv is not None else None
         self.attention = MultiHeadSelfAttention(d_model, n_heads, max_activation, alpha,
                                                 attn_dropout)
         self.ff = nn.Sequential(nn.Linear(d_model, ff_dim), nn.ReLU(),
