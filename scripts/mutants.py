@@ -240,6 +240,19 @@ MUTANTS = {
         '        return bool(getattr(self.hparams, "augment", False))',
         ["tests/test_augment.py::test_evaluation_is_bit_identical_with_and_without_augment"],
         "validation and test augment too (waveform, time roll and feature masks)"),
+    "conv-module-sees-padding": (
+        "audioattn_sb/models/transformer.py",
+        "            h = h.masked_fill(~mask[..., None], 0.0)\n        h = self.depthwise(",
+        "            pass\n        h = self.depthwise(",
+        ["tests/test_transformer_model.py::"
+         "test_convolution_module_against_a_hand_computation_and_its_locality"],
+        "the convolution module's depthwise convolution reads the padded frames"),
+    "empty-teacher-means-none": (
+        "audioattn_sb/recipe.py",
+        '    if values.get("teacher") is not None:  # before any work',
+        '    if values.get("teacher"):  # before any work',
+        ["tests/test_distill.py::test_command_line_refuses_an_empty_teacher_and_null_means_none"],
+        "--teacher=[] trains without a teacher instead of being refused"),
 }
 
 
