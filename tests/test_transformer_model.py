@@ -143,6 +143,15 @@ PAD_CASES = [
 ]
 
 
+def _short_and_long_batch():
+    """A 7,300-sample clip and a 16,000-sample clip, alone and batched (the short one padded with
+    garbage): ``(short, long, batch, relative lengths)``."""
+    short, long = torch.randn(7300, dtype=torch.float64), torch.randn(16000, dtype=torch.float64)
+    batch = torch.randn(2, 16000, dtype=torch.float64) * 5                   # garbage padding
+    batch[0, :7300], batch[1] = short, long
+    return short, long, batch, torch.tensor([7300 / 16000, 1.0])
+
+
 @pytest.mark.parametrize("variant,domain,mapping,alpha", PAD_CASES)
 def test_padding_invariance(variant, domain, mapping, alpha):
     """A clip's output and attention do not depend on the longer clip it is batched with."""
@@ -151,10 +160,7 @@ def test_padding_invariance(variant, domain, mapping, alpha):
                                      continuous={"num_centres": 8})
     model = tiny(**VARIANTS[variant], pooling=pool, max_activation=mapping,
                  alpha=alpha).double().eval()
-    short, long = torch.randn(7300, dtype=torch.float64), torch.randn(16000, dtype=torch.float64)
-    batch = torch.randn(2, 16000, dtype=torch.float64) * 5                   # garbage padding
-    batch[0, :7300], batch[1] = short, long
-    lens = torch.tensor([7300 / 16000, 1.0])
+    short, long, batch, lens = _short_and_long_batch()
     with torch.no_grad():
         out_b, info_b = model(batch, lens, return_attention=True)
         out_s, info_s = model(short[None], None, return_attention=True)
@@ -513,11 +519,9 @@ def test_convolution_layers_keep_padding_invariance_and_add_their_parameters(nor
     per_layer = (d * 2 * d + 2 * d) + (d * k + d) + 2 * d + (d * d + d) + 2 * d
     assert n_params(model) - n_params(plain) == n_layers * per_layer
     model = model.double().eval()
-    short, long = torch.randn(7300, dtype=torch.float64), torch.randn(16000, dtype=torch.float64)
-    batch = torch.randn(2, 16000, dtype=torch.float64) * 5
-    batch[0, :7300], batch[1] = short, long
+    short, long, batch, lens = _short_and_long_batch()
     with torch.no_grad():
-        out_b, _ = model(batch, torch.tensor([7300 / 16000, 1.0]))
+        out_b, _ = model(batch, lens)
         out_s, _ = model(short[None])
         out_l, _ = model(long[None])
     torch.testing.assert_close(out_b[0], out_s[0], atol=1e-10, rtol=0)

@@ -362,7 +362,8 @@ class ConvolutionModule(nn.Module):
         super().__init__()
         kernel_size = int(kernel_size)
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"conv_kernel must be an odd number of frames ≥ 1, got {kernel_size}")
+            raise ValueError(f"conv_kernel must be 0 (none) or an odd number of frames ≥ 1, got "
+                             f"{kernel_size}")
         self.kernel_size = kernel_size
         self.pointwise_in = nn.Linear(d_model, 2 * d_model)
         self.depthwise = nn.Conv1d(d_model, d_model, kernel_size, padding=kernel_size // 2,
@@ -401,9 +402,6 @@ class TransformerLayer(nn.Module):
         if not 0.0 <= float(drop_path) < 1.0:
             raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
         self.drop_path = float(drop_path)
-        if int(conv_kernel) < 0:
-            raise ValueError(f"conv_kernel must be 0 (none) or an odd number of frames, got "
-                             f"{conv_kernel}")
         self.conv = ConvolutionModule(d_model, conv_kernel) if int(conv_kernel) else None
         self.norm_conv = nn.LayerNorm(d_model) if self.conv is not None else None
         self.drop_conv = nn.Dropout(dropout) if self.conv is not None else None
