@@ -100,6 +100,49 @@ class RollTime(torch.nn.Module):
         return torch.gather(x, 1, index)
 
 
+class RandomCrop(torch.nn.Module):
+    """A random window of each clip, moved to its start: a clip of n valid frames keeps
+    w = max(1, round(u·n)) consecutive frames, u drawn per clip uniformly in [f, 1] (f =
+    ``min_fraction``), starting at a frame drawn uniformly in [0, n − w]; the batch is trimmed to
+    the longest window and the relative lengths are those of the windows (Tokozume et al. 2018
+    train on random crops of a clip; the attention pooling here scores the whole clip at test
+    time). Works on waveforms [B, N] and features [B, T, F]; ``min_fraction`` 1 is the identity.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> x = torch.arange(1.0, 9.0).repeat(2, 1); x[1, 4:] = 0
+        >>> y, lens = RandomCrop(0.5)(x, torch.tensor([1.0, 0.5]))
+        >>> w = (lens * y.shape[1]).round().long().tolist()  # window lengths
+        >>> 4 <= w[0] <= 8, 2 <= w[1] <= 4, bool((y[1, w[1]:] == 0).all())
+        (True, True, True)
+    """
+
+    def __init__(self, min_fraction=1.0):
+        super().__init__()
+        min_fraction = float(min_fraction)
+        if not 0.0 < min_fraction <= 1.0:
+            raise ValueError(f"min_fraction must lie in (0, 1] (1: no crop), got {min_fraction}")
+        self.min_fraction = min_fraction
+
+    def forward(self, x, lengths):
+        if self.min_fraction == 1.0:
+            return x, lengths
+        n = frame_counts(lengths, x.shape[1]).to(x.device).clamp(min=1)  # [B]
+        u = self.min_fraction + (1.0 - self.min_fraction) * torch.rand(
+            n.shape, device=x.device, dtype=torch.float64)
+        w = torch.round(u * n.double()).long().clamp(1, None).minimum(n)
+        start = torch.floor(torch.rand(n.shape, device=x.device, dtype=torch.float64)
+                            * (n - w + 1).double()).long()
+        width = int(w.max())
+        t = torch.arange(width, device=x.device)[None, :]
+        inside = t < w[:, None]
+        src = torch.where(inside, start[:, None] + t, 0)
+        index = src.view(*src.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
+        out = torch.gather(x, 1, index)
+        out = out * inside.view(*inside.shape, *([1] * (x.dim() - 2))).to(out.dtype)
+        return out, (w.double() / width).to(lengths.dtype)
+
+
 def _run(augmenter, x, lengths):
     out = augmenter(x, lengths)
     if isinstance(out, tuple):

@@ -253,6 +253,18 @@ MUTANTS = {
         '    if values.get("teacher"):  # before any work',
         ["tests/test_distill.py::test_command_line_refuses_an_empty_teacher_and_null_means_none"],
         "--teacher=[] trains without a teacher instead of being refused"),
+    "crop-at-clip-start": (
+        "audioattn_sb/augment.py",
+        "        start = torch.floor(torch.rand(n.shape, device=x.device, dtype=torch.float64)",
+        "        start = 0 * torch.floor(torch.rand(n.shape, device=x.device, dtype=torch.float64)",
+        ["tests/test_augment.py::test_random_crop_draws_window_lengths_and_starts_as_documented"],
+        "the random crop always keeps the clip's first frames"),
+    "crop-in-evaluation": (
+        "audioattn_sb/brains/base.py",
+        "            if random_crop is not None:",
+        "            if random_crop is not None and stage == sb.Stage.VALID:",
+        ["tests/test_augment.py::test_evaluation_is_bit_identical_with_and_without_augment"],
+        "the random crop is never applied (training keeps the whole clips)"),
 }
 
 

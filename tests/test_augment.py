@@ -211,9 +211,10 @@ def _brain(hparams):
 
 def test_evaluation_is_bit_identical_with_and_without_augment(compact):
     """Validation/test never augment: same model, same batch → identical outputs whatever
-    `augment` and `mixup_alpha` say; training does augment (outputs differ)."""
+    `augment`, `mixup_alpha` and `crop_fraction` say; training does augment (outputs differ, and
+    the random crop shortens the model's input)."""
     torch.manual_seed(0)
-    hp = load_compact("output_folder: /tmp/unused_compact")
+    hp = load_compact("output_folder: /tmp/unused_compact\ncrop_fraction: 0.5")
     brain = _brain(hp)
     wavs = [torch.randn(16000) * 0.1, torch.randn(9000) * 0.1]
     batch = PaddedBatch([{"id": str(i), "sig": w, "label": torch.tensor([i])}
@@ -239,6 +240,10 @@ def test_evaluation_is_bit_identical_with_and_without_augment(compact):
         train_out = brain.compute_forward(batch, sb.Stage.TRAIN)
     assert train_out.mix is not None
     assert not torch.equal(train_out.predictions, outs[True][1])
+    with torch.no_grad():
+        valid_out = brain.compute_forward(batch, sb.Stage.VALID)
+    assert train_out.model_input.shape[1] < valid_out.model_input.shape[1]
+    assert valid_out.model_input.shape[1] == valid_out.raw_features.shape[1]
 
 
 # --------------------------------------------------------------------------- schedule
@@ -346,3 +351,52 @@ def test_roll_time_is_a_cyclic_shift_of_each_clip_within_its_length():
     assert torch.equal(RollTime(0.0)(x, lengths), x)
     with pytest.raises(ValueError):
         RollTime(1.5)
+
+
+def test_random_crop_keeps_a_window_of_each_clip_at_its_start():
+    """Each row: a contiguous window of its valid part, of w frames with round(f·n) ≤ w ≤ n,
+    moved to the start, zeros after it; the batch trimmed to the longest window and the relative
+    lengths those of the windows; features [B, T, F] cropped along time only; f = 1 is the
+    identity; f outside (0, 1] is refused."""
+    from audioattn_sb.augment import RandomCrop
+    from audioattn_sb.lengths import frame_counts
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 50, 3)
+    lengths = torch.tensor([1.0, 0.5, 0.2, 0.02, 1.0, 0.9])
+    x = zero_padding(x, lengths)
+    for f in (0.3, 0.75):
+        y, lens = RandomCrop(f)(x, lengths)
+        width = y.shape[1]
+        w = frame_counts(lens, width)
+        assert int(w.max()) == width and y.shape[2] == 3 and lens.dtype == lengths.dtype
+        for b, rel in enumerate(lengths.tolist()):
+            n = max(1, round(rel * 50))
+            assert max(1, round(f * n)) <= w[b] <= n, (b, f)
+            starts = [s for s in range(n - int(w[b]) + 1)
+                      if torch.equal(y[b, :w[b]], x[b, s:s + w[b]])]
+            assert starts, (b, f)
+            assert not y[b, w[b]:].any()
+    y, lens = RandomCrop(1.0)(x, lengths)
+    assert torch.equal(y, x) and torch.equal(lens, lengths)
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="min_fraction"):
+            RandomCrop(bad)
+
+
+def test_random_crop_draws_window_lengths_and_starts_as_documented():
+    """One clip of 10 frames cropped 40 000 times with f = 0.2: w = round(10·u), u ~ U[0.2, 1],
+    gives P(w = 2) = P(w = 10) = 0.05 / 0.8 and P(w = k) = 0.1 / 0.8 for k = 3…9 (worked by hand);
+    given w, the start is uniform over 0…10 − w."""
+    from audioattn_sb.augment import RandomCrop
+
+    torch.manual_seed(0)
+    x = torch.arange(1.0, 11.0).repeat(40000, 1)  # frame t holds t + 1: the start is y[:, 0] − 1
+    y, lens = RandomCrop(0.2)(x, torch.ones(40000))
+    w = (lens.double() * y.shape[1]).round().long()
+    for k in range(1, 12):
+        expected = {2: 0.0625, 10: 0.0625}.get(k, 0.125 if 3 <= k <= 9 else 0.0)
+        assert abs((w == k).double().mean().item() - expected) < 0.01, k
+    starts = (y[w == 3, 0] - 1).long()
+    freq = torch.bincount(starts, minlength=8).double() / len(starts)
+    assert len(freq) == 8 and (freq - 1 / 8).abs().max() < 0.02

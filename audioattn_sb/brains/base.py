@@ -1,10 +1,11 @@
 """What every clip-level Brain shares: features → normalisation → model, per-batch LR schedule,
 epoch timing, and how the checkpoint is selected.
 
-Training-stage augmentation (hparams ``augment``, ``wav_augment``, ``time_roll``,
-``fea_augment``, ``mixup_alpha``; :mod:`audioattn_sb.augment`): waveform augmentation before the
-features (only when the batch carries waveforms), a circular time shift of each clip and feature
-augmentation after the normalisation, then mixup.
+Training-stage augmentation (hparams ``augment``, ``wav_augment``, ``random_crop``,
+``time_roll``, ``fea_augment``, ``mixup_alpha``; :mod:`audioattn_sb.augment`): waveform
+augmentation before the features (only when the batch carries waveforms), a random window of each
+clip, a circular time shift of each clip and feature augmentation after the normalisation, then
+mixup.
 Validation and test never augment. With a ``weight_average`` hparam
 (:class:`audioattn_sb.training.WeightAverage`, ``average_epochs`` > 0) the average is updated
 after every training epoch, and validation and test score the averaged weights (the model's own
@@ -225,6 +226,9 @@ class ClipBrain(CpuDistributedBrain):
         feats, lens = self.modules.mean_var_norm(raw, norm_lens), raw_lens
         mix = None
         if self.augmenting(stage):
+            random_crop = getattr(self.hparams, "random_crop", None)
+            if random_crop is not None:
+                feats, lens = random_crop(feats, lens)
             time_roll = getattr(self.hparams, "time_roll", None)
             if time_roll is not None:
                 feats = time_roll(feats, lens)
