@@ -1,0 +1,120 @@
+"""README's result cells against the records they cite: every cell written ``accuracy ± std /
+noisy / mass in event`` in a README table row is recomputed from the run records under
+``docs/runs/`` (each run's ``results.json``: its own weights' accuracy and noisy accuracy, not the
+weight average's; its ``saved_attentions/*_events.json``: the mass in event), seed 0, test folds
+1–5. A cell's records are the ``docs/runs/EXP/VARIANT/`` link of its row, or the
+``docs/runs/EXP/`` link of its column's header with the row's first cell as the variant. A
+printed number may differ from the recomputed one by rounding only (± 0.0005)."""
+
+import glob
+import json
+import re
+import statistics
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+README = REPO_ROOT / "README.md"
+CELL = re.compile(r"^\**(\d\.\d{3})\** ± (\d\.\d{3})\** / \**(\d\.\d{3})\** / (\d\.\d{3}|–)$")
+ROW_LINK = re.compile(r"\(docs/runs/([\w.-]+)/([\w.-]+)/\)")
+HEAD_LINK = re.compile(r"\(docs/runs/([\w.-]+)/\)")
+ROUNDING = 0.0005 + 1e-9
+
+
+def _cells(row):
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def readme_result_cells(text):
+    """(experiment, variant, cell text, row) for each result cell of the README's tables."""
+    found = []
+    header = None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        if header is None:
+            header = _cells(line)
+            continue
+        if set(line) <= set("|-: "):
+            continue
+        cells = _cells(line)
+        row_link = ROW_LINK.search(line)
+        for i, cell in enumerate(cells):
+            if not CELL.match(cell):
+                continue
+            if row_link:
+                exp, variant = row_link.groups()
+            else:
+                head = HEAD_LINK.search(header[i]) if i < len(header) else None
+                assert head, f"README: no records for the cell {cell!r} of the row {line!r}"
+                exp, variant = head[1], cells[0].strip("`")
+            found.append((exp, variant, cell, line))
+    return found
+
+
+def _own(record, key):
+    own = record.get("without_weight_average") or {}
+    return own.get(key, record.get(key))
+
+
+def recompute(exp, variant):
+    """(mean accuracy, its sample std, mean noisy accuracy, mean mass in event or None) over the
+    five seed-0 runs of docs/runs/EXP/VARIANT."""
+    runs = [REPO_ROOT / "docs" / "runs" / exp / variant / f"test{k}_valid{k % 5 + 1}" / "seed0"
+            for k in range(1, 6)]
+    missing = [str(r) for r in runs if not (r / "results.json").is_file()]
+    assert not missing, f"README cites {exp}/{variant}, but these records are missing: {missing}"
+    records = [json.loads((r / "results.json").read_text()) for r in runs]
+    accuracy = [_own(r, "test_accuracy") for r in records]
+    noisy = [_own(r, "test_noisy_accuracy") for r in records]
+    masses = []
+    for r in runs:
+        events = sorted(glob.glob(str(r / "saved_attentions" / "*_events.json")))
+        if events:
+            masses.append(json.loads(open(events[0]).read())["localisation"]["mass_in_event"])
+    mass = statistics.fmean(masses) if len(masses) == len(runs) else None
+    return (statistics.fmean(accuracy), statistics.stdev(accuracy), statistics.fmean(noisy), mass)
+
+
+def check_cell(exp, variant, cell):
+    """The mismatches between a printed cell and its records (an empty list: it matches)."""
+    acc, sd, noisy, mass = CELL.match(cell).groups()
+    want = recompute(exp, variant)
+    problems = [f"{name} printed {printed}, records give {value:.4f}"
+                for name, printed, value in zip(("accuracy", "std", "noisy"), (acc, sd, noisy),
+                                                want[:3])
+                if abs(float(printed) - value) > ROUNDING]
+    if mass != "–":
+        if want[3] is None:
+            problems.append(f"mass in event printed {mass}, but the records hold no events JSON")
+        elif abs(float(mass) - want[3]) > ROUNDING:
+            problems.append(f"mass in event printed {mass}, records give {want[3]:.4f}")
+    return problems
+
+
+def test_every_readme_result_cell_matches_its_records():
+    cells = readme_result_cells(README.read_text(encoding="utf-8"))
+    # the compact Transformer's two tables: 4 configuration rows + 8 families × 2 columns
+    assert len(cells) >= 20, f"only {len(cells)} result cells found: the table format changed?"
+    failures = [f"{exp}/{variant}: {p}\n    in {row.strip()}"
+                for exp, variant, cell, row in cells for p in check_cell(exp, variant, cell)]
+    assert not failures, "README cells that do not match their records:\n" + "\n".join(failures)
+
+
+def test_a_miscopied_cell_is_caught():
+    """The check fails on a README cell one clip off its records, and on a mass in event that
+    has no events JSON behind it (the paper configuration's runs were not localised)."""
+    cells = readme_result_cells(README.read_text(encoding="utf-8"))
+    exp, variant, cell, _ = next(c for c in cells if c[0] == "esc10_tcompact_distil_t3"
+                                 and c[1] == "discrete-softmax")
+    acc = float(CELL.match(cell)[1])
+    assert not check_cell(exp, variant, cell)
+    wrong = f"{acc + 0.0125:.3f}" + cell[len(f"{acc:.3f}"):]
+    assert check_cell(exp, variant, wrong)
+    paper = next(c for c in cells if c[0] == "esc10_tpaper")
+    assert paper[2].endswith("/ –")
+    with pytest.raises(AssertionError, match="records are missing"):
+        recompute("esc10_tpaper", "no-such-variant")
+    assert check_cell(paper[0], paper[1], paper[2][:-1] + "0.500")
