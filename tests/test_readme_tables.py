@@ -1,5 +1,5 @@
 """README's result cells against the records they cite: every cell written ``accuracy ± std /
-noisy / mass in event`` in a README table row is recomputed from the run records under
+noisy / mass in event`` (the last two optionally ± their std) in a README table row is recomputed from the run records under
 ``docs/runs/`` (each run's ``results.json``: its own weights' accuracy and noisy accuracy, not the
 weight average's; its ``saved_attentions/*_events.json``: the mass in event), seed 0, test folds
 1–5. A cell's records are the ``docs/runs/EXP/VARIANT/`` link of its row, or the
@@ -16,7 +16,8 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
-CELL = re.compile(r"^\**(\d\.\d{3})\** ± (\d\.\d{3})\** / \**(\d\.\d{3})\** / (\d\.\d{3}|–)$")
+CELL = re.compile(r"^\**(\d\.\d{3})\** ± (\d\.\d{3})\** / \**(\d\.\d{3})\**(?: ± (\d\.\d{3}))? / "
+                  r"(\d\.\d{3}|–)(?: ± (\d\.\d{3}))?$")
 ROW_LINK = re.compile(r"\(docs/runs/([\w.-]+)/([\w.-]+)/\)")
 HEAD_LINK = re.compile(r"\(docs/runs/([\w.-]+)/\)")
 ROUNDING = 0.0005 + 1e-9
@@ -60,44 +61,44 @@ def _own(record, key):
 
 
 def recompute(exp, variant):
-    """(mean accuracy, its sample std, mean noisy accuracy, mean mass in event or None) over the
-    five seed-0 runs of docs/runs/EXP/VARIANT."""
+    """{name: (mean, sample std)} of ``accuracy``, ``noisy`` and ``mass in event`` (the last
+    absent without events JSON) over the five seed-0 runs of docs/runs/EXP/VARIANT."""
     runs = [REPO_ROOT / "docs" / "runs" / exp / variant / f"test{k}_valid{k % 5 + 1}" / "seed0"
             for k in range(1, 6)]
     missing = [str(r) for r in runs if not (r / "results.json").is_file()]
     assert not missing, f"README cites {exp}/{variant}, but these records are missing: {missing}"
     records = [json.loads((r / "results.json").read_text()) for r in runs]
-    accuracy = [_own(r, "test_accuracy") for r in records]
-    noisy = [_own(r, "test_noisy_accuracy") for r in records]
+    values = {"accuracy": [_own(r, "test_accuracy") for r in records],
+              "noisy": [_own(r, "test_noisy_accuracy") for r in records]}
     masses = []
     for r in runs:
         events = sorted(glob.glob(str(r / "saved_attentions" / "*_events.json")))
         if events:
             masses.append(json.loads(open(events[0]).read())["localisation"]["mass_in_event"])
-    mass = statistics.fmean(masses) if len(masses) == len(runs) else None
-    return (statistics.fmean(accuracy), statistics.stdev(accuracy), statistics.fmean(noisy), mass)
+    if len(masses) == len(runs):
+        values["mass in event"] = masses
+    return {k: (statistics.fmean(v), statistics.stdev(v)) for k, v in values.items()}
 
 
 def check_cell(exp, variant, cell):
     """The mismatches between a printed cell and its records (an empty list: it matches)."""
-    acc, sd, noisy, mass = CELL.match(cell).groups()
+    acc, acc_sd, noisy, noisy_sd, mass, mass_sd = CELL.match(cell).groups()
     want = recompute(exp, variant)
-    problems = [f"{name} printed {printed}, records give {value:.4f}"
-                for name, printed, value in zip(("accuracy", "std", "noisy"), (acc, sd, noisy),
-                                                want[:3])
-                if abs(float(printed) - value) > ROUNDING]
+    printed = [("accuracy", 0, acc), ("accuracy", 1, acc_sd), ("noisy", 0, noisy),
+               ("noisy", 1, noisy_sd)]
     if mass != "–":
-        if want[3] is None:
-            problems.append(f"mass in event printed {mass}, but the records hold no events JSON")
-        elif abs(float(mass) - want[3]) > ROUNDING:
-            problems.append(f"mass in event printed {mass}, records give {want[3]:.4f}")
-    return problems
+        if "mass in event" not in want:
+            return [f"mass in event printed {mass}, but the records hold no events JSON"]
+        printed += [("mass in event", 0, mass), ("mass in event", 1, mass_sd)]
+    return [f"{name} {'std' if i else 'mean'} printed {text}, records give {want[name][i]:.4f}"
+            for name, i, text in printed
+            if text is not None and abs(float(text) - want[name][i]) > ROUNDING]
 
 
 def test_every_readme_result_cell_matches_its_records():
     cells = readme_result_cells(README.read_text(encoding="utf-8"))
-    # the compact Transformer's two tables: 4 configuration rows + 8 families × 2 columns
-    assert len(cells) >= 20, f"only {len(cells)} result cells found: the table format changed?"
+    # the compact ACRNN's 8 families; the compact Transformer's 4 configurations + 8 families × 2
+    assert len(cells) >= 28, f"only {len(cells)} result cells found: the table format changed?"
     failures = [f"{exp}/{variant}: {p}\n    in {row.strip()}"
                 for exp, variant, cell, row in cells for p in check_cell(exp, variant, cell)]
     assert not failures, "README cells that do not match their records:\n" + "\n".join(failures)
