@@ -2,7 +2,8 @@
 noisy / mass in event`` (the last two optionally ± their std) in a README table row is recomputed from the run records under
 ``docs/runs/`` (each run's ``results.json``: its own weights' accuracy and noisy accuracy, not the
 weight average's; its ``saved_attentions/*_events.json``: the mass in event), seed 0, test folds
-1–5. A cell's records are the ``docs/runs/EXP/VARIANT/`` link of its row, or the
+1–5; every cell written ``mAP ± std (n seeds)`` from the eval mAP of seeds 0 … n − 1 of
+``docs/runs/EXP/VARIANT/seed*/results.json`` (fsd50k_mini, own weights). A cell's records are the ``docs/runs/EXP/VARIANT/`` link of its row, or the
 ``docs/runs/EXP/`` link of its column's header with the row's first cell as the variant. A
 printed number may differ from the recomputed one by rounding only (± 0.0005)."""
 
@@ -18,6 +19,7 @@ from tests.conftest import REPO_ROOT
 README = REPO_ROOT / "README.md"
 CELL = re.compile(r"^\**(\d\.\d{3})\** ± (\d\.\d{3})\** / \**(\d\.\d{3})\**(?: ± (\d\.\d{3}))? / "
                   r"(\d\.\d{3}|–)(?: ± (\d\.\d{3}))?$")
+MAP_CELL = re.compile(r"^\**(\d\.\d{3}) ± (\d\.\d{3})\** \((\d+) seeds\)$")
 ROW_LINK = re.compile(r"\(docs/runs/([\w.-]+)/([\w.-]+)/\)")
 HEAD_LINK = re.compile(r"\(docs/runs/([\w.-]+)/\)")
 ROUNDING = 0.0005 + 1e-9
@@ -43,7 +45,7 @@ def readme_result_cells(text):
         cells = _cells(line)
         row_link = ROW_LINK.search(line)
         for i, cell in enumerate(cells):
-            if not CELL.match(cell):
+            if not (CELL.match(cell) or MAP_CELL.match(cell)):
                 continue
             if row_link:
                 exp, variant = row_link.groups()
@@ -80,8 +82,22 @@ def recompute(exp, variant):
     return {k: (statistics.fmean(v), statistics.stdev(v)) for k, v in values.items()}
 
 
+def recompute_map(exp, variant, n_seeds):
+    """(mean, sample std) of the eval mAP of seeds 0 … n − 1 of docs/runs/EXP/VARIANT."""
+    runs = [REPO_ROOT / "docs" / "runs" / exp / variant / f"seed{k}" for k in range(n_seeds)]
+    missing = [str(r) for r in runs if not (r / "results.json").is_file()]
+    assert not missing, f"README cites {exp}/{variant}, but these records are missing: {missing}"
+    values = [_own(json.loads((r / "results.json").read_text()), "test_mAP") for r in runs]
+    return statistics.fmean(values), statistics.stdev(values)
+
+
 def check_cell(exp, variant, cell):
     """The mismatches between a printed cell and its records (an empty list: it matches)."""
+    if MAP_CELL.match(cell):
+        mean, sd, n = MAP_CELL.match(cell).groups()
+        want = recompute_map(exp, variant, int(n))
+        return [f"mAP {'std' if i else 'mean'} printed {text}, records give {want[i]:.4f}"
+                for i, text in enumerate((mean, sd)) if abs(float(text) - want[i]) > ROUNDING]
     acc, acc_sd, noisy, noisy_sd, mass, mass_sd = CELL.match(cell).groups()
     want = recompute(exp, variant)
     printed = [("accuracy", 0, acc), ("accuracy", 1, acc_sd), ("noisy", 0, noisy),
@@ -97,8 +113,9 @@ def check_cell(exp, variant, cell):
 
 def test_every_readme_result_cell_matches_its_records():
     cells = readme_result_cells(README.read_text(encoding="utf-8"))
-    # the compact ACRNN's 8 families; the compact Transformer's 4 configurations + 8 families × 2
-    assert len(cells) >= 28, f"only {len(cells)} result cells found: the table format changed?"
+    # the compact ACRNN's 8 families; the compact Transformer's 4 configurations + 8 families × 2;
+    # its 3 fsd50k_mini rows
+    assert len(cells) >= 31, f"only {len(cells)} result cells found: the table format changed?"
     failures = [f"{exp}/{variant}: {p}\n    in {row.strip()}"
                 for exp, variant, cell, row in cells for p in check_cell(exp, variant, cell)]
     assert not failures, "README cells that do not match their records:\n" + "\n".join(failures)
@@ -119,3 +136,6 @@ def test_a_miscopied_cell_is_caught():
     with pytest.raises(AssertionError, match="records are missing"):
         recompute("esc10_tpaper", "no-such-variant")
     assert check_cell(paper[0], paper[1], paper[2][:-1] + "0.500")
+    fsd = next(c for c in cells if c[0] == "fsd50k_mini_tcompact_distil_mix1_e120")
+    assert not check_cell(*fsd[:3])
+    assert check_cell(fsd[0], fsd[1], fsd[2].replace("(4 seeds)", "(2 seeds)"))
