@@ -1,11 +1,15 @@
-"""README's result cells against the records they cite: every cell written ``accuracy ± std /
-noisy / mass in event`` (the last two optionally ± their std) in a README table row is recomputed from the run records under
-``docs/runs/`` (each run's ``results.json``: its own weights' accuracy and noisy accuracy, not the
-weight average's; its ``saved_attentions/*_events.json``: the mass in event), seed 0, test folds
-1–5; every cell written ``mAP ± std (n seeds)`` from the eval mAP of seeds 0 … n − 1 of
-``docs/runs/EXP/VARIANT/seed*/results.json`` (fsd50k_mini, own weights). A cell's records are the ``docs/runs/EXP/VARIANT/`` link of its row, or the
-``docs/runs/EXP/`` link of its column's header with the row's first cell as the variant. A
-printed number may differ from the recomputed one by rounding only (± 0.0005)."""
+"""README's result cells against the records they cite.
+
+* A cell written ``accuracy ± std / noisy / mass in event`` (the last two optionally ± their std):
+  recomputed from the five seed-0 runs (test folds 1–5) under ``docs/runs/``: each run's
+  ``results.json`` (its own weights' accuracy and noisy accuracy, not the weight average's) and
+  ``saved_attentions/*_events.json`` (the mass in event).
+* A cell written ``mAP ± std (n seeds)``: the eval mAP (own weights) of seeds 0 … n − 1 of
+  ``docs/runs/EXP/VARIANT/seed*/results.json`` (fsd50k_mini).
+
+A cell's records are the ``docs/runs/EXP/VARIANT/`` link of its row, or the ``docs/runs/EXP/``
+link of its column's header with the row's first cell as the variant. A printed number may
+differ from the recomputed one by rounding only (± 0.0005)."""
 
 import glob
 import json
