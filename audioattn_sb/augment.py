@@ -36,6 +36,17 @@ def zero_padding(x, lengths):
     return x * mask.view(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)
 
 
+def gather_frames(x, src):
+    """``out[b, t] = x[b, src[b, t]]`` for ``x [B, T, ...]`` and frame indices ``src [B, T']``.
+
+    Example:
+        >>> gather_frames(torch.arange(4.0).repeat(2, 1), torch.tensor([[3, 2], [0, 0]])).tolist()
+        [[3.0, 2.0], [0.0, 0.0]]
+    """
+    index = src.view(*src.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
+    return torch.gather(x, 1, index)
+
+
 class AddNoise(time_domain.AddNoise):
     """SpeechBrain's ``AddNoise`` (generated white/pink noise at a random SNR) with the noise
     confined to each clip's length.
@@ -95,9 +106,7 @@ class RollTime(torch.nn.Module):
         k = torch.floor(torch.rand(n.shape, device=x.device, dtype=torch.float64)
                         * (2 * span + 1).double()).long() - span
         t = torch.arange(x.shape[1], device=x.device)[None, :]
-        src = torch.where(t < n[:, None], (t - k[:, None]) % n[:, None], t)
-        index = src.view(*src.shape, *([1] * (x.dim() - 2))).expand_as(x)
-        return torch.gather(x, 1, index)
+        return gather_frames(x, torch.where(t < n[:, None], (t - k[:, None]) % n[:, None], t))
 
 
 class RandomCrop(torch.nn.Module):
@@ -135,12 +144,9 @@ class RandomCrop(torch.nn.Module):
                             * (n - w + 1).double()).long()
         width = int(w.max())
         t = torch.arange(width, device=x.device)[None, :]
-        inside = t < w[:, None]
-        src = torch.where(inside, start[:, None] + t, 0)
-        index = src.view(*src.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
-        out = torch.gather(x, 1, index)
-        out = out * inside.view(*inside.shape, *([1] * (x.dim() - 2))).to(out.dtype)
-        return out, (w.double() / width).to(lengths.dtype)
+        new_lengths = (w.double() / width).to(lengths.dtype)
+        out = gather_frames(x, torch.where(t < w[:, None], start[:, None] + t, 0))
+        return zero_padding(out, new_lengths), new_lengths
 
 
 def _run(augmenter, x, lengths):

@@ -198,6 +198,18 @@ class RunResults:
         """Whether the file has a non-null ``key``."""
         return self.get(key) is not None
 
+    def own(self, key):
+        """A test figure of the tested checkpoint's own weights: the ``without_weight_average``
+        entry when the run averaged its weights (``average_epochs`` > 0), else the file's value.
+
+        Example:
+            >>> r = RunResults(figures={"test_accuracy": 0.8},
+            ...                without_weight_average={"test_accuracy": 0.75})
+            >>> r.own("test_accuracy"), RunResults(figures={"test_mAP": 0.4}).own("test_mAP")
+            (0.75, 0.4)
+        """
+        return (self.without_weight_average or {}).get(key, self.get(key))
+
     @property
     def metric(self):
         """The headline test figure's name: ``accuracy`` (single-label), ``mAP`` (multi-label),

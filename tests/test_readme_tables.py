@@ -3,7 +3,8 @@
 * A cell written ``accuracy ± std / noisy / mass in event`` (the last two optionally ± their std):
   recomputed from the five seed-0 runs (test folds 1–5) under ``docs/runs/``: each run's
   ``results.json`` (its own weights' accuracy and noisy accuracy, not the weight average's) and
-  ``saved_attentions/*_events.json`` (the mass in event).
+  saved attentions (the mass in event, read as the fold tables read it:
+  :func:`audioattn_sb.folds.collect_results`).
 * A cell written ``mAP ± std (n seeds)``: the eval mAP (own weights) of seeds 0 … n − 1 of
   ``docs/runs/EXP/VARIANT/seed*/results.json`` (fsd50k_mini).
 
@@ -11,16 +12,17 @@ A cell's records are the ``docs/runs/EXP/VARIANT/`` link of its row, or the ``do
 link of its column's header with the row's first cell as the variant. A printed number may
 differ from the recomputed one by rounding only (± 0.0005)."""
 
-import glob
-import json
 import re
 import statistics
 
 import pytest
 
+from audioattn_sb.folds import collect_results
+from audioattn_sb.results import RunResults
 from tests.conftest import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
+RUNS = REPO_ROOT / "docs" / "runs"
 CELL = re.compile(r"^\**(\d\.\d{3})\** ± (\d\.\d{3})\** / \**(\d\.\d{3})\**(?: ± (\d\.\d{3}))? / "
                   r"(\d\.\d{3}|–)(?: ± (\d\.\d{3}))?$")
 MAP_CELL = re.compile(r"^\**(\d\.\d{3}) ± (\d\.\d{3})\** \((\d+) seeds\)$")
@@ -61,37 +63,31 @@ def readme_result_cells(text):
     return found
 
 
-def _own(record, key):
-    own = record.get("without_weight_average") or {}
-    return own.get(key, record.get(key))
+def _records(exp, variant, folders):
+    """The results.json paths of docs/runs/EXP/VARIANT/<folder> for each folder; an assertion
+    error naming the missing ones."""
+    paths = [RUNS / exp / variant / f / "results.json" for f in folders]
+    missing = [str(p.parent) for p in paths if not p.is_file()]
+    assert not missing, f"README cites {exp}/{variant}, but these records are missing: {missing}"
+    return [str(p) for p in paths]
 
 
 def recompute(exp, variant):
     """{name: (mean, sample std)} of ``accuracy``, ``noisy`` and ``mass in event`` (the last
     absent without events JSON) over the five seed-0 runs of docs/runs/EXP/VARIANT."""
-    runs = [REPO_ROOT / "docs" / "runs" / exp / variant / f"test{k}_valid{k % 5 + 1}" / "seed0"
-            for k in range(1, 6)]
-    missing = [str(r) for r in runs if not (r / "results.json").is_file()]
-    assert not missing, f"README cites {exp}/{variant}, but these records are missing: {missing}"
-    records = [json.loads((r / "results.json").read_text()) for r in runs]
-    values = {"accuracy": [_own(r, "test_accuracy") for r in records],
-              "noisy": [_own(r, "test_noisy_accuracy") for r in records]}
-    masses = []
-    for r in runs:
-        events = sorted(glob.glob(str(r / "saved_attentions" / "*_events.json")))
-        if events:
-            masses.append(json.loads(open(events[0]).read())["localisation"]["mass_in_event"])
-    if len(masses) == len(runs):
-        values["mass in event"] = masses
+    runs = collect_results(_records(exp, variant, [f"test{k}_valid{k % 5 + 1}/seed0"
+                                                   for k in range(1, 6)]))
+    values = {"accuracy": [r.own("test_accuracy") for r in runs],
+              "noisy": [r.own("test_noisy_accuracy") for r in runs]}
+    if all(r.localisation for r in runs):
+        values["mass in event"] = [r.localisation["mass_in_event"] for r in runs]
     return {k: (statistics.fmean(v), statistics.stdev(v)) for k, v in values.items()}
 
 
 def recompute_map(exp, variant, n_seeds):
     """(mean, sample std) of the eval mAP of seeds 0 … n − 1 of docs/runs/EXP/VARIANT."""
-    runs = [REPO_ROOT / "docs" / "runs" / exp / variant / f"seed{k}" for k in range(n_seeds)]
-    missing = [str(r) for r in runs if not (r / "results.json").is_file()]
-    assert not missing, f"README cites {exp}/{variant}, but these records are missing: {missing}"
-    values = [_own(json.loads((r / "results.json").read_text()), "test_mAP") for r in runs]
+    values = [RunResults.load(p).own("test_mAP")
+              for p in _records(exp, variant, [f"seed{k}" for k in range(n_seeds)])]
     return statistics.fmean(values), statistics.stdev(values)
 
 

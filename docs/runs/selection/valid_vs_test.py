@@ -7,18 +7,14 @@ sorted by validation, and the Spearman correlation of the two rankings.
 
     python docs/runs/selection/valid_vs_test.py
 """
-import json
 import os
 import statistics
 
 from scipy.stats import spearmanr
 
+from audioattn_sb.results import RunResults
+
 RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def own(record, key):
-    return (record.get("without_weight_average") or {}).get(key, record[key])
-
 
 rows = []
 for exp in sorted(os.listdir(RUNS)):
@@ -26,9 +22,9 @@ for exp in sorted(os.listdir(RUNS)):
                           "results.json") for k in range(1, 6)]
     if not all(os.path.exists(p) for p in paths):
         continue
-    records = [json.load(open(p)) for p in paths]
-    valid = statistics.fmean(1 - r["valid_error_last_epoch"] for r in records)
-    test = statistics.fmean(own(r, "test_accuracy") for r in records)
+    runs = [RunResults.load(p) for p in paths]
+    valid = statistics.fmean(1 - r.get("valid_error_last_epoch") for r in runs)
+    test = statistics.fmean(r.own("test_accuracy") for r in runs)
     rows.append((exp, valid, test))
 print("| configuration | valid (mean of 5) | test, own (mean of 5) |\n|---|---|---|")
 for exp, valid, test in sorted(rows, key=lambda r: -r[1]):
