@@ -327,6 +327,12 @@ def aggregate(runs, support_classes=None):
         best = [int(r.best_epoch) for r in rs if r.best_epoch is not None]
         locs = [r.localisation for r in rs if r.localisation]
         loc_all = len(locs) == len(rs)
+        # runs that averaged their weights (average_epochs > 0) tested the average; their own
+        # last/selected weights were tested too (without_weight_average): both are reported
+        own = ([float(r.own("test_accuracy")) for r in rs]
+               if all(r.without_weight_average for r in rs) else [])
+        own_noisy = [float(r.own("test_noisy_accuracy")) for r in rs
+                     if own and r.own("test_noisy_accuracy") is not None]
         rows.append({
             "experiment": exp,
             "attention": tag,
@@ -346,6 +352,13 @@ def aggregate(runs, support_classes=None):
             # the noisy test folds (--noisy_test_folder), only when every run of the group has it
             "noisy_accuracy_mean": statistics.fmean(noisy) if len(noisy) == len(rs) else float("nan"),
             "noisy_accuracy_std": _std(noisy) if len(noisy) == len(rs) else float("nan"),
+            # the same with each run's own weights (only when every run averaged its weights)
+            "own_accuracy_mean": statistics.fmean(own) if own else float("nan"),
+            "own_accuracy_std": _std(own) if own else float("nan"),
+            "own_noisy_accuracy_mean": statistics.fmean(own_noisy)
+            if own and len(own_noisy) == len(rs) else float("nan"),
+            "own_noisy_accuracy_std": _std(own_noisy)
+            if own and len(own_noisy) == len(rs) else float("nan"),
             "best_epochs": " ".join(str(b) for b in best),
             "best_epoch_mean": statistics.fmean(best) if best else float("nan"),
             # attention mass on the labelled event (save_attentions.py --events_csv), and the
@@ -371,7 +384,8 @@ CSV_COLUMNS = ["experiment", "attention", "epochs", "tested_checkpoint", "n_runs
                "duplicate_folds",
                "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "error_mean",
                "epoch_seconds_mean", "epoch_seconds_median", "noisy_accuracy_mean",
-               "noisy_accuracy_std", "best_epochs",
+               "noisy_accuracy_std", "own_accuracy_mean", "own_accuracy_std",
+               "own_noisy_accuracy_mean", "own_noisy_accuracy_std", "best_epochs",
                "best_epoch_mean", "n_last_epoch_best", "mass_in_event_mean", "mass_in_event_std",
                "uniform_mass_mean", "support_median", "support_median_classes", "machines"]
 
@@ -390,12 +404,14 @@ def _pm(mean, std):
 
 
 def rows_to_markdown(rows):
-    """The table in Markdown; the noisy-test, localisation and machine columns only when some
-    row has them."""
+    """The table in Markdown; the noisy-test, own-weights (runs that averaged their weights),
+    localisation and machine columns only when some row has them."""
     noisy = any(not math.isnan(r.get("noisy_accuracy_mean", float("nan"))) for r in rows)
     loc = any(not math.isnan(r.get("mass_in_event_mean", float("nan"))) for r in rows)
     head = "| experiment | attention | epochs | folds | accuracy (mean ± std) | "
     head += "noisy test (mean ± std) | " if noisy else ""
+    own = any(not math.isnan(r.get("own_accuracy_mean", float("nan"))) for r in rows)
+    head += "own weights: accuracy (noisy) | " if own else ""
     sup = any(not math.isnan(r.get("support_median", float("nan"))) for r in rows)
     cls = any(not math.isnan(r.get("support_median_classes", float("nan"))) for r in rows)
     head += "mass in event (uniform) | " if loc else ""
@@ -418,6 +434,12 @@ def rows_to_markdown(rows):
         if noisy:
             nm = r.get("noisy_accuracy_mean", float("nan"))
             line += ("– | " if math.isnan(nm) else f"{_pm(nm, r['noisy_accuracy_std'])} | ")
+        if own:
+            om = r.get("own_accuracy_mean", float("nan"))
+            on = r.get("own_noisy_accuracy_mean", float("nan"))
+            line += ("– | " if math.isnan(om) else _pm(om, r["own_accuracy_std"])
+                     + ("" if math.isnan(on) else f" ({_pm(on, r['own_noisy_accuracy_std'])})")
+                     + " | ")
         if loc:
             m = r.get("mass_in_event_mean", float("nan"))
             line += ("– | " if math.isnan(m) else

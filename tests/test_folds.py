@@ -394,6 +394,35 @@ def test_runs_tested_with_and_without_a_weight_average_are_not_averaged(tmp_path
         rows_to_markdown(rows)
 
 
+def test_weight_averaged_rows_also_report_each_runs_own_weights(tmp_path):
+    """Runs with average_epochs > 0 test the averaged weights (the row's accuracy) and their own
+    weights (``without_weight_average``): the own figures get their own mean ± std columns,
+    computed here by hand; rows of runs that did not average show none."""
+    own = [(0.7, 0.5), (0.8, 0.6), (0.75, 0.7)]
+    for k, (a, (oa, on)) in enumerate(zip([0.8, 0.9, 0.7], own), start=1):
+        d = _fake_run(str(tmp_path / "avg"), "discrete-softmax", k, a, noisy=0.55)
+        path = os.path.join(d, "results.json")
+        r = json.load(open(path))
+        r["average_epochs"] = 10.0
+        r["without_weight_average"] = {"test_accuracy": oa, "test_noisy_accuracy": on}
+        json.dump(r, open(path, "w"))
+        _fake_run(str(tmp_path / "plain"), "discrete-softmax", k, a, exp="plain")
+    (row,) = aggregate(collect_results([str(tmp_path / "avg")]))
+    assert row["accuracy_mean"] == pytest.approx(0.8)
+    assert row["own_accuracy_mean"] == pytest.approx(0.75)
+    assert row["own_accuracy_std"] == pytest.approx(0.05)
+    assert row["own_noisy_accuracy_mean"] == pytest.approx(0.6)
+    assert row["own_noisy_accuracy_std"] == pytest.approx(0.1)
+    md = rows_to_markdown([row])
+    assert "own weights: accuracy (noisy)" in md.splitlines()[0]
+    assert "| 0.750 ± 0.050 (0.600 ± 0.100) |" in md
+    (plain,) = aggregate(collect_results([str(tmp_path / "plain")]))
+    assert math.isnan(plain["own_accuracy_mean"])
+    assert "own weights" not in rows_to_markdown([plain])
+    both = rows_to_markdown([row, plain])
+    assert both.splitlines()[-1].count("| – |") >= 1
+
+
 def test_box_plot_draws_each_configurations_fold_accuracies(tmp_path, monkeypatch):
     """The folds plot by content: one box per configuration at x = 1, 2, … and each fold's
     accuracy as a dot of that box (the runs' own numbers), on a 'test accuracy' axis."""
