@@ -136,43 +136,6 @@ def _native_bf16(flags):
     return any(flag in flags.split() for flag in NATIVE_BF16_FLAGS)
 
 
-#: glibc ``mallopt`` parameters (malloc.h)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-#: environment variable that turns :func:`keep_freed_memory` off (``0``)
-MALLOC_TUNE_ENV = "AUDIOATTN_MALLOC_TUNE"
-
-
-def keep_freed_memory(mmap_threshold=32 << 20, trim_threshold=1 << 30):
-    """Make glibc's malloc keep freed blocks up to ``mmap_threshold`` bytes for reuse (True when
-    set; False elsewhere: not glibc, or ``AUDIOATTN_MALLOC_TUNE=0``).
-
-    PyTorch's CPU tensors come from ``malloc``. By default glibc serves a block above its
-    adaptive threshold with a fresh ``mmap`` and returns the free top of the heap to the system
-    when it exceeds twice that, so a training step's large activations (a Transformer layer's
-    16 × 125 × 1536 float32 hidden units: 12 MB) are page-faulted and zero-filled again on every
-    step. Fixed thresholds (``mallopt``: blocks up to 32 MB from the heap, at most 1 GB of free
-    heap kept) let later steps reuse the same memory; results are unchanged, the process keeps
-    its peak heap. Measured in ``bench/bench_epoch_flops.py --compare_allocator``.
-
-    Example:
-        >>> import os
-        >>> os.environ[MALLOC_TUNE_ENV] = "0"
-        >>> keep_freed_memory()
-        False
-        >>> del os.environ[MALLOC_TUNE_ENV]
-    """
-    if os.environ.get(MALLOC_TUNE_ENV, "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # another C library (musl) or none found
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, int(mmap_threshold))) and \
-        bool(mallopt(M_TRIM_THRESHOLD, int(trim_threshold)))
-
-
 def machine_info(cpuinfo="/proc/cpuinfo"):
     """What a run's figures depend on besides code and seed: the CPU model (``model name`` of
     ``cpuinfo``; ``platform.processor()`` where that file is missing), its family/model/stepping

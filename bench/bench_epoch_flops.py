@@ -5,7 +5,7 @@ FLOP bound (issue 30).
 Usage:
     python bench/bench_epoch_flops.py [--threads 2] [--steps 5] [--warmup 2]
         [--runs ACRNN_RUN TRANSFORMER_RUN] [--json out.json] [--precision fp32|bf16]
-        [--transformer_overrides "d_model: 128\nn_heads: 4"] [--compile] [--compare_allocator]
+        [--transformer_overrides "d_model: 128\nn_heads: 4"] [--compile]
 
 For each of hparams/urbansound8k_acrnn_compact.yaml and hparams/urbansound8k_transformer_compact.yaml
 (their default models, discrete softmax pooling, 10 classes), all measured in this one process:
@@ -22,11 +22,6 @@ For each of hparams/urbansound8k_acrnn_compact.yaml and hparams/urbansound8k_tra
 With ``--compile`` each model is measured a second time as ``torch.compile(model)`` (inductor;
 the same FLOPs, counted on the eager model; the first ``--warmup`` steps, which compile, are not
 timed: their total is reported as ``compile_s``).
-The process's allocator is tuned as ``recipes/train.py`` tunes it
-(:func:`audioattn_sb.utils.keep_freed_memory`: glibc keeps freed blocks for reuse); with
-``--compare_allocator`` each model is first measured under glibc's default allocator, then the
-allocator is tuned and the models measured again, in this one process (the tuning cannot be
-undone, so the default goes first).
 With ``--runs`` (a finished run of each yaml on ESC-10 folds 3-5), the measured end-of-run
 epoch time of the recipe (``train_log.txt``'s median ``epoch_seconds``: data loading and
 augmentation included, on that run's machine and threads) is set against the same bound.
@@ -49,8 +44,6 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from bench_transformer import MatmulProbe  # noqa: E402
-
-from audioattn_sb.utils import keep_freed_memory  # noqa: E402
 
 YAMLS = {"compact ACRNN": "hparams/urbansound8k_acrnn_compact.yaml",
          "compact Transformer": "hparams/urbansound8k_transformer_compact.yaml"}
@@ -143,28 +136,17 @@ def main(argv=None):
                    help="yaml overrides of the Transformer's yaml (e.g. a variant's sizes)")
     p.add_argument("--compile", action="store_true",
                    help="also measure each model under torch.compile (inductor)")
-    p.add_argument("--compare_allocator", action="store_true",
-                   help="measure each model under glibc's default allocator first, then tuned")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     bf16 = args.precision == "bf16"
     print(f"threads {torch.get_num_threads()}; {args.precision}; load average "
           f"{os.getloadavg()[0]:.2f}")
     probe = MatmulProbe(1024, 1024, 1024, torch.bfloat16 if bf16 else torch.float32)
-    def measure_all(suffix=""):
-        rows = [measure(n, y, args.steps, args.warmup, probe, bf16,
-                        args.transformer_overrides if "Transformer" in n else "", compiled)
-                for n, y in YAMLS.items()
-                for compiled in ((False, True) if args.compile else (False,))]
-        for r in rows:
-            r["model"] += suffix
-        return rows
-
-    rows = measure_all(" (default allocator)") if args.compare_allocator else []
-    tuned = keep_freed_memory()
-    rows += measure_all(" (allocator tuned)" if args.compare_allocator and tuned else "")
+    rows = [measure(n, y, args.steps, args.warmup, probe, bf16,
+                    args.transformer_overrides if "Transformer" in n else "", compiled)
+            for n, y in YAMLS.items() for compiled in ((False, True) if args.compile else (False,))]
     if args.runs:
-        for row, run in zip([r for r in rows if r["compile_s"] is None][-2:], args.runs):
+        for row, run in zip([r for r in rows if r["compile_s"] is None], args.runs):
             row["run"], row["run_epoch_s"] = run, run_epoch_seconds(run)
             if row["run_epoch_s"]:
                 row["run_x_bound"] = row["run_epoch_s"] / row["bound_epoch_s"]

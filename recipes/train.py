@@ -37,14 +37,11 @@ import speechbrain as sb  # noqa: E402
 
 from audioattn_sb import recipe  # noqa: E402
 from audioattn_sb.data.corpora import prepare_manifests  # noqa: E402
-from audioattn_sb.utils import keep_freed_memory, run_cli  # noqa: E402
+from audioattn_sb.utils import run_cli  # noqa: E402
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    # a step's large activations reuse freed memory instead of being page-faulted anew every
-    # step (glibc; AUDIOATTN_MALLOC_TUNE=0 turns it off; bench/README.md)
-    keep_freed_memory()
 
     # the command line, checked before any work (unknown keys, folds, class count)
     hparams_file, run_opts, overrides, corpus = recipe.parse_command_line(argv)
