@@ -289,6 +289,18 @@ def _machines(runs):
     return "; ".join(f"{n} ×{c}" for n, c in Counter(names).items())  # first-seen order
 
 
+def _mean_std_of_every_run(values, n_runs):
+    """(mean, sample std) of ``values`` when every one of ``n_runs`` runs gave one, else NaNs.
+
+    Example:
+        >>> _mean_std_of_every_run([0.5, 0.7], 2)[0], _mean_std_of_every_run([0.5], 2)
+        (0.6, (nan, nan))
+    """
+    if not values or len(values) != n_runs:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), _std(values)
+
+
 def aggregate(runs, support_classes=None):
     """Group runs (:class:`~audioattn_sb.results.RunResults` of :func:`collect_results`, or
     results.json dicts) by (experiment, attention, epochs, what was tested: the checkpoint rule and
@@ -329,10 +341,12 @@ def aggregate(runs, support_classes=None):
         loc_all = len(locs) == len(rs)
         # runs that averaged their weights (average_epochs > 0) tested the average; their own
         # last/selected weights were tested too (without_weight_average): both are reported
-        own = ([float(r.own("test_accuracy")) for r in rs]
-               if all(r.without_weight_average for r in rs) else [])
+        averaged = all(r.without_weight_average for r in rs)
+        own = [float(r.own("test_accuracy")) for r in rs] if averaged else []
         own_noisy = [float(r.own("test_noisy_accuracy")) for r in rs
-                     if own and r.own("test_noisy_accuracy") is not None]
+                     if averaged and r.own("test_noisy_accuracy") is not None]
+        noisy_ms, own_ms, own_noisy_ms = (_mean_std_of_every_run(v, len(rs))
+                                          for v in (noisy, own, own_noisy))
         rows.append({
             "experiment": exp,
             "attention": tag,
@@ -350,15 +364,13 @@ def aggregate(runs, support_classes=None):
             # robust to a run paused or suspended during one epoch (the table shows this one)
             "epoch_seconds_median": statistics.median(epoch_s) if epoch_s else float("nan"),
             # the noisy test folds (--noisy_test_folder), only when every run of the group has it
-            "noisy_accuracy_mean": statistics.fmean(noisy) if len(noisy) == len(rs) else float("nan"),
-            "noisy_accuracy_std": _std(noisy) if len(noisy) == len(rs) else float("nan"),
+            "noisy_accuracy_mean": noisy_ms[0],
+            "noisy_accuracy_std": noisy_ms[1],
             # the same with each run's own weights (only when every run averaged its weights)
-            "own_accuracy_mean": statistics.fmean(own) if own else float("nan"),
-            "own_accuracy_std": _std(own) if own else float("nan"),
-            "own_noisy_accuracy_mean": statistics.fmean(own_noisy)
-            if own and len(own_noisy) == len(rs) else float("nan"),
-            "own_noisy_accuracy_std": _std(own_noisy)
-            if own and len(own_noisy) == len(rs) else float("nan"),
+            "own_accuracy_mean": own_ms[0],
+            "own_accuracy_std": own_ms[1],
+            "own_noisy_accuracy_mean": own_noisy_ms[0],
+            "own_noisy_accuracy_std": own_noisy_ms[1],
             "best_epochs": " ".join(str(b) for b in best),
             "best_epoch_mean": statistics.fmean(best) if best else float("nan"),
             # attention mass on the labelled event (save_attentions.py --events_csv), and the
