@@ -22,6 +22,8 @@ For each of hparams/urbansound8k_acrnn_compact.yaml and hparams/urbansound8k_tra
 With ``--compile`` each model is measured a second time as ``torch.compile(model)`` (inductor;
 the same FLOPs, counted on the eager model; the first ``--warmup`` steps, which compile, are not
 timed: their total is reported as ``compile_s``).
+The process's memory settings are the recipe's (``audioattn_sb.runtime``; run it with
+``AUDIOATTN_CPU_ALLOCATOR=default`` for the defaults: bench/bench_allocator.py alternates both).
 With ``--runs`` (a finished run of each yaml on ESC-10 folds 3-5), the measured end-of-run
 epoch time of the recipe (``train_log.txt``'s median ``epoch_seconds``: data loading and
 augmentation included, on that run's machine and threads) is set against the same bound.
@@ -37,11 +39,15 @@ import sys
 import tempfile
 import time
 
-import torch
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
+
+from audioattn_sb.runtime import describe, tune_cpu_allocator  # noqa: E402
+
+ALLOCATOR = tune_cpu_allocator()  # as recipes/train.py does, before torch is imported
+
+import torch  # noqa: E402
 
 from bench_transformer import MatmulProbe  # noqa: E402
 
@@ -140,7 +146,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     bf16 = args.precision == "bf16"
     print(f"threads {torch.get_num_threads()}; {args.precision}; load average "
-          f"{os.getloadavg()[0]:.2f}")
+          f"{os.getloadavg()[0]:.2f}; {describe(ALLOCATOR)}")
     probe = MatmulProbe(1024, 1024, 1024, torch.bfloat16 if bf16 else torch.float32)
     rows = [measure(n, y, args.steps, args.warmup, probe, bf16,
                     args.transformer_overrides if "Transformer" in n else "", compiled)

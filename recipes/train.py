@@ -23,6 +23,10 @@ average of the end-of-epoch weights, and the test is repeated with the checkpoin
 (results.json: without_weight_average). Valid and test folds must differ (see
 --allow_valid_test_overlap=True in the yaml). A key the yaml does not have stops at once with
 the closest keys. The steps are in audioattn_sb.recipe; the corpora in audioattn_sb.data.corpora.
+
+Environment: AUDIOATTN_CPU_ALLOCATOR=default keeps glibc's and PyTorch's memory defaults; by
+default the process keeps freed activation memory and asks for huge pages (audioattn_sb.runtime:
+the same numbers bit for bit, shorter epochs; log.txt says which).
 """
 
 import sys
@@ -31,6 +35,13 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] in ("-h", "--hel
     print(__doc__)
     sys.exit(0)
 
+from audioattn_sb.runtime import describe, tune_cpu_allocator  # noqa: E402
+
+# before torch is imported (PyTorch reads THP_MEM_ALLOC_ENABLE at its first allocation): shorter
+# epochs, the same numbers bit for bit; AUDIOATTN_CPU_ALLOCATOR=default keeps the defaults
+ALLOCATOR = tune_cpu_allocator() if __name__ == "__main__" else None
+
+import logging  # noqa: E402
 import time  # noqa: E402
 
 import speechbrain as sb  # noqa: E402
@@ -57,6 +68,8 @@ def _run(run, hparams_file, run_opts, overrides, corpus, argv):
     # the experiment's objects, its folder, the corpus's manifests and datasets
     with run.removed_if_setup_fails():
         hparams = recipe.load_hparams(hparams_file, overrides)
+        if ALLOCATOR is not None:
+            logging.getLogger(__name__).info(describe(ALLOCATOR))
         manifests, class_names = prepare_manifests(hparams, corpus)
         hparams["class_names"] = class_names
         datasets = recipe.build_datasets(hparams, manifests, corpus)
