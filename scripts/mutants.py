@@ -35,6 +35,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: name → (file, exact old text, new text, tests that should catch it, what it breaks)
 MUTANTS = {
+    "allocator-not-applied": (
+        "recipes/train.py",
+        'ALLOCATOR = tune_cpu_allocator() if __name__ == "__main__" else None',
+        'ALLOCATOR = None',
+        ["tests/test_runtime.py::test_train_script_sets_huge_pages_before_torch_is_imported"],
+        "train.py trains with the default allocator (no huge pages, freed memory returned)"),
+    "mmap-threshold-default": (
+        "audioattn_sb/runtime.py",
+        "MMAP_THRESHOLD = 32 * 2**20",
+        "MMAP_THRESHOLD = 128 * 2**10",
+        ["tests/test_runtime.py::test_glibc_takes_a_16_mib_block_from_the_heap_once_tuned"],
+        "large activations still come from a fresh mmap every step"),
     "dirty-counts-untracked": (
         "audioattn_sb/utils.py",
         '        dirty = git("status", "--porcelain", "--untracked-files=no")',
