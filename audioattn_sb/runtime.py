@@ -1,6 +1,6 @@
 """CPU memory settings of a training process (``recipes/train.py`` applies them before torch).
 
-A training step allocates and frees the same large activations at every step (the compact
+A training step allocates and frees the same large activations again and again (the compact
 Transformer's feed-forward hidden layer is a [16, 125, 1536] float tensor, 12 MB, in each of
 its first two layers). With glibc's and PyTorch's defaults, each such block is returned to the
 kernel when it is freed and page-faulted and zero-filled again at the next step, on 4 KiB pages.
@@ -16,7 +16,7 @@ kernel when it is freed and page-faulted and zero-filled again at the next step,
 
 A run's numbers are the same bit for bit either way (its ``train_log.txt`` losses and
 accuracies are identical); its epochs are shorter and the process keeps its peak heap
-between steps. Measured in bench/README.md, "Allocator". ``AUDIOATTN_CPU_ALLOCATOR=default``
+between steps. Measured in bench/README.md, "Allocator, adopted". ``AUDIOATTN_CPU_ALLOCATOR=default``
 in the environment keeps glibc's and PyTorch's defaults.
 """
 
