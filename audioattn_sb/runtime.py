@@ -75,10 +75,10 @@ def tune_cpu_allocator(environ=None, mallopt=None):
         False
     """
     environ = os.environ if environ is None else environ
+    thp_before_torch = "torch" not in sys.modules
     if environ.get(OPT_OUT, "tuned").strip().lower() == "default":
         return {"tuned": False, "thp": environ.get("THP_MEM_ALLOC_ENABLE"),
-                "thp_before_torch": "torch" not in sys.modules, "mallopt": None}
-    thp_before_torch = "torch" not in sys.modules
+                "thp_before_torch": thp_before_torch, "mallopt": None}
     environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     mallopt = _glibc_mallopt() if mallopt is None else mallopt
     applied = None

@@ -11,8 +11,8 @@ Alternates, --pairs times, the same two processes with AUDIOATTN_CPU_ALLOCATOR=d
 (glibc's and PyTorch's defaults) and without it (the recipe's settings: glibc mallopt and
 THP_MEM_ALLOC_ENABLE=1), one thread each (OMP_NUM_THREADS=1, as run_folds.py runs its jobs):
   * a whole `recipes/train.py` run of --yaml on ESC-10 (train folds 3-5, valid 2, test 1,
-    discrete softmax, --epochs epochs): the median `epoch_seconds` of its train_log.txt after
-    the first epoch (augmentation and data loading included);
+    discrete softmax, --epochs epochs): the median of its results.json's `train_epoch_seconds`
+    after the first epoch (augmentation and data loading included);
   * with the model-only part (default on), `bench/bench_epoch_flops.py --threads 1 --steps 5
     --warmup 2`: each compact model's step against this CPU's FLOP bound (its `× bound`).
 Prints each pair, the medians per setting, the ratio default / tuned, and whether every run's
@@ -49,10 +49,14 @@ def train_run(setting, out, a):
            f"--data_folder={a.data_folder}", f"--cache_folder={a.cache_folder}",
            f"--output_folder={out}", "--train_fold_nums=[3, 4, 5]", "--valid_fold_nums=[2]",
            "--test_fold_nums=[1]", f"--number_of_epochs={a.epochs}", "--noprogressbar"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(setting), cwd=REPO)
-    text = open(os.path.join(out, "train_log.txt"), encoding="utf-8").read()
-    secs = [float(x) for x in re.findall(r"train epoch_seconds: ([0-9.e+-]+)", text)]
-    return statistics.median(secs[1:] or secs), re.sub(r"epoch_seconds: [0-9.e+-]+", "", text)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_env(setting), cwd=REPO)
+    if p.returncode != 0:  # the recipe's own one-line error (e.g. --epochs under the warm-up)
+        sys.exit(f"bench_allocator: train.py failed ({setting}):\n{p.stderr.strip()[-2000:]}")
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+        secs = json.load(f)["train_epoch_seconds"]
+    with open(os.path.join(out, "train_log.txt"), encoding="utf-8") as f:
+        log = re.sub(r"epoch_seconds: [0-9.e+-]+", "", f.read())
+    return statistics.median(secs[1:] or secs), log
 
 
 def model_only(setting):
@@ -70,7 +74,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=8,
+                   help="epochs per run (more than the yaml's warmup_epochs, 5)")
     p.add_argument("--data_folder", default=os.path.join(REPO, "..", "shared", "data",
                                                          "esc10_us8k"))
     p.add_argument("--cache_folder", default=os.path.join(REPO, "data", "esc10_cache"))
