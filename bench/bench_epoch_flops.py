@@ -25,7 +25,7 @@ timed: their total is reported as ``compile_s``).
 The process's memory settings are the recipe's (``audioattn_sb.runtime``; run it with
 ``AUDIOATTN_CPU_ALLOCATOR=default`` for the defaults: bench/bench_allocator.py alternates both).
 With ``--runs`` (a finished run of each yaml on ESC-10 folds 3-5), the measured end-of-run
-epoch time of the recipe (``train_log.txt``'s median ``epoch_seconds``: data loading and
+epoch time of the recipe (``results.json``'s median ``train_epoch_seconds``: data loading and
 augmentation included, on that run's machine and threads) is set against the same bound.
 """
 
@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -123,8 +122,9 @@ def measure(name, yaml_path, steps, warmup, probe, bf16=False, overrides="", com
 
 
 def run_epoch_seconds(run):
-    text = open(os.path.join(run, "train_log.txt"), encoding="utf-8").read()
-    secs = [float(x) for x in re.findall(r"train epoch_seconds: ([0-9.e+-]+)", text)]
+    """The median of a finished run's ``train_epoch_seconds`` (results.json), None if it has none."""
+    with open(os.path.join(run, "results.json"), encoding="utf-8") as f:
+        secs = json.load(f).get("train_epoch_seconds") or []
     return statistics.median(secs) if secs else None
 
 
