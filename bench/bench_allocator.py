@@ -31,6 +31,10 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from audioattn_sb.results import RunResults  # noqa: E402
+
 SETTINGS = ("default", "tuned")
 
 
@@ -52,8 +56,7 @@ def train_run(setting, out, a):
     p = subprocess.run(cmd, capture_output=True, text=True, env=_env(setting), cwd=REPO)
     if p.returncode != 0:  # the recipe's own one-line error (e.g. --epochs under the warm-up)
         sys.exit(f"bench_allocator: train.py failed ({setting}):\n{p.stderr.strip()[-2000:]}")
-    with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
-        secs = json.load(f)["train_epoch_seconds"]
+    secs = RunResults.load(out).train_epoch_seconds
     with open(os.path.join(out, "train_log.txt"), encoding="utf-8") as f:
         log = re.sub(r"epoch_seconds: [0-9.e+-]+", "", f.read())
     return statistics.median(secs[1:] or secs), log

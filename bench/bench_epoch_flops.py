@@ -42,6 +42,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
+from audioattn_sb.results import RunResults  # noqa: E402
 from audioattn_sb.runtime import describe, tune_cpu_allocator  # noqa: E402
 
 ALLOCATOR = tune_cpu_allocator()  # as recipes/train.py does, before torch is imported
@@ -123,8 +124,7 @@ def measure(name, yaml_path, steps, warmup, probe, bf16=False, overrides="", com
 
 def run_epoch_seconds(run):
     """The median of a finished run's ``train_epoch_seconds`` (results.json), None if it has none."""
-    with open(os.path.join(run, "results.json"), encoding="utf-8") as f:
-        secs = json.load(f).get("train_epoch_seconds") or []
+    secs = RunResults.load(run).train_epoch_seconds
     return statistics.median(secs) if secs else None
 
 
