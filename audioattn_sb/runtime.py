@@ -2,8 +2,9 @@
 
 A training step allocates and frees the same large activations again and again (the compact
 Transformer's feed-forward hidden layer was a [16, 125, 1536] float tensor, 12 MB, in each of
-its first two layers, in the d_model 64 shape these settings were measured on). With glibc's and PyTorch's defaults, each such block is returned to the
-kernel when it is freed and page-faulted and zero-filled again at the next step, on 4 KiB pages.
+its first two layers, in the d_model 64 shape these settings were measured on). With glibc's
+and PyTorch's defaults, each such block is returned to the kernel when it is freed and
+page-faulted and zero-filled again at the next step, on 4 KiB pages.
 :func:`tune_cpu_allocator` changes where the memory comes from, never what is computed:
 
 * glibc's ``mallopt``: ``M_MMAP_THRESHOLD`` 32 MiB (blocks below it come from the heap, not
