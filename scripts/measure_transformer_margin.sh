@@ -3,11 +3,11 @@
 # paper's Transformer yaml on the real-data tests' ESC-10 split (train folds 2-4, valid 5,
 # test 1), EPOCHS epochs each, discrete softmax pooling, seeds 0..N-1; two runs at once, one
 # thread each. Writes OUT/<config>_seed<s>/ (the runs) and prints one line per run.
-#   bash scripts/measure_transformer_margin.sh OUT [N_SEEDS=4] [EPOCHS=12]
+#   bash scripts/measure_transformer_margin.sh OUT [N_SEEDS=8] [EPOCHS=12]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: measure_transformer_margin.sh OUT [N_SEEDS] [EPOCHS]}
-N=${2:-4}
+N=${2:-8}
 EPOCHS=${3:-12}
 DATA=${DATA:-../shared/data/esc10_us8k}
 PY=${PY:-.venv/bin/python}
